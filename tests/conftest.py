@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = [
-    "tests.fixtures.corpus",
-    "tests.fixtures.servers",
-    "tests.fixtures.stack",
+    "tests.fixtures.corpus",  # paths into ../shared/corpus
+    "tests.fixtures.embedding",  # the real embedding endpoint on loopback
+    "tests.fixtures.aws",  # moto in server mode (S3, SQS)
+    "tests.fixtures.file_servers",  # real FTP (pyftpdlib) and SFTP (OpenSSH sshd) servers
+    "tests.fixtures.stack",  # the whole stack as processes
 ]
 
 REPO = Path(__file__).resolve().parents[1]
