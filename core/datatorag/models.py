@@ -77,3 +77,11 @@ class SearchHit(BaseModel):
     heading: str
     text: str
     score: float
+
+
+class ChunkSet(BaseModel):
+    """One version's chunks, as the processor hands them to the embedder-client (blob store)."""
+
+    title: str
+    page_count: int | None = None
+    chunks: list[Chunk]

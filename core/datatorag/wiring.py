@@ -26,8 +26,14 @@ def queue(settings: Settings, name: str) -> Queue:
         return SqsQueue.from_settings(settings, name)
     from datatorag.adapters.local.queue import SqliteQueue
 
-    return SqliteQueue(settings.data_dir / "queues.db", name, max_receives=settings.max_receives,
-                       visibility_timeout=settings.visibility_timeout_s)
+    # Redrive one delivery after the workers' own limit, so a worker sees the message once more,
+    # marks its document failed and dead-letters it; the queue's redrive only catches crash loops.
+    return SqliteQueue(
+        settings.data_dir / "queues.db",
+        name,
+        max_receives=settings.max_receives + 1,
+        visibility_timeout=settings.visibility_timeout_s,
+    )
 
 
 def search_index(settings: Settings) -> SearchIndex:

@@ -1,0 +1,49 @@
+# DatatoRAG: `make run` runs the product, `make test` passes the tests. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# This machine keeps a CPU build of torch on disk; plain pip finds it there (uv and poetry do not).
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-packages run test lint typecheck unit bench eval clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/datatorag: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(FIND_LINKS) -e '.[dev]'
+	touch $@
+
+install: $(BIN)/datatorag ## Create .venv with everything, including the `datatorag` command (idempotent)
+
+system-packages: ## Install the Debian packages tests and benchmarks use (sshd, wrk), if missing
+	bash scripts/system-packages.sh
+
+run: install ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
+	$(BIN)/datatorag up --ingest examples --tenant demo
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install system-packages lint ## Lint, type-check and run the whole test suite
+	$(BIN)/pytest -q
+
+unit: install ## Only the fast tests
+	$(BIN)/pytest -q -m unit
+
+bench: install system-packages ## Benchmarks (ingestion, model, load); results in docs/benchmarks.md
+	$(BIN)/python bench/run_all.py
+
+eval: install ## Retrieval evaluation on ../shared/corpus; results in docs/benchmarks.md
+	$(BIN)/python bench/retrieval_eval.py
+
+clean: ## Remove the local data directory and caches (not .venv)
+	rm -rf .datatorag .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,191 @@
+"""Search filters: parsed once, then applied as SQL (keyword search) or per document (vectors).
+
+Both forms must agree on every input, so the rules are kept deliberately small:
+
+- ``{"source_id": "x"}``: equality; ``{"media_type": ["a", "b"]}``: any of the listed values;
+- ``{"metadata.country": "US"}``: a key of the document's metadata (missing equals ``None``);
+- ``{"effective_date": {"gte": "2024-01-01", "lt": "2025-01-01"}}``: a range. Strings compare
+  with strings (ISO dates sort lexically), numbers with numbers; any other pairing never matches.
+
+``effective_date`` is shorthand for ``metadata.effective_date``. Every filter is a property of
+the document (the chunks carry a copy taken when they were indexed), so vector search can
+evaluate a filter once per document instead of once per chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Scalar = str | int | float | bool | None
+
+FIELDS = ("doc_id", "source_id", "media_type")  # document fields copied onto every chunk
+ALIASES = {"effective_date": "metadata.effective_date"}
+RANGE_OPERATORS = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
+_METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class DocAttrs:
+    """The filterable properties of one indexed document."""
+
+    doc_id: str
+    source_id: str
+    media_type: str
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str  # one of FIELDS, or "metadata"
+    key: str | None  # the metadata key when field == "metadata"
+    kind: Literal["eq", "in", "range"]
+    value: Any  # a scalar, a tuple of scalars, or a tuple of (operator, bound) pairs
+
+    def matches(self, attrs: DocAttrs) -> bool:
+        actual = attrs.metadata.get(self.key) if self.key is not None else getattr(attrs, self.field)
+        if self.kind == "eq":
+            return _same(actual, self.value)
+        if self.kind == "in":
+            return any(_same(actual, v) for v in self.value)
+        return all(_compare(actual, op, bound) for op, bound in self.value)
+
+    def sql(self, alias: str) -> tuple[str, list[Any]]:
+        column, parts = f"{alias}.{self.field}", []
+        if self.key is not None:  # the key is validated: letters, digits, '_' and '-' only
+            path = f"'$.\"{self.key}\"'"
+            column = f"json_extract({alias}.metadata, {path})"
+            # Arrays and objects never match (json_extract would return them as JSON text).
+            parts.append(f"coalesce(json_type({alias}.metadata, {path}), '') NOT IN ('array', 'object')")
+        params: list[Any] = []
+        if self.kind == "eq":
+            parts.append(f"{column} IS ?")
+            params.append(self.value)
+        elif self.kind == "in":
+            parts.append(f"{column} IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(self.value)))
+        else:
+            self._range_sql(column, parts, params)
+        return " AND ".join(parts), params
+
+    def _range_sql(self, column: str, parts: list[str], params: list[Any]) -> None:
+        for op, bound in self.value:
+            kinds = "'text'" if isinstance(bound, str) else "'integer', 'real'"
+            parts.append(f"typeof({column}) IN ({kinds}) AND {column} {RANGE_OPERATORS[op]} ?")
+            params.append(bound)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A conjunction of conditions; the empty filter matches everything."""
+
+    conditions: tuple[Condition, ...] = ()
+
+    def matches(self, attrs: DocAttrs) -> bool:
+        return all(c.matches(attrs) for c in self.conditions)
+
+    def sql(self, alias: str) -> tuple[str, list[Any]]:
+        """A WHERE fragment over a table with the FIELDS columns and a JSON ``metadata`` column."""
+        if not self.conditions:
+            return "1", []
+        clauses, params = [], []
+        for condition in self.conditions:
+            clause, values = condition.sql(alias)
+            clauses.append(f"({clause})")
+            params.extend(values)
+        return " AND ".join(clauses), params
+
+
+def parse_filters(filters: Mapping[str, Any] | None) -> Filter:
+    """Validate a filter mapping. Raises ``ValueError`` naming what is wrong."""
+    if not filters:
+        return Filter()
+    if not isinstance(filters, Mapping):
+        raise ValueError("filters must be an object mapping field names to values")
+    return Filter(tuple(_condition(str(name), value) for name, value in filters.items()))
+
+
+def _condition(name: str, value: Any) -> Condition:
+    field, key = _field(ALIASES.get(name, name))
+    text_only = key is None  # document fields are strings; metadata may hold any JSON scalar
+    if isinstance(value, Mapping):
+        return Condition(field, key, "range", _range(name, value))
+    if isinstance(value, list | tuple):
+        items = tuple(_scalar(name, v, text_only=text_only, allow_none=False) for v in value)
+        return Condition(field, key, "in", items)
+    return Condition(field, key, "eq", _scalar(name, value, text_only=text_only, allow_none=True))
+
+
+def _field(name: str) -> tuple[str, str | None]:
+    if name in FIELDS:
+        return name, None
+    if name.startswith("metadata."):
+        key = name.removeprefix("metadata.")
+        if not _METADATA_KEY.match(key):
+            raise ValueError(
+                f"invalid metadata filter key {key!r}: use letters, digits, '_' or '-' (at most 64)"
+            )
+        return "metadata", key
+    accepted = ", ".join([*FIELDS, *ALIASES, "metadata.<key>"])
+    raise ValueError(f"unknown filter field {name!r}; filterable fields: {accepted}")
+
+
+def _range(name: str, operators: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    if not operators:
+        raise ValueError(f"empty range for filter {name!r}; use gte, gt, lte or lt")
+    bounds = []
+    for op, bound in operators.items():
+        if op not in RANGE_OPERATORS:
+            raise ValueError(f"unknown operator {op!r} for filter {name!r}; use gte, gt, lte or lt")
+        if isinstance(bound, bool) or not isinstance(bound, str | int | float):
+            raise ValueError(f"range bound {op} of filter {name!r} must be a string or a number")
+        bounds.append((str(op), _finite(name, bound)))
+    return tuple(bounds)
+
+
+def _scalar(name: str, value: Any, *, text_only: bool, allow_none: bool) -> Scalar:
+    if text_only and not isinstance(value, str):
+        raise ValueError(f"filter {name!r} takes a string or a list of strings")
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str | int | float | bool):
+        raise ValueError(f"filter {name!r}: {value!r} is not a string, number or boolean")
+    return _finite(name, value)
+
+
+def _finite(name: str, value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"filter {name!r}: {value!r} is not a finite number")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    # SQLite stores JSON true/false as the integers 1/0; Python's bool is an int: they agree.
+    return isinstance(value, int | float)
+
+
+def _same(actual: Any, expected: Scalar) -> bool:
+    if expected is None or actual is None:
+        return actual is None and expected is None
+    if isinstance(expected, str) or isinstance(actual, str):
+        return isinstance(expected, str) and isinstance(actual, str) and actual == expected
+    return _is_number(actual) and actual == expected
+
+
+def _compare(actual: Any, op: str, bound: str | float) -> bool:
+    if isinstance(bound, str):
+        if not isinstance(actual, str):
+            return False
+    elif not _is_number(actual):
+        return False
+    if op == "gte":
+        return bool(actual >= bound)
+    if op == "gt":
+        return bool(actual > bound)
+    if op == "lte":
+        return bool(actual <= bound)
+    return bool(actual < bound)

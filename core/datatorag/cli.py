@@ -1,0 +1,257 @@
+"""``datatorag``: the operator's command line.
+
+Commands that touch the index or the queues work on the data directory of ``DATATORAG_DATA_DIR``
+(default ``.datatorag``) and the configured backends, exactly as the services do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from datatorag.models import DocumentRecord, DocumentStatus
+from datatorag.settings import Settings
+
+app = typer.Typer(help="DatatoRAG: cited passages from your HR documents.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=True)
+out = Console()
+
+Tenant = Annotated[str, typer.Option("--tenant", "-t", help="Tenant (customer) name.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DONE = {DocumentStatus.INDEXED, DocumentStatus.FAILED, DocumentStatus.DELETED}
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@app.command()
+def up(
+    ingest: Annotated[list[Path] | None, typer.Option(help="Folder to ingest once ready.")] = None,
+    tenant: Tenant = "demo",
+) -> None:
+    """Run the whole stack in the foreground (all services as processes). Ctrl-C stops it."""
+    from datatorag.stack import Stack, StackError
+
+    settings = Settings()
+    stack = Stack(settings)
+    console.print(f"Starting DatatoRAG in [bold]{settings.data_dir.resolve()}[/] ...")
+    try:
+        stack.start()
+        with console.status("Loading the embedding model ..."):
+            stack.wait_ready()
+        key = _create_key(settings, tenant) if ingest else None
+        for folder in ingest or []:
+            _ingest(settings, str(folder.resolve()), tenant, wait=True, as_json=False)
+        _print_welcome(settings, tenant, key)
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("Stopping ...")
+    except StackError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from err
+    finally:
+        stack.stop()
+
+
+def _print_welcome(settings: Settings, tenant: str, key: str | None) -> None:
+    url = settings.api_url
+    console.print(f"\n[green]DatatoRAG is up.[/] API: [bold]{url}[/]  docs: {url}/docs")
+    if key:
+        console.print(f"API key for tenant [bold]{tenant}[/]: {key}")
+        console.print(
+            f"Try:  curl -s {url}/v1/search -H 'X-API-Key: {key}' -H 'Content-Type: application/json'"
+            " -d '{\"query\": \"How much parental leave do I get?\", \"top_k\": 3}'"
+        )
+    console.print(f"Logs: {settings.data_dir.resolve() / 'logs'}   Ctrl-C stops everything.")
+
+
+@app.command()
+def extract(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Print a document's text as it will be chunked (no page markers, headers or footers)."""
+    from datatorag.errors import DocumentRejected
+    from datatorag_processor.extract import extract as extract_document
+    from datatorag_processor.extract import plain_text
+
+    settings = Settings()
+    try:
+        doc = extract_document(file.read_bytes(), file.name,
+                               max_bytes=settings.max_document_bytes,
+                               max_pages=settings.max_document_pages)
+    except DocumentRejected as err:
+        console.print(f"[red]rejected:[/] {err}")
+        raise typer.Exit(1) from err
+    out.print(plain_text(doc), markup=False, highlight=False)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Folder, ftp://, ftps:// or sftp:// URI.")],
+    tenant: Tenant,
+    wait: Annotated[bool, typer.Option(help="Return when every document is indexed or failed.")]
+    = False,
+    as_json: JsonFlag = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 3600.0,
+) -> None:
+    """Register a source for the tenant, sync it now and (with --wait) follow it to the end."""
+    ok = _ingest(Settings(), source, tenant, wait=wait, as_json=as_json, timeout=timeout)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _ingest(settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: bool,
+            timeout: float = 3600.0) -> bool:
+    from datatorag import wiring
+    from datatorag.errors import SourceError
+    from datatorag.stack import running_services
+    from datatorag_connector.bootstrap import build_syncer, source_registry
+    from datatorag_connector.registry import RegisteredSource
+    from datatorag_connector.sources import open_source
+    from datatorag_query_api.keys import TENANT_NAME
+
+    if not TENANT_NAME.match(tenant):
+        console.print("[red]error:[/] tenant names are lower-case letters, digits, '-' or '_'")
+        return False
+    if wait and settings.queue_backend == "local":
+        missing = {"processor", "embedder-client", "embedding-endpoint"} - running_services(settings)
+        if missing:
+            console.print(f"[red]error:[/] not running in {settings.data_dir}: "
+                          f"{', '.join(sorted(missing))}. Start the stack with `datatorag up`.")
+            return False
+    try:
+        source = open_source(uri)
+    except SourceError as err:
+        console.print(f"[red]error:[/] {err}")
+        return False
+    source_registry(settings).add(RegisteredSource(tenant=tenant, uri=uri))
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"Fetching {source.display_uri}", total=None)
+            report = build_syncer(settings).sync(
+                source, tenant, progress=lambda _: progress.advance(task)
+            )
+    except SourceError as err:
+        console.print(f"[red]error:[/] {err}")
+        return False
+    finally:
+        source.close()
+    console.print(f"{len(report.added)} new, {len(report.changed)} changed, "
+                  f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
+    docs: list[DocumentRecord] = []
+    if wait:
+        index = wiring.search_index(settings)
+        docs = _wait_for(index, tenant, report.doc_ids, timeout)
+    failed = [d for d in docs if d.status != DocumentStatus.INDEXED]
+    if as_json:
+        summary: dict[str, Any] = {
+            "source": source.display_uri, "source_id": report.source_id, "tenant": tenant,
+            "added": len(report.added), "changed": len(report.changed),
+            "unchanged": len(report.unchanged), "removed": len(report.removed),
+            "indexed": sum(d.status == DocumentStatus.INDEXED for d in docs),
+            "failed": [{"doc_id": d.doc_id, "source_uri": d.source_uri, "status": d.status,
+                        "reason": d.reason} for d in failed]
+            + [{"doc_id": None, "source_uri": u, "status": "failed", "reason": r}
+               for u, r in report.unreadable.items()],
+        }
+        out.print_json(json.dumps(summary))
+    elif failed:
+        for d in failed:
+            console.print(f"[red]{d.status}[/] {d.source_uri}: {d.reason or 'timed out'}")
+    return not failed and not report.unreadable
+
+
+def _wait_for(index: Any, tenant: str, doc_ids: list[str], timeout: float) -> list[DocumentRecord]:
+    deadline = time.monotonic() + timeout
+    with _progress() as progress:
+        task = progress.add_task("Indexing", total=len(doc_ids))
+        while True:
+            docs = [index.get_document(tenant, d) for d in doc_ids]
+            done = [d for d in docs if d is not None and d.status in DONE]
+            progress.update(task, completed=len(done))
+            if len(done) == len(doc_ids) or time.monotonic() > deadline:
+                return [d for d in docs if d is not None]
+            time.sleep(0.5)
+
+
+@app.command()
+def search(
+    query: str,
+    tenant: Tenant,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
+    as_json: JsonFlag = False,
+) -> None:
+    """Search a tenant's documents (same hits as POST /v1/search)."""
+    from datatorag import wiring
+    from datatorag_query_api.search import Searcher
+
+    settings = Settings()
+    searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
+    hits = searcher.search(tenant, query, top_k, mode)  # type: ignore[arg-type]
+    if as_json:
+        out.print_json(json.dumps({"hits": [h.model_dump() for h in hits]}))
+        return
+    for i, hit in enumerate(hits, 1):
+        pages = ",".join(map(str, hit.pages)) or "-"
+        out.print(f"[bold]{i}. {hit.title}[/] ({hit.source_uri}, p. {pages})  {hit.score:.3f}")
+        out.print(f"   [dim]{hit.heading}[/]")
+        out.print("   " + hit.text[:400].replace("\n", " "), markup=False)
+
+
+@app.command()
+def documents(tenant: Tenant, as_json: JsonFlag = False) -> None:
+    """List a tenant's documents with their status."""
+    from datatorag import wiring
+
+    docs = wiring.search_index(Settings()).list_documents(tenant, limit=10_000)
+    if as_json:
+        out.print_json(json.dumps([d.model_dump(mode="json") for d in docs]))
+        return
+    table = Table("doc_id", "status", "chunks", "source_uri", "reason")
+    for d in docs:
+        table.add_row(d.doc_id, d.status, str(d.chunk_count), d.source_uri, d.reason or "")
+    out.print(table)
+
+
+def _create_key(settings: Settings, tenant: str) -> str:
+    from datatorag_query_api.bootstrap import key_store
+
+    return key_store(settings).create(tenant)
+
+
+@keys_app.command("create")
+def keys_create(tenant: Tenant) -> None:
+    """Create an API key for a tenant; the key is the last word printed (shown only once)."""
+    try:
+        key = _create_key(Settings(), tenant)
+    except ValueError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from err
+    out.print(f"API key for tenant {tenant} (store it now, it is not shown again): {key}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(tenant: Tenant, key: Annotated[str, typer.Argument(help="The key or its id.")]) -> None:
+    """Revoke a tenant's key; requests with it are refused from now on."""
+    from datatorag_query_api.bootstrap import key_store
+
+    if not key_store(Settings()).revoke(tenant, key):
+        console.print("[red]error:[/] no such active key for that tenant")
+        raise typer.Exit(1)
+    out.print("revoked")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

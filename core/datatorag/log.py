@@ -1,0 +1,36 @@
+"""Structured JSON logs (structlog) for every service.
+
+Bind ``request_id`` / ``doc_id`` / ``tenant`` with ``structlog.contextvars`` so every line of a
+request or a document carries them. Never log secrets or document text at info level.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+
+def configure(service: str, level: str | None = None) -> None:
+    level_name = (level or os.environ.get("DATATORAG_LOG_LEVEL", "INFO")).upper()
+    logging.basicConfig(stream=sys.stderr, level=level_name, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

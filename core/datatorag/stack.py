@@ -1,0 +1,116 @@
+"""Runs the whole stack on one machine as processes: no Docker, no cloud.
+
+Each service is ``python -m <package>`` with the caller's environment; its JSON log goes to
+``<data_dir>/logs/<service>.log``. ``stack.json`` in the data directory records the pids so the
+CLI can tell whether workers are running before it waits on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from datatorag.settings import Settings
+
+SERVICES = {
+    "embedding-endpoint": "datatorag_embedding_endpoint",
+    "processor": "datatorag_processor",
+    "embedder-client": "datatorag_embedder",
+    "connector": "datatorag_connector",
+    "query-api": "datatorag_query_api",
+}
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def state_file(self) -> Path:
+        return self.settings.data_dir / "stack.json"
+
+    def start(self, services: list[str] | None = None) -> None:
+        logs = self.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DATATORAG_DATA_DIR": str(self.settings.data_dir.resolve()),
+               "DATATORAG_PORT": str(self.settings.port),
+               "DATATORAG_EMBEDDING_PORT": str(self.settings.embedding_port),
+               "DATATORAG_EMBEDDING_URL": self.settings.embedding_url,
+               "HF_HUB_OFFLINE": "1"}
+        for name in services or list(SERVICES):
+            log_file = (logs / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module, no shell
+                [sys.executable, "-m", SERVICES[name]], env=env, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.state_file.write_text(json.dumps({n: p.pid for n, p in self.processes.items()}))
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Until the embedding endpoint and the API answer (the model takes a few seconds)."""
+        deadline = time.monotonic() + timeout
+        urls = {"embedding-endpoint": f"{self.settings.embedding_url}/ping",
+                "query-api": f"{self.settings.api_url}/readyz"}
+        for name, url in urls.items():
+            if name not in self.processes:
+                continue
+            while True:
+                self.check_alive()
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise StackError(f"{name} not ready after {timeout:.0f} s: see {self.log(name)}")
+                time.sleep(0.3)
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise StackError(f"{name} exited with code {proc.returncode}: see {self.log(name)}")
+
+    def log(self, name: str) -> Path:
+        return self.settings.data_dir / "logs" / f"{name}.log"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (workers finish the message in hand), then SIGKILL what is left."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+        self.state_file.unlink(missing_ok=True)
+
+
+def running_services(settings: Settings) -> set[str]:
+    """Services of the stack recorded in the data directory whose process is alive."""
+    state = settings.data_dir / "stack.json"
+    if not state.exists():
+        return set()
+    alive = set()
+    for name, pid in json.loads(state.read_text()).items():
+        try:
+            os.kill(pid, 0)
+            alive.add(name)
+        except OSError:
+            pass
+    return alive

@@ -1,0 +1,108 @@
+"""The queue-consuming loop the processor and the embedder-client share.
+
+At-least-once: a message is deleted only after its handler succeeded, so a crash anywhere
+leaves it to be delivered again; handlers are idempotent. Failures:
+
+- ``PermanentError``: the document is marked failed with the reason; the message is
+  dead-lettered at once.
+- anything else: the message is released for another try after a back-off; once it has been
+  delivered ``max_receives`` times the document is marked failed and the message dead-lettered.
+- a message that crashed the worker outright comes back with a higher receive count; the queue's
+  redrive limit is one above ``max_receives`` so the worker sees it, marks it failed and dead-letters it.
+
+SIGTERM (ECS stopping a task) sets the stop event: the message in hand is finished, then the loop ends.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from datatorag.errors import PermanentError
+from datatorag.log import get_logger
+from datatorag.messages import ChunksReady, DocumentFetched, DocumentRemoved, decode
+from datatorag.ports import Queue, ReceivedMessage
+
+Message = DocumentFetched | ChunksReady | DocumentRemoved
+Handler = Callable[[Message], None]
+FailureRecorder = Callable[[Message, str], None]
+
+log = get_logger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: Queue,
+        handle: Handler,
+        record_failure: FailureRecorder,
+        *,
+        max_receives: int,
+        poll_wait_s: float = 1.0,
+        retry_delay_s: float = 5.0,
+    ) -> None:
+        self.queue = queue
+        self.handle = handle
+        self.record_failure = record_failure
+        self.max_receives = max_receives
+        self.poll_wait_s = poll_wait_s
+        self.retry_delay_s = retry_delay_s
+        self.stop = threading.Event()
+
+    def run(self, concurrency: int = 1) -> None:
+        """Consume until stopped; ``concurrency`` threads each handle one message at a time."""
+        threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop.set())
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            for received in self.queue.receive(max_messages=1, wait_seconds=self.poll_wait_s):
+                self.process(received)
+
+    def process(self, received: ReceivedMessage) -> None:
+        try:
+            message = decode(received.body)
+        except PermanentError as err:
+            log.warning("message.undecodable", reason=str(err))
+            self.queue.dead_letter(received, str(err))
+            return
+        with structlog.contextvars.bound_contextvars(
+            tenant=message.tenant, doc_id=message.doc_id, kind=message.kind,
+            receive_count=received.receive_count,
+        ):
+            self._process(received, message)
+
+    def _process(self, received: ReceivedMessage, message: Message) -> None:
+        if received.receive_count > self.max_receives:
+            self._give_up(received, message, f"gave up after {self.max_receives} attempts")
+            return
+        try:
+            self.handle(message)
+        except PermanentError as err:
+            self._give_up(received, message, str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - the loop must survive any handler fault
+            log.warning("message.retry", error=repr(err), exc_info=True)
+            if received.receive_count >= self.max_receives:
+                self._give_up(received, message, f"gave up after {self.max_receives} attempts: {err}")
+            else:
+                delay = self.retry_delay_s * 2 ** (received.receive_count - 1)
+                self.queue.change_visibility(received.receipt, delay)
+            return
+        self.queue.delete(received.receipt)
+        log.info("message.done")
+
+    def _give_up(self, received: ReceivedMessage, message: Message, reason: str) -> None:
+        log.warning("message.failed", reason=reason)
+        self.record_failure(message, reason)
+        self.queue.dead_letter(received, reason)

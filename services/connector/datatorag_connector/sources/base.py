@@ -1,0 +1,186 @@
+"""What every document source offers, and the checks they share.
+
+Names that come from a server or a folder are data, not paths: each one is checked with
+``is_safe_name`` before it becomes part of a ``SourceFile.path``, and ``check_relative_path``
+checks a path again before it is read. A source never writes anything to the local disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from datatorag.errors import DocumentRejected, SourceError
+
+# Document types the processor can turn into text; anything else is not listed.
+SUPPORTED_EXTENSIONS = frozenset({".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"})
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # same default as Settings.max_document_bytes
+DEFAULT_TIMEOUT_S = 30.0
+MAX_DEPTH = 32  # folders nested deeper are not walked (guards against loops on odd servers)
+
+# Query parameters whose values are treated as secrets when a URI is shown.
+_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sig")
+# Bidirectional overrides make "fdp.exe" display as "exe.pdf"; no document name needs them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Characters left as they are in a URI path; the rest of ASCII is percent-encoded.
+_URI_SAFE = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/!$&'()*+,;=:@"
+)
+
+
+class FileTooLarge(SourceError, DocumentRejected):
+    """A file over the source's size limit: the document is rejected, the source is fine."""
+
+
+class UnsafePath(SourceError):
+    """A path that could leave the source's root (``..``, absolute, control characters)."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # relative to the source's root, '/'-separated, checked by check_relative_path
+    size: int
+    modified: datetime | None  # timezone-aware (UTC) when the server tells it
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A folder of documents: local, FTP or SFTP. Use as a context manager or call ``close``."""
+
+    source_id: str  # "src_" + sha256(display_uri)[:12]: stable across runs and credentials
+    display_uri: str  # the URI without user, password or secret query parameters
+
+    def list_files(self) -> list[SourceFile]:
+        """Every supported document under the root, recursively, sorted by path.
+
+        Hidden files and folders (name starting with '.'), unsafe names and links that lead
+        outside the root are left out. Raises ``SourceError`` when the root cannot be listed.
+        """
+
+    def read(self, file: SourceFile) -> bytes:
+        """The file's bytes. Raises ``FileTooLarge`` over the size limit, else ``SourceError``."""
+
+    def uri_of(self, file: SourceFile) -> str:
+        """``display_uri + "/" + path``: the document's address as shown to people."""
+
+    def close(self) -> None: ...
+
+
+def is_safe_name(name: str) -> bool:
+    """True for one path component that cannot escape or disguise itself."""
+    if name in {"", ".", ".."} or "/" in name or "\\" in name:
+        return False
+    for char in name:
+        category = unicodedata.category(char)
+        # Cc: NUL, newline and other controls; Cs: undecodable bytes (surrogate escapes).
+        if category in {"Cc", "Cs"} or char in _BIDI_CONTROLS:
+            return False
+    return True
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def is_supported(name: str) -> bool:
+    return posixpath.splitext(name)[1].lower() in SUPPORTED_EXTENSIONS
+
+
+def check_relative_path(path: str) -> str:
+    """Return ``path`` if every component is safe, else raise ``UnsafePath``."""
+    if not path or path.startswith("/") or not all(is_safe_name(p) for p in path.split("/")):
+        raise UnsafePath(f"unsafe path in source: {path!r}")
+    return path
+
+
+def join_relative(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def quote_path(path: str) -> str:
+    """Percent-encode what would break a URI (space, '%', '#', '?'); keep non-ASCII readable."""
+    return "".join(c if c in _URI_SAFE or ord(c) > 127 else quote(c, safe="") for c in path)
+
+
+def source_id_for(display_uri: str) -> str:
+    return "src_" + hashlib.sha256(display_uri.encode()).hexdigest()[:12]
+
+
+def display_netloc(host: str, port: int) -> str:
+    host = host.lower()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without user, password or secret-looking query values; for messages and logs."""
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable URI>"
+    netloc = host if port is None else display_netloc(host, port)
+    query = urlencode(
+        [
+            (k, "REDACTED" if any(w in k.lower() for w in _SECRET_QUERY_WORDS) else v)
+            for k, v in _parse_query(parts.query)
+        ]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _parse_query(query: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in query.split("&"):
+        if item:
+            key, _, value = item.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
+def scrub(message: str, *secrets: str | None) -> str:
+    """Remove secrets a library may have echoed into an error message."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+class BaseSource:
+    """Shared behaviour: the URI of a file, context management, a readable repr."""
+
+    source_id: str
+    display_uri: str
+
+    def __init__(self, display_uri: str, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.display_uri = display_uri
+        self.source_id = source_id_for(display_uri)
+        self.max_bytes = max_bytes
+
+    def uri_of(self, file: SourceFile) -> str:
+        return self.display_uri.rstrip("/") + "/" + quote_path(check_relative_path(file.path))
+
+    def close(self) -> None:
+        """Release connections; nothing to do for a local folder."""
+
+    def __enter__(self) -> BaseSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_uri!r})"
+
+    def _check_size(self, file: SourceFile, size: int) -> None:
+        if size > self.max_bytes:
+            raise FileTooLarge(
+                f"{self.uri_of(file)} is {size} bytes, over the limit of {self.max_bytes} bytes"
+            )

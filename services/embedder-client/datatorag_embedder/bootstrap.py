@@ -1,0 +1,29 @@
+"""Wires the embedder-client from settings."""
+
+from __future__ import annotations
+
+from datatorag import wiring
+from datatorag.messages import CHUNKS_QUEUE
+from datatorag.settings import Settings
+from datatorag.worker import Worker
+from datatorag_embedder.handler import Embedder
+
+# Documents in flight at once: the endpoint merges their requests into shared batches, so
+# small documents do not each pay for a half-empty forward pass.
+CONCURRENCY = 4
+
+
+def bootstrap(settings: Settings) -> Worker:
+    embedder = Embedder(
+        wiring.blob_store(settings),
+        wiring.search_index(settings),
+        wiring.embeddings(settings),
+        batch_size=settings.embedding_batch_size,
+    )
+    return Worker(
+        wiring.queue(settings, CHUNKS_QUEUE),
+        embedder.handle,
+        embedder.record_failure,
+        max_receives=settings.max_receives,
+        poll_wait_s=settings.poll_wait_s,
+    )

@@ -1,0 +1,86 @@
+"""Embeds a chunk set and swaps it into the index; drops removed documents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from datatorag.errors import BlobNotFound, PermanentError, RetryableError
+from datatorag.log import get_logger
+from datatorag.messages import ChunksReady, DocumentRemoved
+from datatorag.models import ChunkSet, DocumentStatus, IndexedChunk
+from datatorag.ports import BlobStore, Embeddings, SearchIndex, Vectors
+from datatorag.text import contextual_text
+from datatorag.worker import Message
+
+log = get_logger(__name__)
+
+
+class Embedder:
+    def __init__(
+        self, blobs: BlobStore, index: SearchIndex, embeddings: Embeddings, *, batch_size: int = 32
+    ) -> None:
+        self.blobs = blobs
+        self.index = index
+        self.embeddings = embeddings
+        self.batch_size = batch_size
+
+    def handle(self, message: Message) -> None:
+        if isinstance(message, DocumentRemoved):
+            self.index.delete_document(message.tenant, message.doc_id)
+            for key in list(self.blobs.list(f"tenants/{message.tenant}/chunks/{message.doc_id}/")):
+                self.blobs.delete(key)
+            log.info("document.removed")
+        elif isinstance(message, ChunksReady):
+            self._index(message)
+        else:
+            raise PermanentError(f"the embedder-client does not handle {message.kind} messages")
+
+    def _index(self, message: ChunksReady) -> None:
+        doc = self.index.get_document(message.tenant, message.doc_id)
+        if doc is None or doc.version != message.version or doc.status == DocumentStatus.DELETED:
+            log.info("document.stale", version=message.version)
+            return
+        try:
+            chunk_set = ChunkSet.model_validate_json(self.blobs.get(message.chunks_key))
+        except BlobNotFound as err:
+            raise PermanentError(f"the chunk set is gone from the blob store ({err})") from err
+        texts = [contextual_text(chunk_set.title, c.heading, c.text) for c in chunk_set.chunks]
+        vectors = self.embed(texts)
+        indexed = [
+            IndexedChunk(**c.model_dump(), vector=v.tolist())
+            for c, v in zip(chunk_set.chunks, vectors, strict=True)
+        ]
+        swapped = self.index.replace_chunks(
+            message.tenant,
+            message.doc_id,
+            message.version,
+            indexed,
+            title=chunk_set.title,
+            page_count=chunk_set.page_count,
+        )
+        log.info("document.indexed" if swapped else "document.stale", chunks=len(indexed))
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        batches = [
+            self._embed_batch(texts[i : i + self.batch_size])
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        return np.concatenate(batches) if batches else np.zeros((0, self.embeddings.dimension), np.float32)
+
+    @retry(
+        retry=retry_if_exception_type(RetryableError),
+        wait=wait_exponential_jitter(initial=0.5, max=10),
+        stop=stop_after_attempt(5),
+        reraise=True,
+    )
+    def _embed_batch(self, texts: Sequence[str]) -> Vectors:
+        return self.embeddings.embed(texts)
+
+    def record_failure(self, message: Message, reason: str) -> None:
+        version = getattr(message, "version", None)
+        self.index.set_status(
+            message.tenant, message.doc_id, DocumentStatus.FAILED, version=version, reason=reason
+        )

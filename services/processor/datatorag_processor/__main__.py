@@ -1,0 +1,17 @@
+"""``python -m datatorag_processor``: parse, clean and chunk announced documents."""
+
+from datatorag.log import configure, get_logger
+from datatorag.settings import Settings
+from datatorag_processor.bootstrap import bootstrap
+
+
+def main() -> None:
+    configure("processor")
+    worker = bootstrap(Settings())
+    worker.install_signal_handlers()
+    get_logger(__name__).info("processor.started")
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()

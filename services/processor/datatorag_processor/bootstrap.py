@@ -1,0 +1,36 @@
+"""Wires the processor from settings."""
+
+from __future__ import annotations
+
+from datatorag import wiring
+from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.settings import Settings
+from datatorag.worker import Worker
+from datatorag_processor.chunking import Chunker, TokenCounter
+from datatorag_processor.handler import Processor
+
+
+def build_chunker(settings: Settings) -> Chunker:
+    return Chunker(
+        TokenCounter(settings.tokenizer_file),
+        max_tokens=settings.effective_chunk_tokens,
+        overlap_tokens=settings.effective_chunk_overlap,
+    )
+
+
+def bootstrap(settings: Settings) -> Worker:
+    processor = Processor(
+        wiring.blob_store(settings),
+        wiring.search_index(settings),
+        wiring.queue(settings, CHUNKS_QUEUE),
+        build_chunker(settings),
+        max_document_bytes=settings.max_document_bytes,
+        max_document_pages=settings.max_document_pages,
+    )
+    return Worker(
+        wiring.queue(settings, DOCUMENTS_QUEUE),
+        processor.handle,
+        processor.record_failure,
+        max_receives=settings.max_receives,
+        poll_wait_s=settings.poll_wait_s,
+    )

@@ -1,0 +1,84 @@
+"""Turns an announced raw document into a chunk set in the blob store and announces it."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from datatorag.errors import BlobNotFound, DocumentRejected, PermanentError
+from datatorag.log import get_logger
+from datatorag.messages import ChunksReady, DocumentFetched, encode
+from datatorag.models import ChunkSet, DocumentStatus
+from datatorag.ports import BlobStore, Queue, SearchIndex
+from datatorag.worker import Message
+from datatorag_processor.chunking import Chunker
+from datatorag_processor.extract import extract
+
+log = get_logger(__name__)
+
+
+def chunks_key(tenant: str, doc_id: str, version: str) -> str:
+    return f"tenants/{tenant}/chunks/{doc_id}/{version}.json"
+
+
+class Processor:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        index: SearchIndex,
+        chunks_queue: Queue,
+        chunker: Chunker,
+        *,
+        max_document_bytes: int,
+        max_document_pages: int,
+    ) -> None:
+        self.blobs = blobs
+        self.index = index
+        self.chunks_queue = chunks_queue
+        self.chunker = chunker
+        self.max_document_bytes = max_document_bytes
+        self.max_document_pages = max_document_pages
+
+    def handle(self, message: Message) -> None:
+        if not isinstance(message, DocumentFetched):
+            raise PermanentError(f"the processor does not handle {message.kind} messages")
+        if not self.index.set_status(
+            message.tenant, message.doc_id, DocumentStatus.PROCESSING, version=message.version
+        ):
+            log.info("document.stale", version=message.version)  # a newer version was announced
+            return
+        try:
+            data = self.blobs.get(message.blob_key)
+        except BlobNotFound as err:
+            raise PermanentError(f"the raw file is gone from the blob store ({err})") from err
+        doc = extract(
+            data,
+            message.filename,
+            max_bytes=self.max_document_bytes,
+            max_pages=self.max_document_pages,
+        )
+        title = doc.title or PurePosixPath(message.filename).stem.replace("-", " ").capitalize()
+        chunks = self.chunker.chunk(message.doc_id, message.version, title, doc)
+        if not chunks:
+            raise DocumentRejected("no text found in the document")
+        key = chunks_key(message.tenant, message.doc_id, message.version)
+        chunk_set = ChunkSet(title=title, page_count=doc.page_count, chunks=chunks)
+        self.blobs.put(key, chunk_set.model_dump_json().encode())
+        self.chunks_queue.send(
+            encode(
+                ChunksReady(
+                    tenant=message.tenant,
+                    doc_id=message.doc_id,
+                    version=message.version,
+                    chunks_key=key,
+                    chunk_count=len(chunks),
+                    page_count=doc.page_count,
+                )
+            )
+        )
+        log.info("document.chunked", chunks=len(chunks), pages=doc.page_count)
+
+    def record_failure(self, message: Message, reason: str) -> None:
+        version = getattr(message, "version", None)
+        self.index.set_status(
+            message.tenant, message.doc_id, DocumentStatus.FAILED, version=version, reason=reason
+        )
