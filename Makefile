@@ -26,7 +26,7 @@ system-packages: ## Install the Debian packages tests and benchmarks use (sshd, 
 	bash scripts/system-packages.sh
 
 run: install ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
-	$(BIN)/datatorag up --ingest examples --tenant demo
+	$(BIN)/datatorag up --ingest examples/hr-policies --tenant demo
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
