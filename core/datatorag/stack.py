@@ -36,6 +36,7 @@ class StackError(RuntimeError):
 @dataclass
 class Stack:
     settings: Settings
+    env: dict[str, str] = field(default_factory=dict)  # extra DATATORAG_* for the services
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -49,7 +50,7 @@ class Stack:
                "DATATORAG_PORT": str(self.settings.port),
                "DATATORAG_EMBEDDING_PORT": str(self.settings.embedding_port),
                "DATATORAG_EMBEDDING_URL": self.settings.embedding_url,
-               "HF_HUB_OFFLINE": "1"}
+               "HF_HUB_OFFLINE": "1", **self.env}
         for name in services or list(SERVICES):
             log_file = (logs / f"{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module, no shell
@@ -76,6 +77,13 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise StackError(f"{name} not ready after {timeout:.0f} s: see {self.log(name)}")
                 time.sleep(0.3)
+
+    def restart(self, name: str) -> None:
+        """Kill a service outright (SIGKILL, as a crash would) and start it again."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        proc.wait()
+        self.start([name])
 
     def check_alive(self) -> None:
         for name, proc in self.processes.items():

@@ -78,7 +78,10 @@ class S3BlobStore:
 
     def list(self, prefix: str) -> Iterator[str]:
         """Streams keys page by page; S3 already returns them in UTF-8 byte (= code point) order."""
-        validate_key(prefix, prefix=True)
+        validate_key(prefix, prefix=True)  # now, not at the first next()
+        return self._keys(prefix)
+
+    def _keys(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):

@@ -47,7 +47,9 @@ class Condition:
     value: Any  # a scalar, a tuple of scalars, or a tuple of (operator, bound) pairs
 
     def matches(self, attrs: DocAttrs) -> bool:
-        actual = attrs.metadata.get(self.key) if self.key is not None else getattr(attrs, self.field)
+        actual = (
+            attrs.metadata.get(self.key) if self.key is not None else getattr(attrs, self.field)
+        )
         if self.kind == "eq":
             return _same(actual, self.value)
         if self.kind == "in":
@@ -60,7 +62,9 @@ class Condition:
             path = f"'$.\"{self.key}\"'"
             column = f"json_extract({alias}.metadata, {path})"
             # Arrays and objects never match (json_extract would return them as JSON text).
-            parts.append(f"coalesce(json_type({alias}.metadata, {path}), '') NOT IN ('array', 'object')")
+            parts.append(
+                f"coalesce(json_type({alias}.metadata, {path}), '') NOT IN ('array', 'object')"
+            )
         params: list[Any] = []
         if self.kind == "eq":
             parts.append(f"{column} IS ?")

@@ -97,7 +97,10 @@ class SqliteQueue:
         return ids
 
     def receive(
-        self, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout: float | None = None
+        self,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout: float | None = None,
     ) -> list[ReceivedMessage]:
         timeout = self.visibility_timeout if visibility_timeout is None else visibility_timeout
         deadline = time.monotonic() + max(wait_seconds, 0.0)
@@ -201,7 +204,7 @@ def extend_visibility(
         while not stop.wait(interval):
             try:
                 queue.change_visibility(receipt, timeout_seconds)
-            except Exception:  # noqa: BLE001 - keep beating; the job itself decides the outcome
+            except Exception:  # keep beating; the job itself decides its outcome
                 log.warning("could not extend visibility on queue %s", queue.name, exc_info=True)
 
     thread = threading.Thread(target=heartbeat, name=f"extend-visibility-{queue.name}", daemon=True)

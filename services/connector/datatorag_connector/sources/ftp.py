@@ -183,9 +183,11 @@ class FtpSource(BaseSource):
                 raise SourceError(f"cannot list {self.display_uri}: {self._clean(err)}") from err
             log.warning("source.unreadable_folder", source=self.display_uri, folder=rel)
             return
-        for entry in sorted(entries):
-            if is_hidden(entry.name):
+        seen: set[str] = set()
+        for entry in sorted(entries, key=lambda e: e.name):
+            if is_hidden(entry.name) or entry.name in seen:
                 continue
+            seen.add(entry.name)
             if not is_safe_name(entry.name):
                 log.warning("source.unsafe_name", source=self.display_uri, name=repr(entry.name))
                 continue

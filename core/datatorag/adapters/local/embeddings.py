@@ -1,0 +1,119 @@
+"""``Embeddings`` over HTTP: the embedding endpoint's SageMaker contract, spoken with httpx.
+
+``POST {base_url}/invocations`` with ``{"inputs": [...]}``; the answer is
+``{"embeddings": [[...], ...]}`` (a SageMaker HF DLC with ``HF_TASK=sentence-embeddings``, and
+``services/embedding-endpoint``) or a bare ``[[...], ...]`` (Text Embeddings Inference).
+
+No retries here: the embedder-client retries ``RetryableError`` with backoff, and the query API
+would rather fail fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import numpy as np
+
+from datatorag.errors import EmbeddingUnavailable, PermanentError
+from datatorag.ports import Vectors
+
+# Statuses that say "not now" rather than "never": timeouts and throttling, like 5xx.
+_RETRYABLE_4XX = frozenset({408, 429})
+
+
+class EmbeddingRequestRejected(PermanentError):
+    """The endpoint refused the request (a 4xx): sending the same texts again cannot help."""
+
+
+class HttpEmbeddings:
+    """Embeddings from an endpoint that speaks the SageMaker inference contract over HTTP.
+
+    ``dimension`` is asked of the endpoint once: the ``dimension`` field of ``GET /ping``'s JSON,
+    or, when the endpoint's ping carries no such field, the length of one embedded probe text.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+        url = httpx.URL(base_url.rstrip("/"))
+        self._shown_url = str(url.copy_with(username=None, password=None))  # for messages
+        self._client = httpx.Client(base_url=url, timeout=timeout)
+        self._dimension: int | None = None
+
+    def __enter__(self) -> HttpEmbeddings:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = self._ping_dimension() or int(
+                self.embed(["dimension probe"]).shape[1]
+            )
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        payload = self._call("POST", "/invocations", json={"inputs": list(texts)})
+        rows = payload.get("embeddings") if isinstance(payload, dict) else payload
+        try:
+            vectors = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise self._malformed(f"embeddings are not a matrix of numbers ({exc})") from exc
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise self._malformed(f"expected {len(texts)} vectors, got shape {vectors.shape}")
+        if self._dimension is None:
+            self._dimension = int(vectors.shape[1])
+        return vectors
+
+    def _ping_dimension(self) -> int | None:
+        info = self._call("GET", "/ping")
+        dim = info.get("dimension") if isinstance(info, dict) else None
+        return dim if isinstance(dim, int) and dim > 0 else None
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; map every failure to a retryable or a permanent error."""
+        where = f"{self._shown_url}{path}"
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise EmbeddingUnavailable(f"embedding endpoint {where} timed out: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise EmbeddingUnavailable(f"embedding endpoint {where} unreachable: {exc!r}") from exc
+        status = response.status_code
+        if status >= 500 or status in _RETRYABLE_4XX:
+            raise EmbeddingUnavailable(
+                f"embedding endpoint {where} answered {status}: {_reason(response)}"
+            )
+        if status >= 400:
+            raise EmbeddingRequestRejected(
+                f"embedding endpoint {where} refused the request ({status}): {_reason(response)}"
+            )
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self._malformed(f"{path} answered {status} with a body that is not JSON") from exc
+
+    def _malformed(self, detail: str) -> EmbeddingUnavailable:
+        # The endpoint misbehaved, not the input: another attempt (or instance) may do better.
+        return EmbeddingUnavailable(f"embedding endpoint {self._shown_url}: {detail}")
+
+
+def _reason(response: httpx.Response) -> str:
+    """The endpoint's own message when it sent one, else the start of the body."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("message", "Message", "detail", "error"):
+            if body.get(key):
+                return str(body[key])
+    return str(body)[:200]

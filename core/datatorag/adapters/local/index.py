@@ -1,0 +1,780 @@
+"""The embedded search index: one SQLite file per tenant, FTS5 for BM25, numpy for vectors.
+
+Isolation is physical: ``<root>/<tenant>.db`` holds one tenant's documents and chunks, so a query
+can only ever read its own tenant's file. Files run in WAL mode, which gives every read
+transaction a consistent snapshot while one process writes (the embedder-client) and others read
+(query API, connector, CLI).
+
+Vector search is exact: each process keeps a tenant's vectors as a float32 matrix in memory and
+scores a query with one matrix-vector product. Every transaction that changes chunks bumps a
+``generation`` counter; a reader compares it with the matrix it holds and catches up
+incrementally (chunk ids only grow, and deleted ids are logged in ``chunk_tombstones``), so a
+document swap costs readers a few rows, not a reload.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from datatorag.adapters.local.filters import DocAttrs, Filter, parse_filters
+from datatorag.errors import InvalidKey
+from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
+from datatorag.ports import Filters
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+BM25_WEIGHTS = (2.0, 1.0, 1.0)  # title, heading, text: see bench/index_latency.py
+MAX_QUERY_TERMS = 64  # caps the cost of one keyword query
+MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
+REPLACE_META = frozenset({"page_count", "title"})
+
+# Short function words that match nearly every chunk: they add cost to an OR query, not rank.
+STOP_WORDS = frozenset(
+    """a about above after again all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers him his how i if in into is it its itself just me more most my
+    no nor not of off on once only or other our ours out over own same she should so some such
+    than that the their theirs them then there these they this those through to too under until
+    up very was we were what when where which while who whom why will with would you your yours
+    """.split()
+)
+_QUERY_TOKEN = re.compile(r"[^\W_]+")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('generation', 0), ('tombstone_floor', 0), ('dimension', 0);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    source_uri TEXT NOT NULL,
+    title TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    size_bytes INTEGER NOT NULL,
+    page_count INTEGER,
+    chunk_count INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_by_uri ON documents (source_uri, doc_id);
+CREATE INDEX IF NOT EXISTS documents_by_source ON documents (source_id, source_uri, doc_id);
+-- AUTOINCREMENT: ids are never reused, so "id > the last one I loaded" finds every new chunk.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    pages TEXT NOT NULL,
+    token_count INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    source_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    UNIQUE (doc_id, chunk_id)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, heading, text, content='chunks', content_rowid='id', tokenize='{TOKENIZER}'
+);
+CREATE TABLE IF NOT EXISTS chunk_tombstones (
+    chunk_rowid INTEGER PRIMARY KEY, generation INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_tombstones_by_generation ON chunk_tombstones (generation);
+CREATE TRIGGER IF NOT EXISTS chunks_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, title, heading, text)
+    VALUES (new.id, new.title, new.heading, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, title, heading, text)
+    VALUES ('delete', old.id, old.title, old.heading, old.text);
+    INSERT INTO chunk_tombstones
+    VALUES (old.id, (SELECT value FROM meta WHERE key = 'generation'));
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_immutable BEFORE UPDATE ON chunks BEGIN
+    SELECT RAISE(ABORT, 'chunks are immutable: replace them');
+END;
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_DOCUMENT_COLUMNS = (
+    "doc_id, source_id, source_uri, title, media_type, version, status, reason, size_bytes, "
+    "page_count, chunk_count, metadata, updated_at"
+)
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def validate_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
+        raise InvalidKey(
+            f"invalid tenant name {tenant!r}: use 1-63 lowercase letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return tenant
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query that ORs the words of ``text``, each quoted: user text is never syntax."""
+    terms = list(dict.fromkeys(t.lower() for t in _QUERY_TOKEN.findall(text)))
+    content = [t for t in terms if t not in STOP_WORDS] or terms
+    if not content:
+        return None
+    return " OR ".join(f'"{t}"' for t in content[:MAX_QUERY_TERMS])
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One generation of a tenant's vectors, as a reader sees it. Never mutated once published.
+
+    The arrays are growable buffers of which the first ``size`` rows belong to this snapshot;
+    the snapshot that follows may append rows after ``size`` but never writes below it, so
+    threads still scoring an older snapshot are undisturbed.
+    """
+
+    generation: int
+    size: int
+    vectors: FloatArray  # (capacity, dimension) unit rows
+    ids: npt.NDArray[np.int64]  # chunk row ids, ascending
+    doc_codes: npt.NDArray[np.int32]  # index into ``docs``
+    alive: npt.NDArray[np.bool_]  # (size,), False once the chunk is deleted
+    dead: int
+    docs: list[DocAttrs]
+    codes: dict[str, int]  # doc_id -> doc code
+    masks: dict[Filter, npt.NDArray[np.bool_]] = field(default_factory=dict, compare=False)
+
+    @property
+    def matrix(self) -> FloatArray:
+        return self.vectors[: self.size]
+
+    @property
+    def rowids(self) -> npt.NDArray[np.int64]:
+        return self.ids[: self.size]
+
+    @property
+    def max_rowid(self) -> int:
+        return int(self.ids[self.size - 1]) if self.size else 0
+
+    def allowed(self, where: Filter) -> npt.NDArray[np.bool_]:
+        """Rows that are alive and pass ``where``: the filter is evaluated once per document."""
+        if not where.conditions:
+            return self.alive
+        mask = self.masks.get(where)
+        if mask is None:
+            by_doc = np.fromiter((where.matches(d) for d in self.docs), np.bool_, len(self.docs))
+            mask = by_doc[self.doc_codes[: self.size]] & self.alive
+            if len(self.masks) >= MASK_CACHE_SIZE:
+                self.masks.clear()
+            self.masks[where] = mask
+        return mask
+
+
+def _empty_snapshot() -> _Snapshot:
+    return _Snapshot(
+        generation=0,
+        size=0,
+        vectors=np.zeros((0, 0), np.float32),
+        ids=np.zeros(0, np.int64),
+        doc_codes=np.zeros(0, np.int32),
+        alive=np.zeros(0, np.bool_),
+        dead=0,
+        docs=[],
+        codes={},
+    )
+
+
+class _VectorCache:
+    """A tenant's latest snapshot, shared by the threads of this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.snapshot: _Snapshot | None = None
+
+
+class SqliteSearchIndex:
+    """``SearchIndex`` over SQLite files under ``root`` (one per tenant)."""
+
+    def __init__(self, root: Path, *, tombstone_window: int = 1000) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tombstone_window = tombstone_window  # generations a lagging reader can catch up on
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._caches: dict[str, _VectorCache] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def upsert_document(self, doc: DocumentRecord) -> None:
+        conn = self._connect(doc.tenant, create=True)
+        assert conn is not None
+        row = _document_row(doc)
+        placeholders = ", ".join("?" * len(row))
+        with _write(conn):
+            conn.execute(
+                f"INSERT OR REPLACE INTO documents ({_DOCUMENT_COLUMNS}) VALUES ({placeholders})",
+                row,
+            )
+
+    def get_document(self, tenant: str, doc_id: str) -> DocumentRecord | None:
+        conn = self._connect(tenant)
+        if conn is None:
+            return None
+        row = conn.execute(
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        return _document(tenant, row) if row else None
+
+    def list_documents(
+        self,
+        tenant: str,
+        *,
+        source_id: str | None = None,
+        status: DocumentStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DocumentRecord]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        conn = self._connect(tenant)
+        if conn is None:
+            return []
+        where, params = ["1"], []
+        if source_id is not None:
+            where.append("source_id = ?")
+            params.append(source_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(DocumentStatus(status).value)
+        rows = conn.execute(
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE {' AND '.join(where)} "
+            "ORDER BY source_uri, doc_id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        return [_document(tenant, row) for row in rows]
+
+    def set_status(
+        self,
+        tenant: str,
+        doc_id: str,
+        status: DocumentStatus,
+        *,
+        version: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        status = DocumentStatus(status)
+        conn = self._connect(tenant)
+        if conn is None:
+            return False
+        with _write(conn):
+            current = _current(conn, doc_id)
+            if current is None:
+                return False
+            if version is not None and (
+                current[0] != version
+                or (current[1] == DocumentStatus.DELETED and status != DocumentStatus.DELETED)
+            ):
+                return False  # a newer version was announced, or the document is gone
+            if status == DocumentStatus.DELETED:
+                self._drop_chunks(conn, doc_id)  # deleted documents never keep searchable chunks
+            conn.execute(
+                "UPDATE documents SET status = ?, reason = ?, updated_at = ? WHERE doc_id = ?",
+                (status.value, reason, utcnow().isoformat(), doc_id),
+            )
+        return True
+
+    def delete_document(self, tenant: str, doc_id: str) -> None:
+        conn = self._connect(tenant)
+        if conn is None:
+            return
+        with _write(conn):
+            current = _current(conn, doc_id)
+            if current is None or current[1] == DocumentStatus.DELETED:
+                return
+            self._drop_chunks(conn, doc_id)
+            conn.execute(
+                "UPDATE documents SET status = ?, reason = NULL, chunk_count = 0, updated_at = ? "
+                "WHERE doc_id = ?",
+                (DocumentStatus.DELETED.value, utcnow().isoformat(), doc_id),
+            )
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    def replace_chunks(
+        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+    ) -> bool:
+        """Swap in ``version``'s chunks. ``meta`` may carry ``page_count`` and ``title``."""
+        unknown = set(meta) - REPLACE_META
+        if unknown:
+            raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
+        conn = self._connect(tenant, create=True)
+        assert conn is not None
+        vectors = _chunk_vectors(doc_id, chunks)
+        with _write(conn):
+            doc = conn.execute(
+                "SELECT version, status, title, source_id, media_type, metadata FROM documents "
+                "WHERE doc_id = ?",
+                (doc_id,),
+            ).fetchone()
+            if doc is None or doc[0] != version or doc[1] == DocumentStatus.DELETED:
+                return False
+            _check_dimension(conn, vectors.shape[1] if len(chunks) else 0)
+            title = meta.get("title") or doc[2]
+            self._drop_chunks(conn, doc_id)
+            conn.executemany(
+                "INSERT INTO chunks (chunk_id, doc_id, ordinal, title, heading, text, pages, "
+                "token_count, vector, source_id, media_type, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.chunk_id,
+                        doc_id,
+                        c.ordinal,
+                        title,
+                        c.heading,
+                        c.text,
+                        json.dumps(c.pages),
+                        c.token_count,
+                        vectors[i].tobytes(),
+                        doc[3],
+                        doc[4],
+                        doc[5],
+                    )
+                    for i, c in enumerate(chunks)
+                ],
+            )
+            conn.execute(
+                "UPDATE documents SET status = ?, reason = NULL, chunk_count = ?, title = ?, "
+                "page_count = coalesce(?, page_count), updated_at = ? WHERE doc_id = ?",
+                (
+                    DocumentStatus.INDEXED.value,
+                    len(chunks),
+                    title,
+                    meta.get("page_count"),
+                    utcnow().isoformat(),
+                    doc_id,
+                ),
+            )
+        return True
+
+    def _drop_chunks(self, conn: sqlite3.Connection, doc_id: str) -> None:
+        """Delete a document's chunks inside the caller's write transaction."""
+        generation = _bump_generation(conn)
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        floor = generation - self.tombstone_window
+        if floor > 0:
+            conn.execute("DELETE FROM chunk_tombstones WHERE generation <= ?", (floor,))
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'tombstone_floor'", (floor,))
+
+    # -- search ------------------------------------------------------------------------------
+
+    def keyword_search(
+        self, tenant: str, query: str, top_k: int, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        where = parse_filters(filters)
+        match = fts_query(query)
+        conn = self._connect(tenant)
+        if match is None or _check_top_k(top_k) == 0 or conn is None:
+            return []
+        clause, params = where.sql("c")
+        rows = conn.execute(
+            "SELECT c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.heading, c.text, "
+            f"-bm25(chunks_fts, {', '.join(map(str, BM25_WEIGHTS))}) AS score "
+            "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            "JOIN documents d ON d.doc_id = c.doc_id "
+            f"WHERE chunks_fts MATCH ? AND {clause} ORDER BY score DESC, c.id LIMIT ?",
+            [match, *params, top_k],
+        ).fetchall()
+        return [_hit(row) for row in rows]
+
+    def vector_search(
+        self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        where = parse_filters(filters)
+        query = _unit(np.asarray(vector, dtype=np.float32), "query vector")
+        conn = self._connect(tenant)
+        if _check_top_k(top_k) == 0 or conn is None:
+            return []
+        with self._read_snapshot(tenant, conn) as snapshot:
+            if snapshot.size == 0:
+                return []
+            if query.shape[0] != snapshot.matrix.shape[1]:
+                raise ValueError(
+                    f"query vector has {query.shape[0]} dimensions; "
+                    f"the index holds {snapshot.matrix.shape[1]}"
+                )
+            rowids, scores = _top_k(snapshot, query, top_k, where)
+            return self._fetch_hits(conn, rowids, scores)
+
+    def _fetch_hits(
+        self, conn: sqlite3.Connection, rowids: list[int], scores: list[float]
+    ) -> list[SearchHit]:
+        if not rowids:
+            return []
+        rows = conn.execute(
+            "SELECT c.id, c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.heading, c.text "
+            "FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
+            "WHERE c.id IN (SELECT value FROM json_each(?))",
+            (json.dumps(rowids),),
+        ).fetchall()
+        by_id = {row[0]: row[1:] for row in rows}
+        return [_hit((*by_id[r], s)) for r, s in zip(rowids, scores, strict=True) if r in by_id]
+
+    @contextmanager
+    def _read_snapshot(self, tenant: str, conn: sqlite3.Connection) -> Iterator[_Snapshot]:
+        """A read transaction and the vectors of exactly the generation it sees."""
+        cache = self._cache(tenant)
+        while True:
+            conn.execute("BEGIN")
+            try:
+                snapshot = self._refresh(cache, conn, _meta(conn, "generation"))
+                if snapshot is not None:
+                    yield snapshot
+                    return
+            finally:
+                conn.execute("COMMIT")
+            # Another thread loaded a generation newer than our transaction sees: begin again.
+
+    def _refresh(
+        self, cache: _VectorCache, conn: sqlite3.Connection, generation: int
+    ) -> _Snapshot | None:
+        known = cache.snapshot
+        if known is not None and known.generation >= generation:
+            return known if known.generation == generation else None
+        with cache.lock:
+            known = cache.snapshot
+            if known is not None and known.generation >= generation:
+                return known if known.generation == generation else None
+            if known is None or known.generation < _meta(conn, "tombstone_floor"):
+                known = _empty_snapshot()  # too far behind the deletion log: load everything
+            cache.snapshot = _catch_up(known, conn, generation)
+            return cache.snapshot
+
+    def _cache(self, tenant: str) -> _VectorCache:
+        with self._lock:
+            return self._caches.setdefault(tenant, _VectorCache())
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self, tenant: str, *, create: bool = False) -> sqlite3.Connection | None:
+        """This thread's connection to the tenant's file; None if it does not exist yet."""
+        validate_tenant(tenant)
+        if self._closed:
+            raise RuntimeError("the search index is closed")
+        conns: dict[str, sqlite3.Connection] = self._local.__dict__.setdefault("conns", {})
+        conn = conns.get(tenant)
+        if conn is not None:
+            return conn
+        path = self.root / f"{tenant}.db"
+        if not create and not path.exists():
+            return None
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.execute("PRAGMA journal_mode = WAL")
+            with _write(conn):
+                _create_schema(conn)
+        conns[tenant] = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+            self._caches.clear()
+        for conn in connections:
+            with suppress(sqlite3.Error):
+                conn.close()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the lock up front (no upgrade deadlocks between writers)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return  # another process created it while we waited for the lock
+    for statement in _split_statements(_SCHEMA):
+        conn.execute(statement)
+
+
+def _split_statements(script: str) -> Iterator[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+def _bump_generation(conn: sqlite3.Connection) -> int:
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+    return _meta(conn, "generation")
+
+
+def _check_dimension(conn: sqlite3.Connection, dimension: int) -> None:
+    if dimension == 0:
+        return
+    known = _meta(conn, "dimension")
+    if known == 0:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'dimension'", (dimension,))
+    elif known != dimension:
+        raise ValueError(f"chunk vectors have {dimension} dimensions; the index holds {known}")
+
+
+def _current(conn: sqlite3.Connection, doc_id: str) -> tuple[str, str] | None:
+    row = conn.execute("SELECT version, status FROM documents WHERE doc_id = ?", (doc_id,))
+    found = row.fetchone()
+    return (found[0], found[1]) if found else None
+
+
+def _check_top_k(top_k: int) -> int:
+    if top_k < 0:
+        raise ValueError("top_k must not be negative")
+    return top_k
+
+
+def _unit(vector: FloatArray, what: str) -> FloatArray:
+    if vector.ndim != 1 or vector.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty flat list of numbers")
+    if not np.isfinite(vector).all():
+        raise ValueError(f"{what} holds NaN or infinite values")
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def _chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
+    """Validated, unit-normalised vectors of the chunks, one row each."""
+    seen: set[str] = set()
+    for chunk in chunks:
+        if chunk.doc_id != doc_id:
+            raise ValueError(
+                f"chunk {chunk.chunk_id!r} belongs to {chunk.doc_id!r}, not {doc_id!r}"
+            )
+        if chunk.chunk_id in seen:
+            raise ValueError(f"duplicate chunk id {chunk.chunk_id!r}")
+        seen.add(chunk.chunk_id)
+    if not chunks:
+        return np.zeros((0, 0), np.float32)
+    dimensions = {len(c.vector) for c in chunks}
+    if len(dimensions) != 1:
+        raise ValueError(f"chunk vectors of one document differ in length: {sorted(dimensions)}")
+    matrix = np.asarray([c.vector for c in chunks], dtype=np.float32)
+    return np.stack(
+        [_unit(row, f"vector of chunk {c.chunk_id!r}") for row, c in zip(matrix, chunks)]
+    )
+
+
+def _document_row(doc: DocumentRecord) -> tuple[Any, ...]:
+    validate_tenant(doc.tenant)
+    data = doc.model_dump(mode="json")
+    return (
+        doc.doc_id,
+        doc.source_id,
+        doc.source_uri,
+        doc.title,
+        doc.media_type,
+        doc.version,
+        DocumentStatus(doc.status).value,
+        doc.reason,
+        doc.size_bytes,
+        doc.page_count,
+        doc.chunk_count,
+        json.dumps(data["metadata"]),
+        doc.updated_at.isoformat(),
+    )
+
+
+def _document(tenant: str, row: Sequence[Any]) -> DocumentRecord:
+    return DocumentRecord(
+        tenant=tenant,
+        doc_id=row[0],
+        source_id=row[1],
+        source_uri=row[2],
+        title=row[3],
+        media_type=row[4],
+        version=row[5],
+        status=DocumentStatus(row[6]),
+        reason=row[7],
+        size_bytes=row[8],
+        page_count=row[9],
+        chunk_count=row[10],
+        metadata=json.loads(row[11]),
+        updated_at=datetime.fromisoformat(row[12]),
+    )
+
+
+def _hit(row: Sequence[Any]) -> SearchHit:
+    chunk_id, doc_id, title, source_uri, pages, heading, text, score = row
+    return SearchHit(
+        chunk_id=chunk_id,
+        doc_id=doc_id,
+        title=title,
+        source_uri=source_uri,
+        pages=json.loads(pages),
+        heading=heading,
+        text=text,
+        score=float(score),
+    )
+
+
+# -- vectors in memory -------------------------------------------------------------------------
+
+
+def _catch_up(base: _Snapshot, conn: sqlite3.Connection, generation: int) -> _Snapshot:
+    """``base`` advanced to ``generation``, read inside the caller's read transaction."""
+    alive, dead = base.alive.copy(), base.dead
+    if base.size:
+        deleted = np.fromiter(
+            (
+                r
+                for (r,) in conn.execute(
+                    "SELECT chunk_rowid FROM chunk_tombstones WHERE generation > ? AND chunk_rowid <= ?",
+                    (base.generation, base.max_rowid),
+                )
+            ),
+            np.int64,
+        )
+        positions = np.searchsorted(base.rowids, deleted)
+        inside = positions < base.size
+        positions = positions[inside][base.rowids[positions[inside]] == deleted[inside]]
+        dead += int(alive[positions].sum())
+        alive[positions] = False
+    rows = conn.execute(
+        "SELECT id, doc_id, vector, source_id, media_type, metadata FROM chunks WHERE id > ? "
+        "ORDER BY id",
+        (base.max_rowid,),
+    ).fetchall()
+    snapshot = _append(base, rows, alive, dead, generation)
+    if snapshot.dead > max(1024, snapshot.size // 4):
+        snapshot = _compact(snapshot)
+    return snapshot
+
+
+def _append(
+    base: _Snapshot, rows: list[Any], alive: npt.NDArray[np.bool_], dead: int, generation: int
+) -> _Snapshot:
+    if not rows:
+        return replace(base, generation=generation, alive=alive, dead=dead, masks={})
+    n, k = base.size, len(rows)
+    dimension = len(rows[0][2]) // 4
+    vectors, ids, codes = base.vectors, base.ids, base.doc_codes
+    if n + k > ids.shape[0] or vectors.shape[1] != dimension:
+        capacity = max(1024, 2 * (n + k))
+        vectors = _grow(vectors[:n], (capacity, dimension))
+        ids, codes = _grow(ids[:n], (capacity,)), _grow(codes[:n], (capacity,))
+    vectors[n : n + k] = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(
+        k, dimension
+    )
+    ids[n : n + k] = [r[0] for r in rows]
+    docs, code_of, fresh = list(base.docs), dict(base.codes), set[str]()
+    codes[n : n + k] = [_doc_code(r, docs, code_of, fresh) for r in rows]
+    return _Snapshot(
+        generation=generation,
+        size=n + k,
+        vectors=vectors,
+        ids=ids,
+        doc_codes=codes,
+        alive=np.concatenate([alive, np.ones(k, np.bool_)]),
+        dead=dead,
+        docs=docs,
+        codes=code_of,
+    )
+
+
+def _doc_code(
+    row: Sequence[Any], docs: list[DocAttrs], codes: dict[str, int], fresh: set[str]
+) -> int:
+    """The document's code; its attributes come from its newest chunks (read first in a batch)."""
+    _, doc_id, _, source_id, media_type, metadata = row
+    code = codes.get(doc_id)
+    if code is None:
+        code = codes[doc_id] = len(docs)
+        docs.append(DocAttrs(doc_id, source_id, media_type, {}))
+    if doc_id not in fresh:
+        # All of a document's live rows in one batch come from its latest swap.
+        fresh.add(doc_id)
+        docs[code] = DocAttrs(doc_id, source_id, media_type, json.loads(metadata))
+    return code
+
+
+_A = TypeVar("_A", bound=np.generic)
+
+
+def _grow(array: npt.NDArray[_A], shape: tuple[int, ...]) -> npt.NDArray[_A]:
+    grown = np.zeros(shape, array.dtype)
+    if array.size:
+        grown[: array.shape[0]] = array
+    return grown
+
+
+def _compact(snapshot: _Snapshot) -> _Snapshot:
+    keep = snapshot.alive
+    return _Snapshot(
+        generation=snapshot.generation,
+        size=int(keep.sum()),
+        vectors=np.ascontiguousarray(snapshot.matrix[keep]),
+        ids=snapshot.rowids[keep].copy(),
+        doc_codes=snapshot.doc_codes[: snapshot.size][keep].copy(),
+        alive=np.ones(int(keep.sum()), np.bool_),
+        dead=0,
+        docs=snapshot.docs,
+        codes=snapshot.codes,
+    )
+
+
+def _top_k(
+    snapshot: _Snapshot, query: FloatArray, top_k: int, where: Filter
+) -> tuple[list[int], list[float]]:
+    """Row ids and cosine scores of the best ``top_k`` rows that pass the filter."""
+    scores = snapshot.matrix @ query
+    if where.conditions or snapshot.dead:
+        candidates = np.flatnonzero(snapshot.allowed(where))
+        scores = scores[candidates]
+    else:
+        candidates = np.arange(snapshot.size)
+    k = min(top_k, candidates.shape[0])
+    if k == 0:
+        return [], []
+    best = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(k)
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return snapshot.rowids[candidates[best]].tolist(), scores[best].tolist()

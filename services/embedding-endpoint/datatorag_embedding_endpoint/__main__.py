@@ -1,0 +1,36 @@
+"""``python -m datatorag_embedding_endpoint``: serve the embedding model on ``DATATORAG_EMBEDDING_PORT``.
+
+Settings: ``DATATORAG_EMBEDDING_MODEL`` (a sentence-transformers model dir or cached hub name),
+``DATATORAG_EMBEDDING_PRECISION`` (auto|fp32|bf16), ``DATATORAG_EMBEDDING_BATCH_SIZE``,
+``DATATORAG_HOST``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from datatorag.settings import Settings
+
+from datatorag_embedding_endpoint.app import create_app
+from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+
+    def load() -> EmbeddingModel:
+        return load_model(
+            settings.embedding_model,
+            precision=settings.embedding_precision,
+            batch_size=settings.embedding_batch_size,
+        )
+
+    app = create_app(load)
+    # No access log: SageMaker pings every few seconds and the lines say nothing useful.
+    uvicorn.run(app, host=settings.host, port=settings.embedding_port, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+import pytest
+
+from datatorag.models import SearchHit
+from datatorag_query_api.search import RRF_K, reciprocal_rank_fusion
+
+pytestmark = pytest.mark.unit
+
+
+def hit(chunk_id: str) -> SearchHit:
+    return SearchHit(chunk_id=chunk_id, doc_id=chunk_id[0], title="", source_uri="", pages=[],
+                     heading="", text=chunk_id, score=0.0)
+
+
+def test_a_chunk_both_retrievers_rank_well_beats_one_ranked_first_by_one():
+    keyword = [hit("a1"), hit("b1"), hit("c1")]
+    vector = [hit("d1"), hit("b1"), hit("e1")]
+    fused = reciprocal_rank_fusion([keyword, vector], top_k=4)
+    assert fused[0].chunk_id == "b1"
+    assert fused[0].score == pytest.approx(2 / (RRF_K + 2))
+    assert {h.chunk_id for h in fused[1:3]} == {"a1", "d1"}
+    assert len(fused) == 4
+
+
+def test_fusion_truncates_and_keeps_scores_descending():
+    fused = reciprocal_rank_fusion([[hit(f"k{i}") for i in range(10)],
+                                    [hit(f"v{i}") for i in range(10)]], top_k=5)
+    assert len(fused) == 5
+    assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)
