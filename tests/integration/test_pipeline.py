@@ -29,14 +29,27 @@ def test_the_samples_are_all_indexed(demo):
 def test_search_returns_cited_passages_over_http(running_stack, demo):
     with running_stack.client("demo") as api:
         for mode in ("hybrid", "vector", "keyword"):
-            response = api.post("/v1/search", json={
-                "query": "How many weeks of parental leave does Sourcegraph give?",
-                "top_k": 5, "mode": mode})
+            response = api.post(
+                "/v1/search",
+                json={
+                    "query": "How many weeks of parental leave does Sourcegraph give?",
+                    "top_k": 5,
+                    "mode": mode,
+                },
+            )
             assert response.status_code == 200, response.text
             hits = response.json()["hits"]
             assert hits, mode
             top = hits[0]
-            assert set(top) >= {"doc_id", "title", "source_uri", "pages", "heading", "text", "score"}
+            assert set(top) >= {
+                "doc_id",
+                "title",
+                "source_uri",
+                "pages",
+                "heading",
+                "text",
+                "score",
+            }
             assert any(h["source_uri"].endswith("sourcegraph/parental-leave.pdf") for h in hits[:3])
             assert all(isinstance(p, int) and p >= 1 for h in hits for p in h["pages"])
 
@@ -75,8 +88,9 @@ def test_another_tenant_sees_nothing_of_demo(running_stack, demo):
 def test_cli_search_matches_the_api_hit_shape(running_stack, demo):
     import json
 
-    result = running_stack.cli("search", "time off at PostHog", "--tenant", "demo", "--top-k", "3",
-                               "--json")
+    result = running_stack.cli(
+        "search", "time off at PostHog", "--tenant", "demo", "--top-k", "3", "--json"
+    )
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)["hits"]
     assert len(hits) == 3
@@ -87,7 +101,9 @@ def test_changed_files_replace_their_old_version_and_removed_files_leave(running
     folder = tmp_path / "drop"
     folder.mkdir()
     policy = folder / "remote-work.md"
-    policy.write_text("# Remote work\n\nEmployees may work remotely on Fridays from a zebra farm.\n")
+    policy.write_text(
+        "# Remote work\n\nEmployees may work remotely on Fridays from a zebra farm.\n"
+    )
     (folder / "dress.md").write_text("# Dress code\n\nBusiness casual, except on quokka days.\n")
     first = running_stack.ingest(folder, "sync")
     assert first["exit_code"] == 0 and first["added"] == 2
@@ -100,7 +116,9 @@ def test_changed_files_replace_their_old_version_and_removed_files_leave(running
     again = running_stack.ingest(folder, "sync")
     assert again["unchanged"] == 2 and again["added"] == again["changed"] == 0
 
-    policy.write_text("# Remote work\n\nEmployees may work remotely on Mondays from a llama ranch.\n")
+    policy.write_text(
+        "# Remote work\n\nEmployees may work remotely on Mondays from a llama ranch.\n"
+    )
     (folder / "dress.md").unlink()
     changed = running_stack.ingest(folder, "sync")
     assert changed["changed"] == 1 and changed["removed"] == 1, changed
@@ -110,7 +128,9 @@ def test_changed_files_replace_their_old_version_and_removed_files_leave(running
     assert keyword("llama") and not keyword("zebra") and not keyword("quokka")
 
 
-def test_killing_workers_mid_batch_loses_and_duplicates_nothing(running_stack, corpus_dir, tmp_path):
+def test_killing_workers_mid_batch_loses_and_duplicates_nothing(
+    running_stack, corpus_dir, tmp_path
+):
     folder = tmp_path / "batch"
     pdfs = sorted((corpus_dir / "pdf" / "libreoffice" / "18f").glob("*.pdf"))[:12]
     folder.mkdir()
@@ -125,7 +145,9 @@ def test_killing_workers_mid_batch_loses_and_duplicates_nothing(running_stack, c
     assert summary["exit_code"] == 0, summary
     assert summary["indexed"] == len(pdfs)
     db = sqlite3.connect(running_stack.settings.data_dir / "index" / "crash.db")
-    rows = db.execute("SELECT doc_id, COUNT(*), COUNT(DISTINCT ordinal) FROM chunks GROUP BY doc_id")
+    rows = db.execute(
+        "SELECT doc_id, COUNT(*), COUNT(DISTINCT ordinal) FROM chunks GROUP BY doc_id"
+    )
     counts = {doc: (n, distinct) for doc, n, distinct in rows}
     recorded = dict(db.execute("SELECT doc_id, chunk_count FROM documents"))
     assert len(counts) == len(pdfs)

@@ -7,8 +7,16 @@ pytestmark = pytest.mark.unit
 
 
 def hit(chunk_id: str) -> SearchHit:
-    return SearchHit(chunk_id=chunk_id, doc_id=chunk_id[0], title="", source_uri="", pages=[],
-                     heading="", text=chunk_id, score=0.0)
+    return SearchHit(
+        chunk_id=chunk_id,
+        doc_id=chunk_id[0],
+        title="",
+        source_uri="",
+        pages=[],
+        heading="",
+        text=chunk_id,
+        score=0.0,
+    )
 
 
 def test_a_chunk_both_retrievers_rank_well_beats_one_ranked_first_by_one():
@@ -22,7 +30,8 @@ def test_a_chunk_both_retrievers_rank_well_beats_one_ranked_first_by_one():
 
 
 def test_fusion_truncates_and_keeps_scores_descending():
-    fused = reciprocal_rank_fusion([[hit(f"k{i}") for i in range(10)],
-                                    [hit(f"v{i}") for i in range(10)]], top_k=5)
+    fused = reciprocal_rank_fusion(
+        [[hit(f"k{i}") for i in range(10)], [hit(f"v{i}") for i in range(10)]], top_k=5
+    )
     assert len(fused) == 5
     assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)

@@ -1,4 +1,4 @@
-"""``python -m datatorag_embedding_endpoint``: serve the embedding model on ``DATATORAG_EMBEDDING_PORT``.
+"""``python -m datatorag_embedding_endpoint``: serve the model on ``DATATORAG_EMBEDDING_PORT``.
 
 Settings: ``DATATORAG_EMBEDDING_MODEL`` (a sentence-transformers model dir or cached hub name),
 ``DATATORAG_EMBEDDING_PRECISION`` (auto|fp32|bf16), ``DATATORAG_EMBEDDING_BATCH_SIZE``,
@@ -17,7 +17,9 @@ from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = Settings()
 
     def load() -> EmbeddingModel:

@@ -61,7 +61,7 @@ class Batcher:
         embed: EmbedFn,
         *,
         max_batch: int = 32,
-        max_wait_s: float = 0.004,
+        max_wait_s: float = 0.002,
         max_queued_texts: int = 8192,
         forward_passes: Callable[[int], int] | None = None,
     ) -> None:

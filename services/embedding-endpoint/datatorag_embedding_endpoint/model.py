@@ -33,16 +33,26 @@ Vectors = npt.NDArray[np.float32]
 _BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags; empty where /proc/cpuinfo is missing (macOS, Windows)."""
+def _cpuinfo_field(names: tuple[str, ...], cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first CPU's value for one of ``names``; None where /proc/cpuinfo is missing."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        key, _, value = line.partition(":")
+        if key.strip() in names:
+            return value.strip()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags; empty where /proc/cpuinfo is missing (macOS, Windows)."""
+    return frozenset((_cpuinfo_field(("flags", "Features")) or "").split())
+
+
+def cpu_name() -> str:
+    return _cpuinfo_field(("model name",)) or platform.processor() or platform.machine()
 
 
 def cpu_supports_bf16(flags: frozenset[str] | None = None) -> bool:
@@ -51,7 +61,9 @@ def cpu_supports_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool(flags & _BF16_FLAGS)
 
 
-def resolve_precision(requested: RequestedPrecision, flags: frozenset[str] | None = None) -> Precision:
+def resolve_precision(
+    requested: RequestedPrecision, flags: frozenset[str] | None = None
+) -> Precision:
     """``auto`` becomes bf16 on CPUs with native bf16 units and fp32 everywhere else."""
     if requested != "auto":
         return requested
@@ -69,19 +81,24 @@ class EmbeddingModel:
 
     @property
     def dimension(self) -> int:
-        dim = self._model.get_sentence_embedding_dimension()
+        dim = self._model.get_embedding_dimension()
         if dim is None:
             raise RuntimeError(f"model {self.name!r} does not declare its embedding dimension")
         return int(dim)
 
     @property
     def max_seq_length(self) -> int:
-        return int(self._model.max_seq_length)
+        length = self._model.max_seq_length
+        return int(length if length is not None else self.tokenizer.model_max_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer (for benchmarks that build passages by length)."""
+        return self._model.tokenizer
 
     def token_count(self, text: str) -> int:
         """Word pieces the model's tokenizer makes of ``text`` (special tokens excluded)."""
-        tokenizer: Any = self._model.tokenizer
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def forward_passes(self, n_texts: int) -> int:
         """How many forward passes ``embed`` makes for ``n_texts`` texts."""
@@ -113,7 +130,8 @@ class EmbeddingModel:
         vectors = np.asarray(out, dtype=np.float32)
         # Normalise here, in fp32, whatever the model's own modules or the precision did.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, np.float32(1e-12))
+        unit: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return unit
 
 
 def load_model(
@@ -127,7 +145,9 @@ def load_model(
     chosen = resolve_precision(precision)
     st = SentenceTransformer(str(name_or_path), device="cpu")
     st.eval()
-    model = EmbeddingModel(name=str(name_or_path), precision=chosen, batch_size=batch_size, _model=st)
+    model = EmbeddingModel(
+        name=str(name_or_path), precision=chosen, batch_size=batch_size, _model=st
+    )
     log.info(
         "loaded embedding model %s: dimension %d, window %d word pieces, precision %s "
         "(requested %s, CPU %s, native bf16 %s)",
@@ -136,7 +156,7 @@ def load_model(
         model.max_seq_length,
         chosen,
         precision,
-        platform.processor() or platform.machine(),
+        cpu_name(),
         cpu_supports_bf16(),
     )
     return model

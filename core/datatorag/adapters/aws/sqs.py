@@ -232,7 +232,8 @@ class SqsQueue:
             raise ValueError(
                 f"queue {self.name!r} got a large-payload pointer but has no blob store"
             )
-        return self.payloads.get(key).decode()
+        data: bytes = self.payloads.get(key)
+        return data.decode()
 
     # Acknowledging
 

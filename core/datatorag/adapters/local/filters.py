@@ -70,7 +70,7 @@ class Condition:
             parts.append(f"{column} IS ?")
             params.append(self.value)
         elif self.kind == "in":
-            parts.append(f"{column} IN (SELECT value FROM json_each(?))")
+            parts.append(f"{column} IN (SELECT value FROM json_each(?))")  # noqa: S608
             params.append(json.dumps(list(self.value)))
         else:
             self._range_sql(column, parts, params)
@@ -161,7 +161,7 @@ def _scalar(name: str, value: Any, *, text_only: bool, allow_none: bool) -> Scal
     return _finite(name, value)
 
 
-def _finite(name: str, value: Any) -> Any:
+def _finite(name: str, value: Scalar) -> Scalar:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"filter {name!r}: {value!r} is not a finite number")
     return value

@@ -50,7 +50,7 @@ STOP_WORDS = frozenset(
     no nor not of off on once only or other our ours out over own same she should so some such
     than that the their theirs them then there these they this those through to too under until
     up very was we were what when where which while who whom why will with would you your yours
-    """.split()
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 _QUERY_TOKEN = re.compile(r"[^\W_]+")
 
@@ -112,7 +112,7 @@ CREATE TRIGGER IF NOT EXISTS chunks_immutable BEFORE UPDATE ON chunks BEGIN
     SELECT RAISE(ABORT, 'chunks are immutable: replace them');
 END;
 PRAGMA user_version = {SCHEMA_VERSION};
-"""
+"""  # noqa: S608 (constants only)
 
 _DOCUMENT_COLUMNS = (
     "doc_id, source_id, source_uri, title, media_type, version, status, reason, size_bytes, "
@@ -123,7 +123,7 @@ FloatArray = npt.NDArray[np.float32]
 
 
 def validate_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_NAME.fullmatch(tenant):
         raise InvalidKey(
             f"invalid tenant name {tenant!r}: use 1-63 lowercase letters, digits, '_' or '-', "
             "starting with a letter or digit"
@@ -224,22 +224,22 @@ class SqliteSearchIndex:
     # -- documents ---------------------------------------------------------------------------
 
     def upsert_document(self, doc: DocumentRecord) -> None:
-        conn = self._connect(doc.tenant, create=True)
-        assert conn is not None
+        conn = self._writer(doc.tenant)
         row = _document_row(doc)
         placeholders = ", ".join("?" * len(row))
         with _write(conn):
             conn.execute(
-                f"INSERT OR REPLACE INTO documents ({_DOCUMENT_COLUMNS}) VALUES ({placeholders})",
+                f"INSERT OR REPLACE INTO documents ({_DOCUMENT_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
                 row,
             )
 
     def get_document(self, tenant: str, doc_id: str) -> DocumentRecord | None:
-        conn = self._connect(tenant)
+        conn = self._reader(tenant)
         if conn is None:
             return None
         row = conn.execute(
-            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?",  # noqa: S608
+            (doc_id,),
         ).fetchone()
         return _document(tenant, row) if row else None
 
@@ -254,7 +254,7 @@ class SqliteSearchIndex:
     ) -> list[DocumentRecord]:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        conn = self._connect(tenant)
+        conn = self._reader(tenant)
         if conn is None:
             return []
         where, params = ["1"], []
@@ -265,7 +265,7 @@ class SqliteSearchIndex:
             where.append("status = ?")
             params.append(DocumentStatus(status).value)
         rows = conn.execute(
-            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE {' AND '.join(where)} "
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE {' AND '.join(where)} "  # noqa: S608
             "ORDER BY source_uri, doc_id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         ).fetchall()
@@ -281,7 +281,7 @@ class SqliteSearchIndex:
         reason: str | None = None,
     ) -> bool:
         status = DocumentStatus(status)
-        conn = self._connect(tenant)
+        conn = self._reader(tenant)
         if conn is None:
             return False
         with _write(conn):
@@ -294,27 +294,30 @@ class SqliteSearchIndex:
             ):
                 return False  # a newer version was announced, or the document is gone
             if status == DocumentStatus.DELETED:
-                self._drop_chunks(conn, doc_id)  # deleted documents never keep searchable chunks
-            conn.execute(
-                "UPDATE documents SET status = ?, reason = ?, updated_at = ? WHERE doc_id = ?",
-                (status.value, reason, utcnow().isoformat(), doc_id),
-            )
+                self._mark_deleted(conn, doc_id, reason)  # deleted documents keep no chunks
+            else:
+                conn.execute(
+                    "UPDATE documents SET status = ?, reason = ?, updated_at = ? WHERE doc_id = ?",
+                    (status.value, reason, utcnow().isoformat(), doc_id),
+                )
         return True
 
     def delete_document(self, tenant: str, doc_id: str) -> None:
-        conn = self._connect(tenant)
+        conn = self._reader(tenant)
         if conn is None:
             return
         with _write(conn):
             current = _current(conn, doc_id)
-            if current is None or current[1] == DocumentStatus.DELETED:
-                return
-            self._drop_chunks(conn, doc_id)
-            conn.execute(
-                "UPDATE documents SET status = ?, reason = NULL, chunk_count = 0, updated_at = ? "
-                "WHERE doc_id = ?",
-                (DocumentStatus.DELETED.value, utcnow().isoformat(), doc_id),
-            )
+            if current is not None and current[1] != DocumentStatus.DELETED:
+                self._mark_deleted(conn, doc_id, None)
+
+    def _mark_deleted(self, conn: sqlite3.Connection, doc_id: str, reason: str | None) -> None:
+        self._drop_chunks(conn, doc_id)
+        conn.execute(
+            "UPDATE documents SET status = ?, reason = ?, chunk_count = 0, updated_at = ? "
+            "WHERE doc_id = ?",
+            (DocumentStatus.DELETED.value, reason, utcnow().isoformat(), doc_id),
+        )
 
     # -- chunks ------------------------------------------------------------------------------
 
@@ -325,8 +328,7 @@ class SqliteSearchIndex:
         unknown = set(meta) - REPLACE_META
         if unknown:
             raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
-        conn = self._connect(tenant, create=True)
-        assert conn is not None
+        conn = self._writer(tenant)
         vectors = _chunk_vectors(doc_id, chunks)
         with _write(conn):
             doc = conn.execute(
@@ -391,12 +393,12 @@ class SqliteSearchIndex:
     ) -> list[SearchHit]:
         where = parse_filters(filters)
         match = fts_query(query)
-        conn = self._connect(tenant)
+        conn = self._reader(tenant)
         if match is None or _check_top_k(top_k) == 0 or conn is None:
             return []
         clause, params = where.sql("c")
         rows = conn.execute(
-            "SELECT c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.heading, c.text, "
+            "SELECT c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.heading, c.text, "  # noqa: S608
             f"-bm25(chunks_fts, {', '.join(map(str, BM25_WEIGHTS))}) AS score "
             "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
             "JOIN documents d ON d.doc_id = c.doc_id "
@@ -410,7 +412,7 @@ class SqliteSearchIndex:
     ) -> list[SearchHit]:
         where = parse_filters(filters)
         query = _unit(np.asarray(vector, dtype=np.float32), "query vector")
-        conn = self._connect(tenant)
+        conn = self._reader(tenant)
         if _check_top_k(top_k) == 0 or conn is None:
             return []
         with self._read_snapshot(tenant, conn) as snapshot:
@@ -474,8 +476,17 @@ class SqliteSearchIndex:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _connect(self, tenant: str, *, create: bool = False) -> sqlite3.Connection | None:
-        """This thread's connection to the tenant's file; None if it does not exist yet."""
+    def _reader(self, tenant: str) -> sqlite3.Connection | None:
+        """This thread's connection to the tenant's file; None while the file does not exist."""
+        return self._connect(tenant, create=False)
+
+    def _writer(self, tenant: str) -> sqlite3.Connection:
+        conn = self._connect(tenant, create=True)
+        if conn is None:  # pragma: no cover - create=True always opens the file
+            raise RuntimeError(f"cannot open the index of tenant {tenant!r}")
+        return conn
+
+    def _connect(self, tenant: str, *, create: bool) -> sqlite3.Connection | None:
         validate_tenant(tenant)
         if self._closed:
             raise RuntimeError("the search index is closed")
@@ -485,11 +496,11 @@ class SqliteSearchIndex:
             return conn
         path = self.root / f"{tenant}.db"
         if not create and not path.exists():
-            return None
+            return None  # reads of an unknown tenant create nothing
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; WAL stays safe
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             conn.execute("PRAGMA journal_mode = WAL")
             with _write(conn):
@@ -600,7 +611,10 @@ def _chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
         raise ValueError(f"chunk vectors of one document differ in length: {sorted(dimensions)}")
     matrix = np.asarray([c.vector for c in chunks], dtype=np.float32)
     return np.stack(
-        [_unit(row, f"vector of chunk {c.chunk_id!r}") for row, c in zip(matrix, chunks)]
+        [
+            _unit(row, f"vector of chunk {c.chunk_id!r}")
+            for row, c in zip(matrix, chunks, strict=True)
+        ]
     )
 
 
@@ -668,7 +682,8 @@ def _catch_up(base: _Snapshot, conn: sqlite3.Connection, generation: int) -> _Sn
             (
                 r
                 for (r,) in conn.execute(
-                    "SELECT chunk_rowid FROM chunk_tombstones WHERE generation > ? AND chunk_rowid <= ?",
+                    "SELECT chunk_rowid FROM chunk_tombstones "
+                    "WHERE generation > ? AND chunk_rowid <= ?",
                     (base.generation, base.max_rowid),
                 )
             ),

@@ -47,6 +47,9 @@ class SourceFile:
     size: int
     modified: datetime | None  # timezone-aware (UTC) when the server tells it
 
+    def __post_init__(self) -> None:
+        check_relative_path(self.path)  # raises UnsafePath: no SourceFile can point outside
+
 
 @runtime_checkable
 class Source(Protocol):

@@ -8,7 +8,9 @@ cannot be resolved over FTP; the server's own root confinement applies to them.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
+import functools
 import posixpath
 import re
 import ssl
@@ -18,6 +20,7 @@ from typing import NamedTuple, TypeVar
 
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
+
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
@@ -37,7 +40,8 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 _UNSUPPORTED = {"500", "502", "504"}  # reply codes meaning "command not implemented"
-_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 _UNIX_LINE = re.compile(
     r"^(?P<type>[-dlbcps])\S{9}\S*\s+\d+\s+\S+\s+(?:\S+\s+)?(?P<size>\d+)\s+"
     r"(?P<month>[A-Za-z]{3})\s+(?P<day>\d{1,2})\s+(?P<time>\d{1,2}:\d{2}|\d{4}) (?P<name>.+)$"
@@ -108,12 +112,13 @@ class FtpSource(BaseSource):
     # --- connection
 
     def _connect(self) -> ftplib.FTP:
+        # Errors are raised "from None": a chained library error is not scrubbed of secrets.
         ftp = self._new_client()
         try:
             ftp.connect(self._host, self._port, timeout=self._timeout)
         except (OSError, EOFError, ftplib.Error) as err:
             ftp.close()
-            raise SourceError(f"cannot connect to {self.display_uri}: {self._clean(err)}") from err
+            raise SourceError(f"cannot connect to {self.display_uri}: {self._clean(err)}") from None
         try:
             ftp.login(self._user, self._password)
             if isinstance(ftp, ftplib.FTP_TLS):
@@ -126,18 +131,20 @@ class FtpSource(BaseSource):
             raise SourceError(
                 f"FTP login refused for user {self._user!r} at {self.display_uri}: "
                 f"{self._clean(err)}"
-            ) from err
+            ) from None
         except (OSError, EOFError, ftplib.Error) as err:
             ftp.close()
-            raise SourceError(f"FTP session failed at {self.display_uri}: {self._clean(err)}") from err
+            raise SourceError(
+                f"FTP session failed at {self.display_uri}: {self._clean(err)}"
+            ) from None
         self._ftp = ftp
         return ftp
 
     def _new_client(self) -> ftplib.FTP:
         if not self._tls:
-            return ftplib.FTP(timeout=self._timeout)
+            return ftplib.FTP(timeout=self._timeout)  # noqa: S321 - plain FTP is what was asked for
         context = ssl.create_default_context(cafile=self._ca_file)
-        return ftplib.FTP_TLS(context=context, timeout=self._timeout)
+        return ftplib.FTP_TLS(context=context, timeout=self._timeout)  # noqa: S321 - TLS
 
     def _resolve_root(self, ftp: ftplib.FTP) -> str:
         """The root as an absolute server path ('/~' means the login folder)."""
@@ -156,7 +163,9 @@ class FtpSource(BaseSource):
             except _ConnectionLost as lost:
                 self._drop()
                 if attempt == 2:
-                    raise SourceError(f"connection to {self.display_uri} lost: {lost}") from lost
+                    raise SourceError(
+                        f"connection to {self.display_uri} lost: {self._clean(lost)}"
+                    ) from lost
         raise AssertionError("unreachable")
 
     def _drop(self) -> None:
@@ -222,12 +231,13 @@ class FtpSource(BaseSource):
 
     def _nlst_entries(self, ftp: ftplib.FTP, path: str) -> list[Entry]:
         names = _guard(lambda: self._lines(ftp, path, "NLST"))
+        _guard(lambda: ftp.voidcmd("TYPE I"))  # retrlines switched to ASCII, where SIZE is refused
         entries = []
         for name in names:
             if is_hidden(name) or not is_safe_name(name):
                 entries.append(Entry(name, "other", 0, None))  # reported and skipped by _walk
                 continue
-            entries.append(_guard(lambda n=name: _probe(ftp, posixpath.join(path, n), n)))
+            entries.append(_guard(functools.partial(_probe, ftp, posixpath.join(path, name), name)))
         return entries
 
     # --- reading
@@ -278,10 +288,8 @@ def _probe(ftp: ftplib.FTP, path: str, name: str) -> Entry:
             return Entry(name, "other", 0, None)
         return Entry(name, "dir", 0, None)
     modified = None
-    try:
+    with contextlib.suppress(ftplib.error_perm):
         modified = _parse_mlsx_time(ftp.voidcmd("MDTM " + path)[4:].strip())
-    except ftplib.error_perm:
-        pass
     return Entry(name, "file", size or 0, modified)
 
 

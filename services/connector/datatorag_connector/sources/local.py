@@ -13,6 +13,7 @@ from pathlib import Path
 
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
+
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
@@ -31,14 +32,15 @@ log = get_logger(__name__)
 
 class LocalSource(BaseSource):
     def __init__(self, folder: str | os.PathLike[str], *, max_bytes: int) -> None:
+        shown = Path(os.path.abspath(Path(folder).expanduser()))  # as named, links kept
         try:
-            root = Path(folder).expanduser().resolve(strict=True)
+            root = shown.resolve(strict=True)
         except (OSError, RuntimeError) as err:  # RuntimeError: a symbolic link loop
             raise SourceError(f"folder not found: {os.fspath(folder)!r}") from err
         if not root.is_dir():
             raise SourceError(f"not a folder: {str(root)!r}")
         self.root = root
-        super().__init__("file://" + quote_path(root.as_posix()), max_bytes)
+        super().__init__("file://" + quote_path(shown.as_posix()), max_bytes)
 
     def list_files(self) -> list[SourceFile]:
         files: list[SourceFile] = []
@@ -50,8 +52,10 @@ class LocalSource(BaseSource):
         if real is None:
             raise UnsafePath(f"{self.uri_of(file)} leads outside the source folder")
         try:
-            # O_NOFOLLOW: the resolved path must not have become a link since it was checked.
-            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_BINARY", 0))
+            # O_NOFOLLOW: the resolved path must not have become a link since it was checked;
+            # O_NONBLOCK: a FIFO put in place of a file must not hang the connector.
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(real, flags)
         except OSError as err:
             raise SourceError(f"cannot read {self.uri_of(file)}: {err.strerror}") from err
         with os.fdopen(fd, "rb") as handle:

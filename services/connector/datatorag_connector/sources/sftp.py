@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import paramiko
-
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
+
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
@@ -42,16 +42,22 @@ class _UnknownHost(paramiko.SSHException):
 
 
 class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         raise _UnknownHost(hostname, key)
 
 
 class _TrustUnknownHost(paramiko.MissingHostKeyPolicy):
     """Accept for this session only (nothing is written); say so, with the fingerprint."""
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         log.warning(
-            "source.sftp_unknown_host_trusted", host=hostname, key=f"{key.get_name()} {key.fingerprint}"
+            "source.sftp_unknown_host_trusted",
+            host=hostname,
+            key=f"{key.get_name()} {key.fingerprint}",
         )
 
 
@@ -100,7 +106,9 @@ class SftpSource(BaseSource):
                 if not stat.S_ISREG(info.st_mode or 0):
                     raise SourceError(f"{self.uri_of(file)} is not a regular file")
                 self._check_size(file, info.st_size or 0)
-                handle.prefetch(info.st_size)  # pipelined reads: one round trip per file, not per block
+                handle.prefetch(
+                    info.st_size
+                )  # pipelined reads: one round trip per file, not per block
                 data = handle.read(self.max_bytes + 1)
         except (OSError, EOFError, paramiko.SSHException) as err:
             raise SourceError(f"cannot read {self.uri_of(file)}: {self._clean(err)}") from err
@@ -187,7 +195,9 @@ class SftpSource(BaseSource):
             real = sftp.normalize(path)
             mode = sftp.stat(real).st_mode or 0
         except OSError as err:
-            raise SourceError(f"folder not found: {self.display_uri} ({self._clean(err)})") from None
+            raise SourceError(
+                f"folder not found: {self.display_uri} ({self._clean(err)})"
+            ) from None
         if not stat.S_ISDIR(mode):
             raise SourceError(f"not a folder: {self.display_uri}")
         return real
@@ -228,7 +238,9 @@ class SftpSource(BaseSource):
                 continue
             child = join_relative(rel, name)
             mode = entry.st_mode or 0
-            if stat.S_ISDIR(mode):  # listing attributes are lstat's: links to folders are not followed
+            if stat.S_ISDIR(
+                mode
+            ):  # listing attributes are lstat's: links to folders are not followed
                 self._walk(sftp, child, depth + 1, out)
             elif is_supported(name) and (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
                 found = self._file(sftp, child, entry, linked=stat.S_ISLNK(mode))

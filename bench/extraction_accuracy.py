@@ -1,0 +1,143 @@
+"""Extraction accuracy on the shared corpus: extracted text of every PDF against its ground truth.
+
+    python bench/extraction_accuracy.py [--corpus ../shared/corpus] [--json out.json] [--worst 5]
+
+Both texts are normalised the way the corpus README suggests (lower case, list markers and
+punctuation removed, whitespace collapsed); the scores are the character-level similarity
+``1 - normalised edit distance`` and bag-of-words recall/precision. Results are grouped by producer
+and by layout (manifest.json) and printed as a Markdown table with pages per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+import unicodedata
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+for sub in ("core", "services/processor"):
+    sys.path.insert(0, str(REPO / sub))
+
+from datatorag_processor.extract import extract, plain_text  # noqa: E402
+
+TARGET = 0.97
+_MARKER = re.compile(r"^\s*(?:[•◦▪▫‣⁃∙●○■□➢►▸✓✔\-*+–—·]|\(?(?:\d{1,3}|[a-zA-Z])[.)])\s+", re.M)
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _MARKER.sub(" ", text)
+    text = re.sub(r"[^\w\s]|_", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def similarity(a: str, b: str) -> float:
+    try:
+        from rapidfuzz.distance import Levenshtein
+    except ImportError:  # difflib is far slower on long texts but needs nothing installed
+        import difflib
+
+        return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return float(Levenshtein.normalized_similarity(a, b))
+
+
+def bag_scores(extracted: str, truth: str) -> tuple[float, float]:
+    got, want = Counter(extracted.split()), Counter(truth.split())
+    common = sum((got & want).values())
+    return common / max(1, sum(want.values())), common / max(1, sum(got.values()))
+
+
+def score_pdf(corpus: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    data = (corpus / entry["pdf"]).read_bytes()
+    started = time.perf_counter()
+    doc = extract(data, entry["pdf"], max_bytes=1 << 30, max_pages=10_000)
+    seconds = time.perf_counter() - started
+    extracted = normalise(plain_text(doc))
+    truth = normalise((corpus / entry["truth"]).read_text(encoding="utf-8"))
+    recall, precision = bag_scores(extracted, truth)
+    return {
+        "pdf": entry["pdf"],
+        "producer": entry["producer"],
+        "layout": entry["layout"],
+        "pages": doc.page_count or 0,
+        "seconds": seconds,
+        "similarity": similarity(extracted, truth),
+        "recall": recall,
+        "precision": precision,
+    }
+
+
+def summarise(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    pages = sum(r["pages"] for r in rows)
+    seconds = sum(r["seconds"] for r in rows)
+    return {
+        "group": name,
+        "pdfs": len(rows),
+        "pages": pages,
+        "similarity_mean": statistics.fmean(r["similarity"] for r in rows),
+        "similarity_min": min(r["similarity"] for r in rows),
+        "recall_mean": statistics.fmean(r["recall"] for r in rows),
+        "precision_mean": statistics.fmean(r["precision"] for r in rows),
+        "pages_per_second": pages / seconds if seconds else 0.0,
+        "ms_per_page": 1000 * seconds / pages if pages else 0.0,
+    }
+
+
+def markdown(groups: list[dict[str, Any]]) -> str:
+    head = (
+        "| group | PDFs | pages | similarity (mean) | similarity (min) | word recall | "
+        "word precision | pages/s | ms/page |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |"
+    )
+    lines = [head]
+    for g in groups:
+        lines.append(
+            f"| {g['group']} | {g['pdfs']} | {g['pages']} | {g['similarity_mean']:.4f} | "
+            f"{g['similarity_min']:.4f} | {g['recall_mean']:.4f} | {g['precision_mean']:.4f} | "
+            f"{g['pages_per_second']:.0f} | {g['ms_per_page']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument("--json", type=Path, help="write per-PDF and summary figures here")
+    parser.add_argument("--worst", type=int, default=5, help="list this many lowest-scoring PDFs")
+    parser.add_argument("--only", default="", help="score only PDFs whose path contains this")
+    args = parser.parse_args(argv)
+
+    manifest = json.loads((args.corpus / "manifest.json").read_text(encoding="utf-8"))
+    entries = [p for d in manifest["documents"] for p in d["pdfs"] if args.only in p["pdf"]]
+    rows = [score_pdf(args.corpus, entry) for entry in entries]
+
+    groups = []
+    for producer in sorted({r["producer"] for r in rows}):
+        groups.append(summarise(producer, [r for r in rows if r["producer"] == producer]))
+    for layout in sorted({r["layout"] for r in rows}):
+        groups.append(summarise(f"layout: {layout}", [r for r in rows if r["layout"] == layout]))
+    groups.append(summarise("all", rows))
+    print(markdown(groups))
+    worst = sorted(rows, key=lambda r: r["similarity"])[: args.worst]
+    if worst:
+        print("\nLowest similarity:")
+        for r in worst:
+            print(f"- {r['pdf']}: {r['similarity']:.4f} (recall {r['recall']:.3f}, "
+                  f"precision {r['precision']:.3f})")
+    producers = [g for g in groups if not g["group"].startswith(("layout", "all"))]
+    met = all(g["similarity_mean"] >= TARGET for g in producers)
+    print(f"\nTarget: mean similarity >= {TARGET} for every producer: {'met' if met else 'NOT met'}")
+    if args.json:
+        args.json.write_text(json.dumps({"groups": groups, "pdfs": rows}, indent=1) + "\n")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

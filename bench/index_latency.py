@@ -1,0 +1,262 @@
+"""Latency of the embedded search index: keyword, vector and filtered queries by corpus size.
+
+    .venv/bin/python bench/index_latency.py                      # 5k, 20k and 200k chunks
+    .venv/bin/python bench/index_latency.py --sizes 5000 --queries 100
+    .venv/bin/python bench/index_latency.py --quality            # tokenizer / weight choices
+
+Chunks are synthetic: text drawn from the sentences of ``../shared/corpus/truth``, random unit
+vectors (384 dimensions, as all-MiniLM-L6-v2), 20 chunks per document, filterable metadata.
+Keyword queries are the dev questions. Prints Markdown tables (for docs/benchmarks.md).
+
+``--quality`` indexes the real ground-truth texts once per configuration and reports how often
+keyword search puts a gold document of a dev question in the top 5 (doc recall@5) and the MRR@10,
+which is how the tokenizer, stop words and column weights in ``index.py`` were chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "core"))
+
+from datatorag.adapters.local import index as index_module  # noqa: E402
+from datatorag.adapters.local.index import SqliteSearchIndex  # noqa: E402
+from datatorag.models import DocumentRecord, IndexedChunk  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus"
+DIMENSION = 384
+CHUNKS_PER_DOC = 20
+SOURCES = ["ftp-hr", "sftp-legal", "upload", "sharepoint"]
+MEDIA_TYPES = ["application/pdf", "text/html", "application/vnd.openxmlformats"]
+COUNTRIES = ["US", "FR", "DE", "GB", "JP"]
+TENANT = "bench"
+FILTERS: dict[str, dict[str, Any]] = {
+    "source (1 in 4)": {"source_id": "ftp-hr"},
+    "country + date (1 in 20)": {
+        "metadata.country": "FR",
+        "effective_date": {"gte": "2024-01-01", "lte": "2024-12-31"},
+    },
+}
+
+
+def sentences() -> list[str]:
+    found: list[str] = []
+    for path in sorted((CORPUS / "truth").rglob("*.txt")):
+        text = re.sub(r"\s+", " ", path.read_text())
+        found.extend(s for s in re.split(r"(?<=[.!?])\s", text) if 20 < len(s) < 400)
+    return found
+
+
+def questions() -> list[dict[str, Any]]:
+    lines = (CORPUS / "questions-dev.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+    rows = rng.normal(size=(n, DIMENSION)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def build(index: SqliteSearchIndex, size: int, pool: list[str], rng: np.random.Generator) -> float:
+    """Index ``size`` synthetic chunks; returns the seconds it took."""
+    started = time.perf_counter()
+    for d in range(size // CHUNKS_PER_DOC):
+        doc_id = f"doc{d:06d}"
+        year = 2019 + d % 8
+        index.upsert_document(
+            DocumentRecord(
+                tenant=TENANT,
+                doc_id=doc_id,
+                source_id=SOURCES[d % len(SOURCES)],
+                source_uri=f"ftp://hr.example/{doc_id}.pdf",
+                title=pool[d % len(pool)][:60],
+                media_type=MEDIA_TYPES[d % len(MEDIA_TYPES)],
+                version="v1",
+                metadata={
+                    "country": COUNTRIES[d % len(COUNTRIES)],
+                    "effective_date": f"{year}-{1 + d % 12:02d}-01",
+                },
+            )
+        )
+        vectors = unit_rows(rng, CHUNKS_PER_DOC)
+        chunks = [
+            IndexedChunk(
+                chunk_id=f"{doc_id}:{i}",
+                doc_id=doc_id,
+                ordinal=i,
+                text=" ".join(pool[j] for j in rng.integers(0, len(pool), 6)),
+                pages=[1 + i // 3],
+                heading="",
+                vector=vectors[i].tolist(),
+            )
+            for i in range(CHUNKS_PER_DOC)
+        ]
+        index.replace_chunks(TENANT, doc_id, "v1", chunks)
+    return time.perf_counter() - started
+
+
+def timed(calls: Iterator[Callable[[], object]]) -> list[float]:
+    times = []
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def percentiles(times: list[float]) -> str:
+    cuts = statistics.quantiles(times, n=20)
+    return f"{statistics.median(times):.1f} / {cuts[18]:.1f}"
+
+
+def latency(sizes: list[int], count: int) -> None:
+    pool, asked = sentences(), [q["question"] for q in questions()]
+    rng = np.random.default_rng(0)
+    print("| chunks | build (chunks/s) | first vector query (load) | swap catch-up |", end="")
+    print(" keyword | vector | " + " | ".join(f"{m} {f}" for f in FILTERS for m in ("kw", "vec")))
+    print("| --- " * (6 + 2 * len(FILTERS)) + "|")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as root:
+            index = SqliteSearchIndex(Path(root))
+            seconds = build(index, size, pool, rng)
+            queries = unit_rows(rng, count)
+            load = timed(iter([lambda: index.vector_search(TENANT, queries[0], 10)]))[0]
+            catch_up = swap_latency(index, pool, rng, queries[0])
+            row = [
+                f"{size:,}",
+                f"{seconds:.0f} s ({size / seconds:,.0f})",
+                f"{load:.0f} ms",
+                f"{catch_up:.1f} ms",
+            ]
+            for filters in [None, *FILTERS.values()]:
+                row.append(keyword_times(index, asked, count, filters))
+                row.append(
+                    percentiles(
+                        timed(
+                            (lambda q=q: index.vector_search(TENANT, q, 10, filters))
+                            for q in queries
+                        )
+                    )
+                )
+            index.close()
+        print("| " + " | ".join(row) + " |", flush=True)
+    print("\nQuery latency in ms, p50 / p95, top 10, one thread, after one warm-up query.")
+
+
+def keyword_times(
+    index: SqliteSearchIndex, asked: list[str], count: int, filters: dict[str, Any] | None
+) -> str:
+    texts = [asked[i % len(asked)] for i in range(count)]
+    return percentiles(
+        timed((lambda t=t: index.keyword_search(TENANT, t, 10, filters)) for t in texts)
+    )
+
+
+def swap_latency(
+    index: SqliteSearchIndex, pool: list[str], rng: np.random.Generator, query: Any
+) -> float:
+    """Median time of the first vector query after one document is re-indexed."""
+    times = []
+    for round_ in range(5):
+        doc = index.get_document(TENANT, "doc000000")
+        assert doc is not None
+        version = f"v{round_ + 2}"
+        index.upsert_document(doc.model_copy(update={"version": version}))
+        vectors = unit_rows(rng, CHUNKS_PER_DOC)
+        chunks = [
+            IndexedChunk(chunk_id=f"doc000000:{version}:{i}", doc_id="doc000000", ordinal=i,
+                         text=pool[i], vector=vectors[i].tolist())
+            for i in range(CHUNKS_PER_DOC)
+        ]
+        index.replace_chunks(TENANT, "doc000000", version, chunks)
+        times += timed(iter([lambda: index.vector_search(TENANT, query, 10)]))
+    return statistics.median(times)
+
+
+# -- keyword quality of tokenizer choices ----------------------------------------------------------
+
+CONFIGS: dict[str, tuple[str, bool, tuple[float, float, float]]] = {
+    "porter, stop words, title x2 (chosen)": (
+        "porter unicode61 remove_diacritics 2", True, (2.0, 1.0, 1.0)),
+    "porter, stop words, equal weights": ("porter unicode61 remove_diacritics 2", True, (1, 1, 1)),
+    "porter, no stop words, title x2": ("porter unicode61 remove_diacritics 2", False, (2, 1, 1)),
+    "porter, stop words, title x5": ("porter unicode61 remove_diacritics 2", True, (5, 1, 1)),
+    "unicode61, stop words, title x2": ("unicode61 remove_diacritics 2", True, (2, 1, 1)),
+    "trigram, stop words, title x2": ("trigram", True, (2, 1, 1)),
+}
+
+
+def windows(text: str, size: int = 180, overlap: int = 30) -> Iterator[str]:
+    words = text.split()
+    for start in range(0, max(len(words) - overlap, 1), size - overlap):
+        yield " ".join(words[start : start + size])
+
+
+def quality() -> None:
+    manifest = json.loads((CORPUS / "manifest.json").read_text())["documents"]
+    asked = [q for q in questions() if q["doc_ids"]]
+    vector = [0.0] * DIMENSION
+    vector[0] = 1.0
+    print("| configuration | doc recall@5 | MRR@10 | mean query ms |")
+    print("| --- | --- | --- | --- |")
+    default_schema, default_stop = index_module._SCHEMA, index_module.STOP_WORDS
+    for name, (tokenizer, stop_words, weights) in CONFIGS.items():
+        index_module._SCHEMA = default_schema.replace(index_module.TOKENIZER, tokenizer)
+        index_module.STOP_WORDS = default_stop if stop_words else frozenset()
+        index_module.BM25_WEIGHTS = weights
+        with tempfile.TemporaryDirectory() as root:
+            index = SqliteSearchIndex(Path(root))
+            for doc in manifest:
+                pdf = doc["pdfs"][0]
+                index.upsert_document(DocumentRecord(
+                    tenant=TENANT, doc_id=doc["id"], source_id=doc["source"],
+                    source_uri=pdf["pdf"], title=doc["title"], version="v1"))
+                text = (CORPUS / pdf["truth"]).read_text()
+                chunks = [
+                    IndexedChunk(chunk_id=f"{doc['id']}:{i}", doc_id=doc["id"], ordinal=i,
+                                 text=window, vector=vector)
+                    for i, window in enumerate(windows(text))
+                ]
+                index.replace_chunks(TENANT, doc["id"], "v1", chunks)
+            recall, rr, spent = 0, 0.0, 0.0
+            for q in asked:
+                started = time.perf_counter()
+                hits = index.keyword_search(TENANT, q["question"], 10)
+                spent += time.perf_counter() - started
+                ranked = list(dict.fromkeys(h.doc_id for h in hits))
+                gold = [r for r, d in enumerate(ranked, 1) if d in q["doc_ids"]]
+                recall += bool(gold and gold[0] <= 5)
+                rr += 1 / gold[0] if gold else 0.0
+            index.close()
+        n = len(asked)
+        print(f"| {name} | {recall / n:.2f} | {rr / n:.3f} | {spent / n * 1000:.1f} |", flush=True)
+    index_module._SCHEMA, index_module.STOP_WORDS = default_schema, default_stop
+    print(f"\n{len(asked)} answerable dev questions; {len(manifest)} documents, 180-word chunks.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 200_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--quality", action="store_true", help="compare tokenizer choices")
+    args = parser.parse_args()
+    if args.quality:
+        quality()
+    else:
+        latency(args.sizes, args.queries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Bare model throughput: chunks/s on realistic passages, fp32 against bf16 autocast.
+
+Passages are 200-250 word pieces cut from the corpus's ground-truth texts (``../shared/corpus/
+truth``), the size the chunker produces. Each precision embeds the same passages in batches of
+``--batch-size`` (one forward pass each, after a warm-up batch); the table gives chunks/s, seconds
+per batch (p50, p95) and the cosine agreement of each precision's vectors with fp32's. A second
+table checks what sorting a mixed-length request by length (sentence-transformers does it inside
+``encode``) buys over embedding it in arrival order.
+
+    python bench/model_throughput.py [--batches 6] [--precisions fp32,bf16] [--json out.json]
+
+The pipeline benchmark reuses ``fastest_chunks_per_second`` for "the bare model's chunks/s in its
+fastest configuration".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TRUTH_DIR = REPO / ".." / "shared" / "corpus" / "truth"
+
+try:
+    from datatorag_embedding_endpoint.model import (
+        EmbeddingModel,
+        Precision,
+        cpu_name,
+        cpu_supports_bf16,
+        load_model,
+    )
+except ImportError:  # run from a checkout without ``pip install -e``
+    sys.path[:0] = [str(REPO / "core"), str(REPO / "services" / "embedding-endpoint")]
+    from datatorag_embedding_endpoint.model import (
+        EmbeddingModel,
+        Precision,
+        cpu_name,
+        cpu_supports_bf16,
+        load_model,
+    )
+
+
+@dataclass
+class Throughput:
+    precision: str
+    chunks: int
+    batch_size: int
+    chunks_per_s: float
+    batch_p50_s: float
+    batch_p95_s: float
+    cosine_vs_fp32_mean: float | None = None
+    cosine_vs_fp32_min: float | None = None
+
+
+def default_model_name() -> str:
+    from datatorag.settings import Settings
+
+    return Settings().embedding_model
+
+
+def corpus_passages(
+    model: EmbeddingModel,
+    n: int,
+    *,
+    min_tokens: int = 200,
+    max_tokens: int = 250,
+    truth_dir: Path = TRUTH_DIR,
+    seed: int = 7,
+) -> list[str]:
+    """``n`` passages of ``min_tokens``-``max_tokens`` word pieces, cut from the corpus texts."""
+    files = sorted(truth_dir.rglob("*.txt"))
+    if not files:
+        raise SystemExit(f"no ground-truth texts under {truth_dir.resolve()}")
+    rng = random.Random(seed)
+    passages: list[str] = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        encoded = model.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        offsets = encoded["offset_mapping"]
+        start = 0
+        while len(passages) < n:
+            size = rng.randint(min_tokens, max_tokens)
+            if start + size > len(offsets):
+                break
+            passages.append(text[offsets[start][0] : offsets[start + size - 1][1]])
+            start += size
+        if len(passages) >= n:
+            return passages
+    raise SystemExit(f"the corpus holds only {len(passages)} passages of {min_tokens}+ word pieces")
+
+
+def measure(
+    model: EmbeddingModel, passages: Sequence[str], precision: Precision, batch_size: int
+) -> tuple[Throughput, np.ndarray]:
+    """Embed ``passages`` batch by batch in ``precision``; returns the figures and the vectors."""
+    model.precision, model.batch_size = precision, batch_size
+    model.embed(passages[:batch_size])  # warm-up: first-call allocations, oneDNN kernel choice
+    times: list[float] = []
+    vectors: list[np.ndarray] = []
+    for start in range(0, len(passages), batch_size):
+        batch = passages[start : start + batch_size]
+        began = time.perf_counter()
+        vectors.append(model.embed(batch))
+        times.append(time.perf_counter() - began)
+    result = Throughput(
+        precision=precision,
+        chunks=len(passages),
+        batch_size=batch_size,
+        chunks_per_s=len(passages) / sum(times),
+        batch_p50_s=statistics.median(times),
+        batch_p95_s=float(np.percentile(times, 95)),
+    )
+    return result, np.vstack(vectors)
+
+
+def compare_precisions(
+    model: EmbeddingModel,
+    passages: Sequence[str],
+    precisions: Sequence[Precision],
+    batch_size: int,
+) -> list[Throughput]:
+    results: list[Throughput] = []
+    reference: np.ndarray | None = None
+    for precision in ["fp32", *[p for p in precisions if p != "fp32"]]:
+        result, vectors = measure(model, passages, precision, batch_size)
+        if reference is None:
+            reference = vectors
+        cosines = np.sum(reference * vectors, axis=1)  # both unit norm
+        result.cosine_vs_fp32_mean = float(cosines.mean())
+        result.cosine_vs_fp32_min = float(cosines.min())
+        if precision in precisions:
+            results.append(result)
+    return results
+
+
+def length_sorting(
+    model: EmbeddingModel, precision: Precision, batch_size: int, n: int, seed: int = 11
+) -> dict[str, float]:
+    """chunks/s on a mixed-length request (20-250 word pieces): length-sorted, or arrival order."""
+    rng = random.Random(seed)
+    long = corpus_passages(model, n, min_tokens=200, max_tokens=250, seed=seed)
+    mixed = [p[: rng.randint(len(p) // 12, len(p))] for p in long]
+    model.precision, model.batch_size = precision, batch_size
+    model.embed(mixed[:batch_size])
+    began = time.perf_counter()
+    model.embed(mixed)  # one call: sorted by length across the whole request
+    sorted_s = time.perf_counter() - began
+    began = time.perf_counter()
+    for start in range(0, n, batch_size):  # one call per batch: arrival order
+        model.embed(mixed[start : start + batch_size])
+    arrival_s = time.perf_counter() - began
+    return {
+        "texts": n,
+        "sorted_chunks_per_s": n / sorted_s,
+        "arrival_order_chunks_per_s": n / arrival_s,
+        "speedup": arrival_s / sorted_s,
+    }
+
+
+def fastest_chunks_per_second(
+    model_name: str | None = None,
+    *,
+    batches: int = 4,
+    batch_size: int = 32,
+    precisions: Sequence[Precision] | None = None,
+) -> Throughput:
+    """The bare model's best chunks/s over ``precisions`` on 200-250 word-piece passages.
+
+    By default bf16 is tried only where the CPU runs it natively (AMX/AVX512-BF16); elsewhere it
+    is emulated and several times slower than fp32, so measuring it would only cost time.
+    """
+    candidates: Sequence[Precision] = precisions or (
+        ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"]
+    )
+    model = load_model(model_name or default_model_name(), precision="fp32", batch_size=batch_size)
+    passages = corpus_passages(model, batches * batch_size)
+    results = [measure(model, passages, p, batch_size)[0] for p in candidates]
+    return max(results, key=lambda r: r.chunks_per_s)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpu": cpu_name(),
+        "native_bf16": cpu_supports_bf16(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "python": platform.python_version(),
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m, t = report["machine"], report["passage_tokens"]
+    name = "/".join(Path(report["model"]).parts[-2:])
+    lines = [
+        f"Model `{name}` on {m['cpu']} ({m['torch_threads']} torch threads, "
+        f"native bf16: {'yes' if m['native_bf16'] else 'no'}, torch {m['torch']}); "
+        f"{report['passages']} passages of {t['min']}-{t['max']} word pieces "
+        f"(mean {t['mean']:.0f}), batch {report['batch_size']}.",
+        "",
+        "| precision | chunks/s | s/batch p50 | s/batch p95 | cosine vs fp32 mean | min |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['precision']} | {r['chunks_per_s']:.1f} | {r['batch_p50_s']:.3f} | "
+            f"{r['batch_p95_s']:.3f} | {r['cosine_vs_fp32_mean']:.6f} | "
+            f"{r['cosine_vs_fp32_min']:.6f} |"
+        )
+    if sorting := report.get("length_sorting"):
+        lines += [
+            "",
+            f"Mixed-length request ({sorting['texts']} texts of 20-250 word pieces, "
+            f"{sorting['precision']}):",
+            "",
+            "| order | chunks/s |",
+            "| --- | ---: |",
+            f"| sorted by length (one `encode` call) | {sorting['sorted_chunks_per_s']:.1f} |",
+            f"| arrival order (one call per batch) | {sorting['arrival_order_chunks_per_s']:.1f} |",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model dir or name (default: settings)")
+    parser.add_argument("--batches", type=int, default=6, help="timed batches per precision")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32,bf16")
+    parser.add_argument("--skip-sorting", action="store_true", help="skip the sorting table")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    precisions: list[Precision] = []
+    for name in args.precisions.split(","):
+        if name not in ("fp32", "bf16"):
+            parser.error(f"unknown precision {name!r}; use fp32 and/or bf16")
+        precisions.append(name)  # type: ignore[arg-type]
+    model = load_model(args.model or default_model_name(), batch_size=args.batch_size)
+    passages = corpus_passages(model, args.batches * args.batch_size)
+    tokens = [model.token_count(p) for p in passages]
+    results = compare_precisions(model, passages, precisions, args.batch_size)
+    report: dict[str, Any] = {
+        "model": model.name,
+        "machine": machine(),
+        "passages": len(passages),
+        "passage_tokens": {"min": min(tokens), "max": max(tokens), "mean": statistics.mean(tokens)},
+        "batch_size": args.batch_size,
+        "results": [asdict(r) for r in results],
+    }
+    if not args.skip_sorting:
+        best = max(results, key=lambda r: r.chunks_per_s).precision
+        sorting = length_sorting(model, best, args.batch_size, len(passages))  # type: ignore[arg-type]
+        report["length_sorting"] = {"precision": best, **sorting}
+    print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

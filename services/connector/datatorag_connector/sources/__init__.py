@@ -1,0 +1,185 @@
+"""Document sources: where the connector finds documents.
+
+``open_source(uri)`` accepts:
+
+- a folder path or ``file:///abs/folder``;
+- ``ftp://user:password@host:21/folder`` (passive mode) and ``ftps://...`` (explicit TLS,
+  verified against the system CAs or ``DATATORAG_FTPS_CA_FILE``);
+- ``sftp://user@host:22/folder`` (password in the URI or ``DATATORAG_SFTP_PASSWORD``, or a key
+  file ``DATATORAG_SFTP_KEY_FILE``; host keys from ``DATATORAG_SFTP_KNOWN_HOSTS`` or
+  ``~/.ssh/known_hosts``; unknown hosts refused unless ``DATATORAG_SFTP_TRUST_UNKNOWN_HOSTS=1``).
+
+Remote folder paths are absolute on the server; ``/~/folder`` is relative to the login folder.
+An FTP password may also come from ``DATATORAG_FTP_PASSWORD``. Keyword arguments override the
+environment, which overrides nothing in the URI except a missing password.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import unquote, urlsplit
+
+from datatorag.errors import SourceError
+
+from datatorag_connector.sources.base import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TIMEOUT_S,
+    SUPPORTED_EXTENSIONS,
+    FileTooLarge,
+    Source,
+    SourceFile,
+    UnsafePath,
+    check_relative_path,
+    display_netloc,
+    quote_path,
+    redact_uri,
+    source_id_for,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "SUPPORTED_EXTENSIONS",
+    "FileTooLarge",
+    "Location",
+    "Source",
+    "SourceError",
+    "SourceFile",
+    "UnsafePath",
+    "check_relative_path",
+    "open_source",
+    "parse_location",
+    "redact_uri",
+]
+
+SUPPORTED_SCHEMES = ("file", "ftp", "ftps", "sftp")
+_DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
+_TRUE = {"1", "true", "yes", "on"}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed source URI. ``password`` is kept out of ``repr``."""
+
+    scheme: str  # file, ftp, ftps or sftp
+    path: str  # local folder, or the folder on the server ('/' when the URI has none)
+    host: str = ""
+    port: int = 0
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def display_uri(self) -> str:
+        if self.scheme == "file":
+            return "file://" + quote_path(self.path)
+        return f"{self.scheme}://{display_netloc(self.host, self.port)}{quote_path(self.path)}"
+
+    @property
+    def source_id(self) -> str:
+        return source_id_for(self.display_uri)
+
+
+def parse_location(uri: str) -> Location:
+    """Split ``uri`` into its parts; local paths are made absolute. Raises ``SourceError``."""
+    if "://" not in uri:
+        if not uri.strip():
+            raise SourceError("empty source: give a folder path or a URI")
+        return Location("file", os.path.abspath(os.path.expanduser(uri)))
+    shown = redact_uri(uri)
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError as err:
+        raise SourceError(f"invalid source URI {shown}: {err}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise SourceError(
+            f"unsupported source scheme {scheme!r} in {shown}: "
+            "use a folder path, file://, ftp://, ftps:// or sftp://"
+        )
+    if scheme == "file":
+        if parts.netloc not in {"", "localhost"}:
+            raise SourceError(f"file:// URIs must name a local folder, not a host: {shown}")
+        return Location("file", os.path.abspath(unquote(parts.path)))
+    if not parts.hostname:
+        raise SourceError(f"no host in source URI {shown}")
+    return Location(
+        scheme=scheme,
+        path=posixpath.normpath("/" + unquote(parts.path).lstrip("/")),
+        host=parts.hostname,
+        port=port or _DEFAULT_PORTS[scheme],
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def open_source(
+    uri: str,
+    *,
+    password: str | None = None,
+    key_file: str | os.PathLike[str] | None = None,
+    known_hosts: str | os.PathLike[str] | None = None,
+    trust_unknown_hosts: bool | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    environ: Mapping[str, str] | None = None,
+) -> Source:
+    """Open the source at ``uri`` (connecting and logging in now). Raises ``SourceError``.
+
+    Use the result as a context manager, or call ``close()``.
+    """
+    env = os.environ if environ is None else environ
+    where = parse_location(uri)
+    if where.scheme == "file":
+        from datatorag_connector.sources.local import LocalSource
+
+        return LocalSource(where.path, max_bytes=max_bytes)
+    if where.scheme in {"ftp", "ftps"}:
+        from datatorag_connector.sources.ftp import FtpSource
+
+        return FtpSource(
+            host=where.host,
+            port=where.port,
+            user=where.user or "anonymous",
+            password=_first(password, where.password, env.get("DATATORAG_FTP_PASSWORD")) or "",
+            root=where.path,
+            tls=where.scheme == "ftps",
+            ca_file=_path(ca_file, env.get("DATATORAG_FTPS_CA_FILE")),
+            max_bytes=max_bytes,
+            timeout=timeout,
+        )
+    from datatorag_connector.sources.sftp import SftpSource  # paramiko: imported only when used
+
+    trust = trust_unknown_hosts
+    if trust is None:
+        trust = env.get("DATATORAG_SFTP_TRUST_UNKNOWN_HOSTS", "").strip().lower() in _TRUE
+    return SftpSource(
+        host=where.host,
+        port=where.port,
+        user=where.user or getpass.getuser(),
+        password=_first(password, where.password, env.get("DATATORAG_SFTP_PASSWORD")),
+        key_file=_path(key_file, env.get("DATATORAG_SFTP_KEY_FILE")),
+        known_hosts=_path(known_hosts, env.get("DATATORAG_SFTP_KNOWN_HOSTS")),
+        trust_unknown_hosts=trust,
+        root=where.path,
+        max_bytes=max_bytes,
+        timeout=timeout,
+    )
+
+
+def _first(*values: T | None) -> T | None:
+    for value in values:
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _path(given: str | os.PathLike[str] | None, from_env: str | None) -> str | None:
+    value = os.fspath(given) if given is not None else from_env
+    return value or None

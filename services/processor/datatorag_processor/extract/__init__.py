@@ -1,0 +1,88 @@
+"""Document text extraction: bytes in, typed text blocks out.
+
+``extract`` tells the format from the bytes (the file name is only a hint), refuses what it cannot
+turn into text with a ``DocumentRejected`` whose message says what to do, and returns an
+``ExtractedDocument``; ``plain_text`` is what gets chunked and what ``datatorag extract`` prints.
+"""
+
+from __future__ import annotations
+
+from datatorag.errors import DocumentRejected
+from datatorag_processor.extract import detect
+from datatorag_processor.extract.model import Block, BlockKind, ExtractedDocument
+
+__all__ = ["Block", "BlockKind", "DocumentRejected", "ExtractedDocument", "extract", "plain_text"]
+
+
+def extract(data: bytes, filename: str, *, max_bytes: int, max_pages: int) -> ExtractedDocument:
+    """Extract the text blocks of one document, or raise ``DocumentRejected`` with the reason."""
+    name = filename.rsplit("/", 1)[-1] or "the file"
+    if not data:
+        raise DocumentRejected(f"{name} is empty (0 bytes): upload the file again")
+    if len(data) > max_bytes:
+        raise DocumentRejected(
+            f"{name} is {_size(len(data))}, more than the limit of {_size(max_bytes)}; "
+            "split it or raise DATATORAG_MAX_DOCUMENT_BYTES"
+        )
+    media_type, what = detect.sniff(data, filename)
+    claimed = detect.extension_type(filename)
+    if claimed is not None and claimed != media_type and not _text_kinds(claimed, media_type):
+        raise DocumentRejected(
+            f"not {detect.describe(claimed)}: {name} is {what} although its name ends in "
+            f"{_extension(filename)}; rename it or upload the right file"
+        )
+    if media_type not in detect.SUPPORTED:
+        raise DocumentRejected(
+            f"{name} is {what} ({media_type}), which cannot be indexed; "
+            "supported formats are PDF, Word (.docx), HTML, Markdown and plain text"
+        )
+    doc = _extract(media_type, data, max_pages=max_pages)
+    if not any(block.text.strip() for block in doc.blocks):
+        raise DocumentRejected(f"{name} contains no text to index")
+    return doc
+
+
+def plain_text(doc: ExtractedDocument) -> str:
+    """Block texts separated by one blank line (no page markers, headers, footers or bullets)."""
+    return "\n\n".join(block.text for block in doc.blocks if block.text.strip())
+
+
+def _extract(media_type: str, data: bytes, *, max_pages: int) -> ExtractedDocument:
+    if media_type == detect.PDF:
+        from datatorag_processor.extract.pdf import extract_pdf
+
+        return extract_pdf(data, max_pages=max_pages)
+    if media_type == detect.DOCX:
+        from datatorag_processor.extract.docx import extract_docx
+
+        return extract_docx(data)
+    text = detect.decode_text(data) or ""
+    if media_type == detect.HTML:
+        from datatorag_processor.extract.html import extract_html
+
+        return extract_html(text)
+    if media_type == detect.MARKDOWN:
+        from datatorag_processor.extract.markdown import extract_markdown
+
+        return extract_markdown(text)
+    from datatorag_processor.extract.text import extract_text
+
+    return extract_text(text)
+
+
+def _text_kinds(claimed: str, found: str) -> bool:
+    """Text formats overlap: a .md file may read as plain text, a .txt file may hold Markdown."""
+    text_kinds = {detect.TEXT, detect.MARKDOWN, detect.HTML}
+    return claimed in text_kinds and found in text_kinds
+
+
+def _extension(filename: str) -> str:
+    base = filename.rsplit("/", 1)[-1]
+    return "." + base.rsplit(".", 1)[-1] if "." in base else "(no extension)"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

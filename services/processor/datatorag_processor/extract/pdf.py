@@ -1,0 +1,154 @@
+"""PDF extraction: pdfium for the text layer (fast, keeps column order), pdfplumber for ruled tables.
+
+pdfplumber costs over a hundred milliseconds a page, so it only sees pages that pdfium's lines or
+drawings mark as holding a table; unruled tables are rebuilt from character positions instead.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import ExitStack
+from typing import Any
+
+from datatorag.errors import DocumentRejected
+from datatorag_processor.extract.blocks import first_heading, with_heading_paths
+from datatorag_processor.extract.model import ExtractedDocument
+from datatorag_processor.extract.pdf_layout import (
+    Assembler,
+    PageLines,
+    body_size,
+    drop_running_lines,
+    line_pitch,
+    vocabulary,
+)
+from datatorag_processor.extract.pdf_lines import PageText, fix_surrogates, page_lines
+from datatorag_processor.extract.pdf_tables import (
+    aligned_tables,
+    looks_tabular,
+    page_rules,
+    ruled_tables,
+)
+
+MEDIA_TYPE = "application/pdf"
+_UNTITLED = ("untitled", "microsoft word", "document", "slide")
+
+
+def extract_pdf(data: bytes, *, max_pages: int) -> ExtractedDocument:
+    import pypdfium2 as pdfium
+
+    with ExitStack() as stack:
+        doc = _open(pdfium, data)
+        stack.callback(doc.close)
+        count = len(doc)
+        if count == 0:
+            raise DocumentRejected("the PDF has no pages")
+        if count > max_pages:
+            raise DocumentRejected(
+                f"the PDF has {count} pages, more than the limit of {max_pages}; "
+                "split it or raise DATATORAG_MAX_DOCUMENT_PAGES"
+            )
+        title = _metadata_title(doc)
+        pages, texts, handles = _read_pages(doc, count, stack)
+        if not any(page.lines for page in pages):
+            raise DocumentRejected(
+                f"the PDF has no text layer ({count} page{'s' if count > 1 else ''} of images, "
+                "e.g. a scan): run OCR on it (e.g. ocrmypdf) and upload the result"
+            )
+        body = body_size(pages)
+        drop_running_lines(pages, title, body)
+        vocab = vocabulary(pages)
+        _find_tables(data, pages, texts, handles, body, vocab, stack)
+        blocks = Assembler(pages, body, line_pitch(pages, body), vocab).run()
+    if not blocks:
+        raise DocumentRejected("the PDF contains no text apart from page headers and footers")
+    final = with_heading_paths(blocks)
+    return ExtractedDocument(
+        title=title or first_heading(final),
+        blocks=final,
+        page_count=count,
+        media_type=MEDIA_TYPE,
+    )
+
+
+def _open(pdfium: Any, data: bytes) -> Any:
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as err:
+        code = getattr(err, "err_code", None)
+        if code == pdfium.raw.FPDF_ERR_PASSWORD:
+            raise DocumentRejected(
+                "the PDF is password-protected: upload a copy without a password"
+            ) from None
+        if code == pdfium.raw.FPDF_ERR_SECURITY:
+            raise DocumentRejected(
+                "the PDF uses an encryption scheme that cannot be opened: "
+                "upload an unencrypted copy"
+            ) from None
+        raise DocumentRejected(
+            "the PDF is damaged or truncated and cannot be read "
+            f"({err}); export or download it again"
+        ) from None
+
+
+def _metadata_title(doc: Any) -> str | None:
+    try:
+        title = str(doc.get_metadata_value("Title")).strip()
+    except Exception:  # noqa: BLE001 - metadata is optional; a broken Info dict is not fatal
+        return None
+    if not title or title.lower().startswith(_UNTITLED) or title.lower().endswith(".docx"):
+        return None
+    return fix_surrogates(title)
+
+
+def _read_pages(
+    doc: Any, count: int, stack: ExitStack
+) -> tuple[list[PageLines], list[PageText], list[Any]]:
+    pages: list[PageLines] = []
+    texts: list[PageText] = []
+    handles: list[Any] = []
+    for index in range(count):
+        page = doc[index]
+        stack.callback(page.close)
+        textpage = page.get_textpage()
+        stack.callback(textpage.close)
+        height = float(page.get_height())
+        text = PageText(textpage, height)
+        pages.append(PageLines(index + 1, height, page_lines(text, index + 1)))
+        texts.append(text)
+        handles.append(page)
+    return pages, texts, handles
+
+
+def _find_tables(
+    data: bytes,
+    pages: list[PageLines],
+    texts: list[PageText],
+    handles: list[Any],
+    body: float,
+    vocab: set[str],
+    stack: ExitStack,
+) -> None:
+    plumber: Any = None
+    previous_had_table = False
+    for page, text, handle in zip(pages, texts, handles, strict=True):
+        rules = page_rules(handle, page.height, force=False)
+        if not (previous_had_table or looks_tabular(page.lines, rules)):
+            previous_had_table = False
+            continue
+        if rules is None:
+            rules = page_rules(handle, page.height, force=True)
+        if rules is not None and rules.grid:
+            if plumber is None:
+                plumber = _open_plumber(data, stack)
+            page.tables = ruled_tables(plumber.pages[page.number - 1], page.number, page.lines, vocab)
+        if not page.tables:
+            page.tables = aligned_tables(text, page.lines, page.number, body, vocab)
+        previous_had_table = bool(page.tables)
+
+
+def _open_plumber(data: bytes, stack: ExitStack) -> Any:
+    import pdfplumber
+
+    pdf = pdfplumber.open(io.BytesIO(data))
+    stack.callback(pdf.close)
+    return pdf

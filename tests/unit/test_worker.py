@@ -1,0 +1,104 @@
+"""The shared worker loop's failure handling, over the real embedded queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from datatorag.adapters.local.queue import SqliteQueue
+from datatorag.errors import DocumentRejected, RetryableError
+from datatorag.messages import DocumentRemoved, encode
+from datatorag.worker import Message, Worker
+
+pytestmark = pytest.mark.unit
+
+
+class Recorder:
+    def __init__(self, outcome: Exception | None = None) -> None:
+        self.outcome = outcome
+        self.handled: list[Message] = []
+        self.failures: list[tuple[str, str]] = []
+
+    def handle(self, message: Message) -> None:
+        self.handled.append(message)
+        if self.outcome:
+            raise self.outcome
+
+    def record_failure(self, message: Message, reason: str) -> None:
+        self.failures.append((message.doc_id, reason))
+
+
+@pytest.fixture
+def queue(tmp_path):
+    # Redrive one delivery after the workers' limit of 2, as wiring.queue does.
+    return SqliteQueue(tmp_path / "q.db", "documents", max_receives=3, visibility_timeout=30)
+
+
+def make_worker(queue, recorder):
+    return Worker(queue, recorder.handle, recorder.record_failure, max_receives=2, retry_delay_s=0)
+
+
+def deliver(queue, worker):
+    for received in queue.receive(max_messages=1):
+        worker.process(received)
+
+
+def send(queue, doc_id="d1"):
+    queue.send(encode(DocumentRemoved(tenant="t", doc_id=doc_id)))
+
+
+def test_success_deletes_the_message(queue):
+    recorder = Recorder()
+    send(queue)
+    deliver(queue, make_worker(queue, recorder))
+    assert len(recorder.handled) == 1 and queue.depth() == 0 and not recorder.failures
+
+
+def test_a_permanent_failure_is_recorded_and_dead_lettered_at_once(queue):
+    recorder = Recorder(DocumentRejected("the PDF is encrypted"))
+    send(queue)
+    deliver(queue, make_worker(queue, recorder))
+    assert recorder.failures == [("d1", "the PDF is encrypted")]
+    assert queue.depth() == 0
+    assert [reason for _, reason in queue.dead_letters()] == ["the PDF is encrypted"]
+
+
+def test_a_transient_failure_is_retried_then_given_up_with_its_reason(queue):
+    recorder = Recorder(RetryableError("endpoint busy"))
+    worker = make_worker(queue, recorder)
+    send(queue)
+    deliver(queue, worker)
+    assert not recorder.failures and queue.depth() == 1  # released for another try
+    deliver(queue, worker)
+    assert len(recorder.handled) == 2
+    assert recorder.failures == [("d1", "gave up after 2 attempts: endpoint busy")]
+    assert len(queue.dead_letters()) == 1
+
+
+def test_a_message_that_crashed_the_worker_is_failed_on_its_next_delivery(queue):
+    recorder = Recorder()
+    worker = make_worker(queue, recorder)
+    send(queue)
+    for _ in range(2):  # two deliveries that "crashed": received, never deleted
+        [received] = queue.receive(max_messages=1)
+        queue.change_visibility(received.receipt, 0)
+    deliver(queue, worker)
+    assert recorder.handled == []  # not handed to the handler a third time
+    assert recorder.failures == [("d1", "gave up after 2 attempts")]
+
+
+def test_an_undecodable_message_goes_to_the_dead_letter_queue(queue):
+    recorder = Recorder()
+    queue.send("{not json")
+    deliver(queue, make_worker(queue, recorder))
+    assert recorder.handled == [] and queue.depth() == 0
+    assert "unreadable queue message" in queue.dead_letters()[0][1]
+
+
+def test_other_messages_are_not_blocked_by_a_failing_one(queue):
+    recorder = Recorder()
+    worker = make_worker(queue, recorder)
+    queue.send("{not json")
+    send(queue, "d2")
+    deliver(queue, worker)
+    deliver(queue, worker)
+    assert [m.doc_id for m in recorder.handled] == ["d2"]
