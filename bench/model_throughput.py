@@ -53,7 +53,7 @@ except ImportError:  # run from a checkout without ``pip install -e``
 
 @dataclass
 class Throughput:
-    precision: str
+    precision: Precision
     chunks: int
     batch_size: int
     chunks_per_s: float
@@ -134,7 +134,8 @@ def compare_precisions(
 ) -> list[Throughput]:
     results: list[Throughput] = []
     reference: np.ndarray | None = None
-    for precision in ["fp32", *[p for p in precisions if p != "fp32"]]:
+    order: list[Precision] = ["fp32", *[p for p in precisions if p != "fp32"]]
+    for precision in order:
         result, vectors = measure(model, passages, precision, batch_size)
         if reference is None:
             reference = vectors
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.precisions.split(","):
         if name not in ("fp32", "bf16"):
             parser.error(f"unknown precision {name!r}; use fp32 and/or bf16")
-        precisions.append(name)  # type: ignore[arg-type]
+        precisions.append("bf16" if name == "bf16" else "fp32")
     model = load_model(args.model or default_model_name(), batch_size=args.batch_size)
     passages = corpus_passages(model, args.batches * args.batch_size)
     tokens = [model.token_count(p) for p in passages]
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     if not args.skip_sorting:
         best = max(results, key=lambda r: r.chunks_per_s).precision
-        sorting = length_sorting(model, best, args.batch_size, len(passages))  # type: ignore[arg-type]
+        sorting = length_sorting(model, best, args.batch_size, len(passages))
         report["length_sorting"] = {"precision": best, **sorting}
     print(markdown(report))
     if args.json:

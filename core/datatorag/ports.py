@@ -158,3 +158,28 @@ class Embeddings(Protocol):
 
         Raises ``EmbeddingUnavailable`` (retryable) when the endpoint cannot answer.
         """
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    text: str
+    sources: tuple[int, ...]  # positions in the passages handed to the generator (0-based)
+    quotes: tuple[str, ...] = ()  # for each source, the words of that passage that back it
+
+
+@dataclass(frozen=True)
+class GeneratedAnswer:
+    sentences: tuple[AnswerSentence, ...]
+    abstained: bool  # the passages do not answer the question
+
+
+@runtime_checkable
+class AnswerGenerator(Protocol):
+    """Writes an answer from retrieved passages only.
+
+    A sentence can cite only passages it was given (by position), so a citation of something
+    that was not retrieved cannot be expressed; the query service drops any sentence without a
+    valid source. Raises ``RetryableError`` when a remote model is unavailable.
+    """
+
+    def generate(self, question: str, passages: Sequence[SearchHit]) -> GeneratedAnswer: ...

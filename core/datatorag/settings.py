@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     poll_wait_s: float = 1.0
     connector_interval_s: float = 300.0  # how often registered sources are synced again
 
+    # Answers: "extractive" needs no model; "bedrock" (Converse API) and "openai" (any
+    # OpenAI-compatible /v1/chat/completions endpoint) write generative answers.
+    generator_backend: Literal["extractive", "bedrock", "openai"] = "extractive"
+    bedrock_model_id: str = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    openai_base_url: str = "http://127.0.0.1:11434/v1"
+    openai_model: str = "gpt-4o-mini"
+    openai_api_key: SecretStr | None = None
+
     # API keys are hashed with this pepper (HMAC-SHA256); set a real secret in production.
     api_key_pepper: SecretStr = SecretStr("development-pepper")
 

@@ -5,7 +5,7 @@ Services call these from their own ``bootstrap``; AWS libraries are imported onl
 
 from __future__ import annotations
 
-from datatorag.ports import BlobStore, Embeddings, Queue, SearchIndex
+from datatorag.ports import AnswerGenerator, BlobStore, Embeddings, Queue, SearchIndex
 from datatorag.settings import Settings
 
 
@@ -54,3 +54,17 @@ def embeddings(settings: Settings) -> Embeddings:
     from datatorag.adapters.local.embeddings import HttpEmbeddings
 
     return HttpEmbeddings(settings.embedding_url)
+
+
+def answer_generator(settings: Settings) -> AnswerGenerator:
+    if settings.generator_backend == "bedrock":
+        from datatorag.adapters.aws.bedrock import BedrockGenerator
+
+        return BedrockGenerator.from_settings(settings)
+    if settings.generator_backend == "openai":
+        from datatorag.adapters.openai_compatible import OpenAICompatibleGenerator
+
+        return OpenAICompatibleGenerator.from_settings(settings)
+    from datatorag.adapters.local.extractive import ExtractiveGenerator
+
+    return ExtractiveGenerator()

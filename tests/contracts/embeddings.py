@@ -8,6 +8,7 @@ sentence-transformers model). The module sets the markers.
 from __future__ import annotations
 
 import numpy as np
+
 from datatorag.ports import Embeddings
 
 LEAVE_QUESTION = "How many weeks of paid parental leave do new parents get?"

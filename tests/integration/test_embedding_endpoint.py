@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from datatorag.adapters.local.embeddings import EmbeddingRequestRejected, HttpEmbeddings
 from datatorag.errors import EmbeddingUnavailable, PermanentError
 from datatorag_embedding_endpoint.model import resolve_precision
-
 from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
 from tests.fixtures.embedding import endpoint_env, free_port, stop
 
@@ -39,7 +39,10 @@ QUERIES = [
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cosines: np.ndarray = np.sum(a * b, axis=1) / (
+        np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    )
+    return cosines
 
 
 @pytest.mark.slow
@@ -167,7 +170,7 @@ class TestBatching:
 
         def one(query: str) -> np.ndarray:
             start.wait()
-            return embeddings.embed([query])[0]
+            return embeddings.embed([query])
 
         with ThreadPoolExecutor(len(QUERIES)) as pool:
             batched = np.vstack(list(pool.map(one, QUERIES)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,7 +78,10 @@ class Embedder:
         reraise=True,
     )
     def _embed_batch(self, texts: Sequence[str]) -> Vectors:
-        return self.embeddings.embed(texts)
+        started = time.perf_counter()
+        vectors = self.embeddings.embed(texts)
+        log.info("embed.batch", size=len(texts), seconds=round(time.perf_counter() - started, 4))
+        return vectors
 
     def record_failure(self, message: Message, reason: str) -> None:
         version = getattr(message, "version", None)

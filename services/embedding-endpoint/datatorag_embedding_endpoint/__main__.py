@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from datatorag.settings import Settings
 
+from datatorag.settings import Settings
 from datatorag_embedding_endpoint.app import create_app
 from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 

@@ -127,10 +127,10 @@ def _broken_word(prev: str, part: str, vocab: set[str], fills: bool) -> bool:
     """Only a word too long for its column is broken, so it fills a line of its own."""
     if " " in prev or not (prev[-1:].isalpha() and part[:1].isalpha() and part[:1].islower()):
         return False
-    if fills:
-        return True
-    joined = re.sub(r"\W+$", "", (prev + part.split(" ", 1)[0]).lower())
-    return joined in vocab and prev.lower() not in vocab
+    head = re.sub(r"\W+$", "", part.split(" ", 1)[0].lower())
+    if fills and head not in vocab:
+        return True  # "compensatio" + "n": the rest is no word of its own
+    return (prev + head).lower() in vocab and prev.lower() not in vocab
 
 
 # -- unruled tables -------------------------------------------------------------------------
