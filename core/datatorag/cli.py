@@ -131,7 +131,7 @@ def _ingest(settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: b
                           f"{', '.join(sorted(missing))}. Start the stack with `datatorag up`.")
             return False
     try:
-        source = open_source(uri)
+        source = open_source(uri, max_bytes=settings.max_document_bytes)
     except SourceError as err:
         console.print(f"[red]error:[/] {err}")
         return False

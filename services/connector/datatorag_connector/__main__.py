@@ -25,7 +25,7 @@ def main() -> None:
     while not stop.wait(settings.connector_interval_s):
         for registered in registry.all():
             try:
-                source = open_source(registered.uri)
+                source = open_source(registered.uri, max_bytes=settings.max_document_bytes)
                 try:
                     syncer.sync(source, registered.tenant, registered.metadata)
                 finally:

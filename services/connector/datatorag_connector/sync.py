@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
-from datatorag.errors import SourceError
+from datatorag.errors import DocumentRejected, SourceError
 from datatorag.log import get_logger
 from datatorag.messages import DocumentFetched, DocumentRemoved, encode
 from datatorag.models import DocumentRecord, DocumentStatus, content_hash, document_id, utcnow
@@ -74,6 +74,9 @@ class Syncer:
             uri = source.uri_of(file)
             try:
                 self._sync_file(source, file, uri, tenant, known.get(uri), metadata or {}, report)
+            except DocumentRejected as err:  # e.g. over the size limit: fail that one document
+                self._record_rejected(source, file, uri, tenant, str(err))
+                report.added.append(uri)
             except SourceError as err:
                 report.unreadable[uri] = str(err)
                 log.warning("source.file_unreadable", source_uri=uri, reason=str(err))
@@ -134,6 +137,18 @@ class Syncer:
             )
         )
         (report.changed if known and known.status != DocumentStatus.DELETED else report.added).append(uri)
+
+
+    def _record_rejected(self, source: Source, file: SourceFile, uri: str, tenant: str,
+                         reason: str) -> None:
+        self.index.upsert_document(
+            DocumentRecord(
+                tenant=tenant, doc_id=document_id(uri), source_id=source.source_id,
+                source_uri=uri, title=PurePosixPath(file.path).stem,
+                version=f"unread-{file.size}", status=DocumentStatus.FAILED, reason=reason,
+                size_bytes=file.size,
+            )
+        )
 
 
 def _needs_announcing(doc: DocumentRecord) -> bool:

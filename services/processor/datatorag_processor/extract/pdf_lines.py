@@ -153,26 +153,33 @@ def _measure(pt: PageText, text: str, start: int, end: int, page: int) -> Line:
 
 
 def split_segments(pt: PageText, line: Line, gap_em: float) -> list[Segment]:
-    """Cut a line where the horizontal gap between two characters exceeds ``gap_em`` em."""
-    segments: list[Segment] = []
-    limit = gap_em * line.size
-    first = last = -1
-    x0 = x1 = 0.0
+    """Cut a line at gaps wider than ``gap_em`` em and than twice its usual word space.
+
+    Justified text stretches every word space of a line alike, so a gap only counts as a column
+    gap when it stands out from the line's other word spaces.
+    """
+    chars: list[tuple[int, float, float]] = []
     for i in range(line.start, line.end):
-        if pt.chars[i].isspace():
-            continue
-        left, right, _, _ = pt.box(i)
-        if first >= 0 and left - x1 > limit:
-            segments.append(_segment(pt, line, first, last + 1, x0, x1))
-            first = -1
-        if first < 0:
-            first, x0, x1 = i, left, right
-        x1 = max(x1, right)
-        last = i
-    if first >= 0:
-        segments.append(_segment(pt, line, first, last + 1, x0, x1))
+        if not pt.chars[i].isspace():
+            left, right, _, _ = pt.box(i)
+            chars.append((i, left, right))
+    if not chars:
+        return []
+    gaps = [b[1] - a[2] for a, b in zip(chars, chars[1:], strict=False)]
+    spaces = sorted(g for g in gaps if g > 0.15 * line.size)
+    usual = spaces[len(spaces) // 2] if len(spaces) > 1 else 0.0
+    limit = max(gap_em * line.size, 2 * usual)
+    segments: list[Segment] = []
+    first = 0
+    for k, gap in enumerate(gaps, start=1):
+        if gap > limit:
+            segments.append(_segment(pt, line, chars[first:k]))
+            first = k
+    segments.append(_segment(pt, line, chars[first:]))
     return segments
 
 
-def _segment(pt: PageText, line: Line, start: int, end: int, x0: float, x1: float) -> Segment:
-    return Segment(pt.chars[start:end].strip(), x0, x1, pt.baseline(start), start, line)
+def _segment(pt: PageText, line: Line, chars: list[tuple[int, float, float]]) -> Segment:
+    start, end = chars[0][0], chars[-1][0] + 1
+    x1 = max(right for _, _, right in chars)
+    return Segment(pt.chars[start:end].strip(), chars[0][1], x1, pt.baseline(start), start, line)
