@@ -54,6 +54,10 @@ def bag_scores(extracted: str, truth: str) -> tuple[float, float]:
     return common / max(1, sum(want.values())), common / max(1, sum(got.values()))
 
 
+def _blocks(texts: Any) -> set[str]:
+    return {n for n in (normalise(t) for t in texts) if n}
+
+
 def score_pdf(corpus: Path, entry: dict[str, Any]) -> dict[str, Any]:
     data = (corpus / entry["pdf"]).read_bytes()
     started = time.perf_counter()
@@ -62,6 +66,8 @@ def score_pdf(corpus: Path, entry: dict[str, Any]) -> dict[str, Any]:
     extracted = normalise(plain_text(doc))
     truth = normalise((corpus / entry["truth"]).read_text(encoding="utf-8"))
     recall, precision = bag_scores(extracted, truth)
+    truth_blocks = _blocks((corpus / entry["truth"]).read_text(encoding="utf-8").split("\n\n"))
+    got_blocks = _blocks(block.text for block in doc.blocks)
     return {
         "pdf": entry["pdf"],
         "producer": entry["producer"],
@@ -71,6 +77,7 @@ def score_pdf(corpus: Path, entry: dict[str, Any]) -> dict[str, Any]:
         "similarity": similarity(extracted, truth),
         "recall": recall,
         "precision": precision,
+        "block_match": len(truth_blocks & got_blocks) / max(1, len(truth_blocks)),
     }
 
 
@@ -85,6 +92,7 @@ def summarise(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "similarity_min": min(r["similarity"] for r in rows),
         "recall_mean": statistics.fmean(r["recall"] for r in rows),
         "precision_mean": statistics.fmean(r["precision"] for r in rows),
+        "block_match_mean": statistics.fmean(r["block_match"] for r in rows),
         "pages_per_second": pages / seconds if seconds else 0.0,
         "ms_per_page": 1000 * seconds / pages if pages else 0.0,
     }
@@ -93,14 +101,15 @@ def summarise(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def markdown(groups: list[dict[str, Any]]) -> str:
     head = (
         "| group | PDFs | pages | similarity (mean) | similarity (min) | word recall | "
-        "word precision | pages/s | ms/page |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: |"
+        "word precision | blocks matched | pages/s | ms/page |\n| --- | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [head]
     for g in groups:
         lines.append(
             f"| {g['group']} | {g['pdfs']} | {g['pages']} | {g['similarity_mean']:.4f} | "
             f"{g['similarity_min']:.4f} | {g['recall_mean']:.4f} | {g['precision_mean']:.4f} | "
+            f"{g['block_match_mean']:.3f} | "
             f"{g['pages_per_second']:.0f} | {g['ms_per_page']:.1f} |"
         )
     return "\n".join(lines)

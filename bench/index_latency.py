@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ def questions() -> list[dict[str, Any]]:
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray[Any, np.dtype[np.float32]]:
     rows = rng.normal(size=(n, DIMENSION)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
 
 
 def build(index: SqliteSearchIndex, size: int, pool: list[str], rng: np.random.Generator) -> float:
@@ -122,46 +124,36 @@ def percentiles(times: list[float]) -> str:
 
 
 def latency(sizes: list[int], count: int) -> None:
+    columns = ["chunks", "build (chunks/s)", "first vector query (load)", "swap catch-up"]
+    columns += [f"{mode} {name}" for name in ["", *FILTERS] for mode in ("keyword", "vector")]
+    print("| " + " | ".join(c.strip() for c in columns) + " |")
+    print("| --- " * len(columns) + "|")
     pool, asked = sentences(), [q["question"] for q in questions()]
-    rng = np.random.default_rng(0)
-    print("| chunks | build (chunks/s) | first vector query (load) | swap catch-up |", end="")
-    print(" keyword | vector | " + " | ".join(f"{m} {f}" for f in FILTERS for m in ("kw", "vec")))
-    print("| --- " * (6 + 2 * len(FILTERS)) + "|")
     for size in sizes:
         with tempfile.TemporaryDirectory() as root:
             index = SqliteSearchIndex(Path(root))
-            seconds = build(index, size, pool, rng)
-            queries = unit_rows(rng, count)
-            load = timed(iter([lambda: index.vector_search(TENANT, queries[0], 10)]))[0]
-            catch_up = swap_latency(index, pool, rng, queries[0])
-            row = [
-                f"{size:,}",
-                f"{seconds:.0f} s ({size / seconds:,.0f})",
-                f"{load:.0f} ms",
-                f"{catch_up:.1f} ms",
-            ]
-            for filters in [None, *FILTERS.values()]:
-                row.append(keyword_times(index, asked, count, filters))
-                row.append(
-                    percentiles(
-                        timed(
-                            (lambda q=q: index.vector_search(TENANT, q, 10, filters))
-                            for q in queries
-                        )
-                    )
-                )
+            row = measure(index, size, count, pool, asked)
             index.close()
         print("| " + " | ".join(row) + " |", flush=True)
     print("\nQuery latency in ms, p50 / p95, top 10, one thread, after one warm-up query.")
 
 
-def keyword_times(
-    index: SqliteSearchIndex, asked: list[str], count: int, filters: dict[str, Any] | None
-) -> str:
+def measure(
+    index: SqliteSearchIndex, size: int, count: int, pool: list[str], asked: list[str]
+) -> list[str]:
+    rng = np.random.default_rng(size)
+    seconds = build(index, size, pool, rng)
+    queries = unit_rows(rng, count)
+    load = timed(iter([partial(index.vector_search, TENANT, queries[0], 10)]))[0]
+    catch_up = swap_latency(index, pool, rng, queries[0])
+    row = [f"{size:,}", f"{seconds:.0f} s ({size / seconds:,.0f})", f"{load:.0f} ms"]
+    row.append(f"{catch_up:.1f} ms")
     texts = [asked[i % len(asked)] for i in range(count)]
-    return percentiles(
-        timed((lambda t=t: index.keyword_search(TENANT, t, 10, filters)) for t in texts)
-    )
+    for filters in [None, *FILTERS.values()]:
+        keyword = (partial(index.keyword_search, TENANT, t, 10, filters) for t in texts)
+        vector = (partial(index.vector_search, TENANT, q, 10, filters) for q in queries)
+        row += [percentiles(timed(keyword)), percentiles(timed(vector))]
+    return row
 
 
 def swap_latency(
@@ -176,12 +168,17 @@ def swap_latency(
         index.upsert_document(doc.model_copy(update={"version": version}))
         vectors = unit_rows(rng, CHUNKS_PER_DOC)
         chunks = [
-            IndexedChunk(chunk_id=f"doc000000:{version}:{i}", doc_id="doc000000", ordinal=i,
-                         text=pool[i], vector=vectors[i].tolist())
+            IndexedChunk(
+                chunk_id=f"doc000000:{version}:{i}",
+                doc_id="doc000000",
+                ordinal=i,
+                text=pool[i],
+                vector=vectors[i].tolist(),
+            )
             for i in range(CHUNKS_PER_DOC)
         ]
         index.replace_chunks(TENANT, "doc000000", version, chunks)
-        times += timed(iter([lambda: index.vector_search(TENANT, query, 10)]))
+        times += timed(iter([partial(index.vector_search, TENANT, query, 10)]))
     return statistics.median(times)
 
 
@@ -189,7 +186,10 @@ def swap_latency(
 
 CONFIGS: dict[str, tuple[str, bool, tuple[float, float, float]]] = {
     "porter, stop words, title x2 (chosen)": (
-        "porter unicode61 remove_diacritics 2", True, (2.0, 1.0, 1.0)),
+        "porter unicode61 remove_diacritics 2",
+        True,
+        (2.0, 1.0, 1.0),
+    ),
     "porter, stop words, equal weights": ("porter unicode61 remove_diacritics 2", True, (1, 1, 1)),
     "porter, no stop words, title x2": ("porter unicode61 remove_diacritics 2", False, (2, 1, 1)),
     "porter, stop words, title x5": ("porter unicode61 remove_diacritics 2", True, (5, 1, 1)),
@@ -211,22 +211,34 @@ def quality() -> None:
     vector[0] = 1.0
     print("| configuration | doc recall@5 | MRR@10 | mean query ms |")
     print("| --- | --- | --- | --- |")
-    default_schema, default_stop = index_module._SCHEMA, index_module.STOP_WORDS
+    defaults = index_module._SCHEMA, index_module.STOP_WORDS, index_module.BM25_WEIGHTS
     for name, (tokenizer, stop_words, weights) in CONFIGS.items():
-        index_module._SCHEMA = default_schema.replace(index_module.TOKENIZER, tokenizer)
-        index_module.STOP_WORDS = default_stop if stop_words else frozenset()
+        index_module._SCHEMA = defaults[0].replace(index_module.TOKENIZER, tokenizer)
+        index_module.STOP_WORDS = defaults[1] if stop_words else frozenset()
         index_module.BM25_WEIGHTS = weights
         with tempfile.TemporaryDirectory() as root:
             index = SqliteSearchIndex(Path(root))
             for doc in manifest:
                 pdf = doc["pdfs"][0]
-                index.upsert_document(DocumentRecord(
-                    tenant=TENANT, doc_id=doc["id"], source_id=doc["source"],
-                    source_uri=pdf["pdf"], title=doc["title"], version="v1"))
+                index.upsert_document(
+                    DocumentRecord(
+                        tenant=TENANT,
+                        doc_id=doc["id"],
+                        source_id=doc["source"],
+                        source_uri=pdf["pdf"],
+                        title=doc["title"],
+                        version="v1",
+                    )
+                )
                 text = (CORPUS / pdf["truth"]).read_text()
                 chunks = [
-                    IndexedChunk(chunk_id=f"{doc['id']}:{i}", doc_id=doc["id"], ordinal=i,
-                                 text=window, vector=vector)
+                    IndexedChunk(
+                        chunk_id=f"{doc['id']}:{i}",
+                        doc_id=doc["id"],
+                        ordinal=i,
+                        text=window,
+                        vector=vector,
+                    )
                     for i, window in enumerate(windows(text))
                 ]
                 index.replace_chunks(TENANT, doc["id"], "v1", chunks)
@@ -242,7 +254,7 @@ def quality() -> None:
             index.close()
         n = len(asked)
         print(f"| {name} | {recall / n:.2f} | {rr / n:.3f} | {spent / n * 1000:.1f} |", flush=True)
-    index_module._SCHEMA, index_module.STOP_WORDS = default_schema, default_stop
+    index_module._SCHEMA, index_module.STOP_WORDS, index_module.BM25_WEIGHTS = defaults
     print(f"\n{len(asked)} answerable dev questions; {len(manifest)} documents, 180-word chunks.")
 
 

@@ -66,7 +66,7 @@ def test_each_tenant_has_its_own_file(index: SqliteSearchIndex, root: Path) -> N
     index.get_document("nobody", "d1")
     assert sorted(p.name for p in root.glob("*.db")) == ["acme.db", "globex.db"]
     with sqlite3.connect(root / "globex.db") as conn:
-        assert conn.execute("SELECT text FROM chunks").fetchall() == [("Globex text.",)]
+        assert conn.execute("SELECT text FROM chunk_texts").fetchall() == [("Globex text.",)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

@@ -1,10 +1,13 @@
 """The HTTP side: the SageMaker inference container contract, served by FastAPI.
 
-Contract (what a SageMaker Hugging Face DLC with ``HF_TASK=sentence-embeddings`` answers):
+Response shape: the Hugging Face inference toolkit's ``sentence-embeddings`` task (what a Hugging
+Face DLC runs for a sentence-transformers model with ``HF_TASK=sentence-embeddings``) answers
+``{"embeddings": model.encode(inputs).tolist()}``; this endpoint answers the same. (The TEI-based
+Hugging Face Embedding Container answers a bare ``[[...], ...]``; ``HttpEmbeddings`` reads both.)
 
 - ``GET /ping``: 200 once the model is loaded, with ``{"status": "ready", "model", "dimension",
   "max_seq_length", "precision", "batch_size"}``; 503 while it loads, 500 when loading failed.
-- ``POST /invocations`` with ``{"inputs": ["text", ...]}``: 200 with
+- ``POST /invocations`` with ``{"inputs": ["text", ...]}`` (at most 256 texts, 6 MB): 200 with
   ``{"embeddings": [[float, ...], ...]}``, one L2-normalised vector per input, in order.
 - ``POST /endpoints/{name}/invocations``: the same handler, so boto3's ``sagemaker-runtime``
   ``invoke_endpoint`` works with ``endpoint_url`` pointed here (the name is ignored).
@@ -30,7 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from datatorag_embedding_endpoint.batcher import Batcher, Overloaded
+from datatorag_embedding_endpoint.batcher import Batcher, BatcherStopped, Overloaded
 from datatorag_embedding_endpoint.model import EmbeddingModel
 
 log = logging.getLogger(__name__)
@@ -121,7 +124,7 @@ def create_app(
             return _error(exc.status, exc.code, exc.message)
         try:
             vectors = await state.batcher.embed(texts) if texts else None
-        except Overloaded as exc:
+        except (Overloaded, BatcherStopped) as exc:
             return _error(503, "ServiceUnavailable", str(exc))
         except Exception as exc:  # noqa: BLE001 - the batcher logged the traceback for the batch
             return _error(500, "ModelError", f"embedding failed: {type(exc).__name__}: {exc}")

@@ -55,15 +55,12 @@ class _Unit:
     headings: tuple[str, ...]
     starts_section: bool  # a heading block: a natural place to start a chunk
     table_header: str | None = None  # the header row of the table this row belongs to
+    continues: bool = False  # a later piece of the same block: rendered on the same line
 
 
 @dataclass
 class _Draft:
     units: list[_Unit] = field(default_factory=list)
-
-    @property
-    def tokens(self) -> int:
-        return sum(u.tokens for u in self.units) + len(self.units)  # + separators
 
 
 class Chunker:
@@ -74,6 +71,7 @@ class Chunker:
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.min_tokens = max_tokens // 4
+        self._counts: dict[str, int] = {}
 
     def chunk(self, doc_id: str, version: str, title: str, doc: ExtractedDocument) -> list[Chunk]:
         units = list(self._units(doc.blocks))
@@ -112,6 +110,7 @@ class Chunker:
                     headings=path,
                     starts_section=block.kind == "heading" and i == 0,
                     table_header=header,
+                    continues=i > 0,
                 )
 
     def _unit_budget(self) -> int:
@@ -125,10 +124,10 @@ class Chunker:
                 pieces.append(sentence)
             else:
                 pieces.extend(self.counter.split(sentence, budget))
-        # Re-join short neighbouring sentences so units stay meaningful.
+        # Re-join very short neighbouring sentences, keeping units small enough to overlap.
         merged: list[str] = []
         for piece in pieces:
-            if merged and self.counter.count(merged[-1] + " " + piece) <= budget:
+            if merged and self.counter.count(merged[-1] + " " + piece) <= self.overlap_tokens:
                 merged[-1] = merged[-1] + " " + piece
             else:
                 merged.append(piece)
@@ -138,7 +137,7 @@ class Chunker:
     def _pack(self, units: list[_Unit], title: str) -> Iterator[_Draft]:
         draft = _Draft()
         for unit in units:
-            starts_new = unit.starts_section and draft.tokens >= self.min_tokens
+            starts_new = unit.starts_section and sum(u.tokens for u in draft.units) >= self.min_tokens
             if draft.units and (starts_new or not self._fits(draft, unit, title)):
                 yield draft
                 draft = _Draft(self._overlap(draft) if not unit.starts_section else [])
@@ -149,10 +148,18 @@ class Chunker:
             yield draft
 
     def _fits(self, draft: _Draft, unit: _Unit, title: str) -> bool:
+        # BERT's pre-tokenizer splits on whitespace, so the count of the rendered chunk is the
+        # sum of its parts' counts: no need to tokenize the whole draft again.
         units = [*draft.units, unit]
-        heading = " > ".join(units[0].headings)
-        text = self._render(units)
-        return self.counter.count(contextual_text(title, heading, text)) <= self.max_tokens
+        header = contextual_text(title, " > ".join(units[0].headings), "")
+        tables = {u.table_header for u in units if u.table_header}
+        tokens = self._count_cached(header) + sum(self._count_cached(t) for t in tables)
+        return tokens + sum(u.tokens for u in units) <= self.max_tokens
+
+    def _count_cached(self, text: str) -> int:
+        if text not in self._counts:
+            self._counts[text] = self.counter.count(text)
+        return self._counts[text]
 
     def _overlap(self, previous: _Draft) -> list[_Unit]:
         carried: list[_Unit] = []
@@ -172,5 +179,8 @@ class Chunker:
             if unit.table_header and unit.table_header != table_header:
                 lines.append(unit.table_header)  # keep a table's column headers with its rows
             table_header = unit.table_header
-            lines.append(unit.text)
+            if unit.continues and lines:
+                lines[-1] += " " + unit.text
+            else:
+                lines.append(unit.text)
         return "\n".join(lines)

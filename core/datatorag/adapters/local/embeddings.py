@@ -33,9 +33,16 @@ class HttpEmbeddings:
 
     ``dimension`` is asked of the endpoint once: the ``dimension`` field of ``GET /ping``'s JSON,
     or, when the endpoint's ping carries no such field, the length of one embedded probe text.
+    Long lists go out as several requests of at most ``max_texts_per_request`` texts, which keeps
+    each request well inside the endpoint's limits (256 texts, 6 MB) and the timeout.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 60.0, max_texts_per_request: int = 64
+    ) -> None:
+        if max_texts_per_request < 1:
+            raise ValueError("max_texts_per_request must be at least 1")
+        self.max_texts_per_request = max_texts_per_request
         url = httpx.URL(base_url.rstrip("/"))
         self._shown_url = str(url.copy_with(username=None, password=None))  # for messages
         self._client = httpx.Client(base_url=url, timeout=timeout)
@@ -61,6 +68,11 @@ class HttpEmbeddings:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
+        step = self.max_texts_per_request
+        parts = [self._embed_request(texts[i : i + step]) for i in range(0, len(texts), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _embed_request(self, texts: Sequence[str]) -> Vectors:
         payload = self._call("POST", "/invocations", json={"inputs": list(texts)})
         rows = payload.get("embeddings") if isinstance(payload, dict) else payload
         try:
@@ -71,6 +83,8 @@ class HttpEmbeddings:
             raise self._malformed(f"expected {len(texts)} vectors, got shape {vectors.shape}")
         if self._dimension is None:
             self._dimension = int(vectors.shape[1])
+        elif vectors.shape[1] != self._dimension:
+            raise self._malformed(f"{vectors.shape[1]}-dimensional vectors, not {self._dimension}")
         return vectors
 
     def _ping_dimension(self) -> int | None:

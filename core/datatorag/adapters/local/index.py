@@ -35,10 +35,11 @@ from datatorag.ports import Filters
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
-TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # used with fullmatch
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 BM25_WEIGHTS = (2.0, 1.0, 1.0)  # title, heading, text: see bench/index_latency.py
 MAX_QUERY_TERMS = 64  # caps the cost of one keyword query
+MAX_IDLE_CONNECTIONS = 8  # per tenant; more concurrent callers open and close their own
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
 REPLACE_META = frozenset({"page_count", "title"})
 
@@ -50,6 +51,7 @@ STOP_WORDS = frozenset(
     no nor not of off on once only or other our ours out over own same she should so some such
     than that the their theirs them then there these they this those through to too under until
     up very was we were what when where which while who whom why will with would you your yours
+    s t d ll m re ve also get got many much
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 _QUERY_TOKEN = re.compile(r"[^\W_]+")
@@ -74,41 +76,54 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_by_uri ON documents (source_uri, doc_id);
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents (source_id, source_uri, doc_id);
+-- A chunk is split in three tables so that ranking and filtering read small rows: ``chunks``
+-- (what filters and hits need), ``chunk_texts`` (the FTS5 external content) and
+-- ``chunk_vectors`` (read only when a process loads its matrix).
 -- AUTOINCREMENT: ids are never reused, so "id > the last one I loaded" finds every new chunk.
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    chunk_id TEXT NOT NULL,
     doc_id TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
     ordinal INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    heading TEXT NOT NULL,
-    text TEXT NOT NULL,
-    pages TEXT NOT NULL,
-    token_count INTEGER NOT NULL,
-    vector BLOB NOT NULL,
     source_id TEXT NOT NULL,
     media_type TEXT NOT NULL,
     metadata TEXT NOT NULL,
+    pages TEXT NOT NULL,
+    token_count INTEGER NOT NULL,
     UNIQUE (doc_id, chunk_id)
 );
+CREATE TABLE IF NOT EXISTS chunk_texts (
+    id INTEGER PRIMARY KEY, title TEXT NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunk_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, heading, text, content='chunks', content_rowid='id', tokenize='{TOKENIZER}'
+    title, heading, text, content='chunk_texts', content_rowid='id', tokenize='{TOKENIZER}'
 );
 CREATE TABLE IF NOT EXISTS chunk_tombstones (
     chunk_rowid INTEGER PRIMARY KEY, generation INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunk_tombstones_by_generation ON chunk_tombstones (generation);
-CREATE TRIGGER IF NOT EXISTS chunks_insert AFTER INSERT ON chunks BEGIN
+CREATE TRIGGER IF NOT EXISTS chunk_texts_insert AFTER INSERT ON chunk_texts BEGIN
     INSERT INTO chunks_fts (rowid, title, heading, text)
     VALUES (new.id, new.title, new.heading, new.text);
 END;
-CREATE TRIGGER IF NOT EXISTS chunks_delete AFTER DELETE ON chunks BEGIN
+CREATE TRIGGER IF NOT EXISTS chunk_texts_delete AFTER DELETE ON chunk_texts BEGIN
     INSERT INTO chunks_fts (chunks_fts, rowid, title, heading, text)
     VALUES ('delete', old.id, old.title, old.heading, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_delete AFTER DELETE ON chunks BEGIN
+    DELETE FROM chunk_texts WHERE id = old.id;
+    DELETE FROM chunk_vectors WHERE id = old.id;
     INSERT INTO chunk_tombstones
     VALUES (old.id, (SELECT value FROM meta WHERE key = 'generation'));
 END;
 CREATE TRIGGER IF NOT EXISTS chunks_immutable BEFORE UPDATE ON chunks BEGIN
+    SELECT RAISE(ABORT, 'chunks are immutable: replace them');
+END;
+CREATE TRIGGER IF NOT EXISTS chunk_texts_immutable BEFORE UPDATE ON chunk_texts BEGIN
+    SELECT RAISE(ABORT, 'chunks are immutable: replace them');
+END;
+CREATE TRIGGER IF NOT EXISTS chunk_vectors_immutable BEFORE UPDATE ON chunk_vectors BEGIN
     SELECT RAISE(ABORT, 'chunks are immutable: replace them');
 END;
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -118,6 +133,8 @@ _DOCUMENT_COLUMNS = (
     "doc_id, source_id, source_uri, title, media_type, version, status, reason, size_bytes, "
     "page_count, chunk_count, metadata, updated_at"
 )
+
+_HIT_COLUMNS = "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, t.heading, t.text"
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -215,8 +232,7 @@ class SqliteSearchIndex:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.tombstone_window = tombstone_window  # generations a lagging reader can catch up on
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._idle: dict[str, list[sqlite3.Connection]] = {}  # pooled connections by tenant
         self._caches: dict[str, _VectorCache] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -224,23 +240,22 @@ class SqliteSearchIndex:
     # -- documents ---------------------------------------------------------------------------
 
     def upsert_document(self, doc: DocumentRecord) -> None:
-        conn = self._writer(doc.tenant)
         row = _document_row(doc)
         placeholders = ", ".join("?" * len(row))
-        with _write(conn):
+        with self._writing(doc.tenant) as conn, _write(conn):
             conn.execute(
                 f"INSERT OR REPLACE INTO documents ({_DOCUMENT_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
                 row,
             )
 
     def get_document(self, tenant: str, doc_id: str) -> DocumentRecord | None:
-        conn = self._reader(tenant)
-        if conn is None:
-            return None
-        row = conn.execute(
-            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?",  # noqa: S608
-            (doc_id,),
-        ).fetchone()
+        with self._reading(tenant) as conn:
+            if conn is None:
+                return None
+            row = conn.execute(
+                f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?",  # noqa: S608
+                (doc_id,),
+            ).fetchone()
         return _document(tenant, row) if row else None
 
     def list_documents(
@@ -254,9 +269,6 @@ class SqliteSearchIndex:
     ) -> list[DocumentRecord]:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        conn = self._reader(tenant)
-        if conn is None:
-            return []
         where, params = ["1"], []
         if source_id is not None:
             where.append("source_id = ?")
@@ -264,11 +276,14 @@ class SqliteSearchIndex:
         if status is not None:
             where.append("status = ?")
             params.append(DocumentStatus(status).value)
-        rows = conn.execute(
-            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE {' AND '.join(where)} "  # noqa: S608
-            "ORDER BY source_uri, doc_id LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        ).fetchall()
+        with self._reading(tenant) as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE {' AND '.join(where)} "  # noqa: S608
+                "ORDER BY source_uri, doc_id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
         return [_document(tenant, row) for row in rows]
 
     def set_status(
@@ -281,35 +296,45 @@ class SqliteSearchIndex:
         reason: str | None = None,
     ) -> bool:
         status = DocumentStatus(status)
-        conn = self._reader(tenant)
-        if conn is None:
-            return False
-        with _write(conn):
-            current = _current(conn, doc_id)
-            if current is None:
+        with self._reading(tenant) as conn:
+            if conn is None:
                 return False
-            if version is not None and (
-                current[0] != version
-                or (current[1] == DocumentStatus.DELETED and status != DocumentStatus.DELETED)
-            ):
-                return False  # a newer version was announced, or the document is gone
-            if status == DocumentStatus.DELETED:
-                self._mark_deleted(conn, doc_id, reason)  # deleted documents keep no chunks
-            else:
-                conn.execute(
-                    "UPDATE documents SET status = ?, reason = ?, updated_at = ? WHERE doc_id = ?",
-                    (status.value, reason, utcnow().isoformat(), doc_id),
-                )
+            with _write(conn):
+                return self._set_status(conn, doc_id, status, version, reason)
+
+    def _set_status(
+        self,
+        conn: sqlite3.Connection,
+        doc_id: str,
+        status: DocumentStatus,
+        version: str | None,
+        reason: str | None,
+    ) -> bool:
+        current = _current(conn, doc_id)
+        if current is None:
+            return False
+        if version is not None and (
+            current[0] != version
+            or (current[1] == DocumentStatus.DELETED and status != DocumentStatus.DELETED)
+        ):
+            return False  # a newer version was announced, or the document is gone
+        if status == DocumentStatus.DELETED:
+            self._mark_deleted(conn, doc_id, reason)  # deleted documents keep no chunks
+        else:
+            conn.execute(
+                "UPDATE documents SET status = ?, reason = ?, updated_at = ? WHERE doc_id = ?",
+                (status.value, reason, utcnow().isoformat(), doc_id),
+            )
         return True
 
     def delete_document(self, tenant: str, doc_id: str) -> None:
-        conn = self._reader(tenant)
-        if conn is None:
-            return
-        with _write(conn):
-            current = _current(conn, doc_id)
-            if current is not None and current[1] != DocumentStatus.DELETED:
-                self._mark_deleted(conn, doc_id, None)
+        with self._reading(tenant) as conn:
+            if conn is None:
+                return
+            with _write(conn):
+                current = _current(conn, doc_id)
+                if current is not None and current[1] != DocumentStatus.DELETED:
+                    self._mark_deleted(conn, doc_id, None)
 
     def _mark_deleted(self, conn: sqlite3.Connection, doc_id: str, reason: str | None) -> None:
         self._drop_chunks(conn, doc_id)
@@ -328,9 +353,8 @@ class SqliteSearchIndex:
         unknown = set(meta) - REPLACE_META
         if unknown:
             raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
-        conn = self._writer(tenant)
         vectors = _chunk_vectors(doc_id, chunks)
-        with _write(conn):
+        with self._writing(tenant) as conn, _write(conn):
             doc = conn.execute(
                 "SELECT version, status, title, source_id, media_type, metadata FROM documents "
                 "WHERE doc_id = ?",
@@ -341,28 +365,8 @@ class SqliteSearchIndex:
             _check_dimension(conn, vectors.shape[1] if len(chunks) else 0)
             title = meta.get("title") or doc[2]
             self._drop_chunks(conn, doc_id)
-            conn.executemany(
-                "INSERT INTO chunks (chunk_id, doc_id, ordinal, title, heading, text, pages, "
-                "token_count, vector, source_id, media_type, metadata) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        c.chunk_id,
-                        doc_id,
-                        c.ordinal,
-                        title,
-                        c.heading,
-                        c.text,
-                        json.dumps(c.pages),
-                        c.token_count,
-                        vectors[i].tobytes(),
-                        doc[3],
-                        doc[4],
-                        doc[5],
-                    )
-                    for i, c in enumerate(chunks)
-                ],
-            )
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                _insert_chunk(conn, chunk, vector, title, doc[3:])
             conn.execute(
                 "UPDATE documents SET status = ?, reason = NULL, chunk_count = ?, title = ?, "
                 "page_count = coalesce(?, page_count), updated_at = ? WHERE doc_id = ?",
@@ -393,18 +397,32 @@ class SqliteSearchIndex:
     ) -> list[SearchHit]:
         where = parse_filters(filters)
         match = fts_query(query)
-        conn = self._reader(tenant)
-        if match is None or _check_top_k(top_k) == 0 or conn is None:
+        if match is None or _check_top_k(top_k) == 0:
             return []
-        clause, params = where.sql("c")
-        rows = conn.execute(
-            "SELECT c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.heading, c.text, "  # noqa: S608
-            f"-bm25(chunks_fts, {', '.join(map(str, BM25_WEIGHTS))}) AS score "
-            "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-            "JOIN documents d ON d.doc_id = c.doc_id "
-            f"WHERE chunks_fts MATCH ? AND {clause} ORDER BY score DESC, c.id LIMIT ?",
-            [match, *params, top_k],
-        ).fetchall()
+        weights = ", ".join(map(str, BM25_WEIGHTS))
+        if where.conditions:
+            clause, params = where.sql("c")
+            ranked = (
+                f"SELECT f.rowid AS id, -bm25(chunks_fts, {weights}) AS score "  # noqa: S608
+                "FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+                f"WHERE chunks_fts MATCH ? AND {clause} ORDER BY score DESC, id LIMIT ?"
+            )
+        else:
+            ranked = (
+                f"SELECT rowid AS id, -bm25(chunks_fts, {weights}) AS score "  # noqa: S608
+                "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC, id LIMIT ?"
+            )
+            params = []
+        # Rank on small rows first; read texts and titles for the top_k only.
+        with self._reading(tenant) as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {_HIT_COLUMNS}, r.score FROM ({ranked}) r "  # noqa: S608
+                "JOIN chunks c ON c.id = r.id JOIN chunk_texts t ON t.id = r.id "
+                "JOIN documents d ON d.doc_id = c.doc_id ORDER BY r.score DESC, r.id",
+                [match, *params, top_k],
+            ).fetchall()
         return [_hit(row) for row in rows]
 
     def vector_search(
@@ -412,9 +430,16 @@ class SqliteSearchIndex:
     ) -> list[SearchHit]:
         where = parse_filters(filters)
         query = _unit(np.asarray(vector, dtype=np.float32), "query vector")
-        conn = self._reader(tenant)
-        if _check_top_k(top_k) == 0 or conn is None:
+        if _check_top_k(top_k) == 0:
             return []
+        with self._reading(tenant) as conn:
+            if conn is None:
+                return []
+            return self._vector_search(tenant, conn, query, top_k, where)
+
+    def _vector_search(
+        self, tenant: str, conn: sqlite3.Connection, query: FloatArray, top_k: int, where: Filter
+    ) -> list[SearchHit]:
         with self._read_snapshot(tenant, conn) as snapshot:
             if snapshot.size == 0:
                 return []
@@ -432,8 +457,8 @@ class SqliteSearchIndex:
         if not rowids:
             return []
         rows = conn.execute(
-            "SELECT c.id, c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.heading, c.text "
-            "FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
+            f"SELECT c.id, {_HIT_COLUMNS} FROM chunks c JOIN chunk_texts t ON t.id = c.id "  # noqa: S608
+            "JOIN documents d ON d.doc_id = c.doc_id "
             "WHERE c.id IN (SELECT value FROM json_each(?))",
             (json.dumps(rowids),),
         ).fetchall()
@@ -476,24 +501,48 @@ class SqliteSearchIndex:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _reader(self, tenant: str) -> sqlite3.Connection | None:
-        """This thread's connection to the tenant's file; None while the file does not exist."""
-        return self._connect(tenant, create=False)
+    @contextmanager
+    def _reading(self, tenant: str) -> Iterator[sqlite3.Connection | None]:
+        """A pooled connection to the tenant's file; None while the file does not exist."""
+        with self._connection(tenant, create=False) as conn:
+            yield conn
 
-    def _writer(self, tenant: str) -> sqlite3.Connection:
-        conn = self._connect(tenant, create=True)
-        if conn is None:  # pragma: no cover - create=True always opens the file
-            raise RuntimeError(f"cannot open the index of tenant {tenant!r}")
-        return conn
+    @contextmanager
+    def _writing(self, tenant: str) -> Iterator[sqlite3.Connection]:
+        with self._connection(tenant, create=True) as conn:
+            if conn is None:  # pragma: no cover - create=True always opens the file
+                raise RuntimeError(f"cannot open the index of tenant {tenant!r}")
+            yield conn
 
-    def _connect(self, tenant: str, *, create: bool) -> sqlite3.Connection | None:
+    @contextmanager
+    def _connection(self, tenant: str, *, create: bool) -> Iterator[sqlite3.Connection | None]:
+        # A pool rather than one connection per thread: thread pools retire idle threads, and
+        # each would otherwise leave an open connection behind.
         validate_tenant(tenant)
-        if self._closed:
-            raise RuntimeError("the search index is closed")
-        conns: dict[str, sqlite3.Connection] = self._local.__dict__.setdefault("conns", {})
-        conn = conns.get(tenant)
-        if conn is not None:
-            return conn
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the search index is closed")
+            idle = self._idle.setdefault(tenant, [])
+            conn = idle.pop() if idle else None
+        if conn is None:
+            conn = self._open(tenant, create=create)
+        try:
+            yield conn
+        finally:
+            if conn is not None:
+                self._release(tenant, conn)
+
+    def _release(self, tenant: str, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # only after an error inside a transaction helper
+            conn.rollback()
+        with self._lock:
+            idle = self._idle.get(tenant)
+            if not self._closed and idle is not None and len(idle) < MAX_IDLE_CONNECTIONS:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def _open(self, tenant: str, *, create: bool) -> sqlite3.Connection | None:
         path = self.root / f"{tenant}.db"
         if not create and not path.exists():
             return None  # reads of an unknown tenant create nothing
@@ -505,17 +554,14 @@ class SqliteSearchIndex:
             conn.execute("PRAGMA journal_mode = WAL")
             with _write(conn):
                 _create_schema(conn)
-        conns[tenant] = conn
-        with self._lock:
-            self._connections.append(conn)
         return conn
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
+            idle, self._idle = self._idle, {}
             self._caches.clear()
-        for conn in connections:
+        for conn in (c for conns in idle.values() for c in conns):
             with suppress(sqlite3.Error):
                 conn.close()
 
@@ -543,6 +589,7 @@ def _create_schema(conn: sqlite3.Connection) -> None:
 
 
 def _split_statements(script: str) -> Iterator[str]:
+    # Not executescript(): on Python 3.11 it commits first, which would end BEGIN IMMEDIATE.
     buffer = ""
     for line in script.splitlines(keepends=True):
         if line.lstrip().startswith("--"):
@@ -591,6 +638,32 @@ def _unit(vector: FloatArray, what: str) -> FloatArray:
         raise ValueError(f"{what} holds NaN or infinite values")
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
+
+
+def _insert_chunk(
+    conn: sqlite3.Connection,
+    chunk: IndexedChunk,
+    vector: FloatArray,
+    title: str,
+    copied: Sequence[Any],  # the document's source_id, media_type and metadata (JSON)
+) -> None:
+    row = conn.execute(
+        "INSERT INTO chunks (doc_id, chunk_id, ordinal, source_id, media_type, metadata, pages, "
+        "token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            chunk.doc_id,
+            chunk.chunk_id,
+            chunk.ordinal,
+            *copied,
+            json.dumps(chunk.pages),
+            chunk.token_count,
+        ),
+    ).lastrowid
+    conn.execute(
+        "INSERT INTO chunk_texts (id, title, heading, text) VALUES (?, ?, ?, ?)",
+        (row, title, chunk.heading, chunk.text),
+    )
+    conn.execute("INSERT INTO chunk_vectors (id, vector) VALUES (?, ?)", (row, vector.tobytes()))
 
 
 def _chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
@@ -695,8 +768,8 @@ def _catch_up(base: _Snapshot, conn: sqlite3.Connection, generation: int) -> _Sn
         dead += int(alive[positions].sum())
         alive[positions] = False
     rows = conn.execute(
-        "SELECT id, doc_id, vector, source_id, media_type, metadata FROM chunks WHERE id > ? "
-        "ORDER BY id",
+        "SELECT c.id, c.doc_id, v.vector, c.source_id, c.media_type, c.metadata FROM chunks c "
+        "JOIN chunk_vectors v ON v.id = c.id WHERE c.id > ? ORDER BY c.id",
         (base.max_rowid,),
     ).fetchall()
     snapshot = _append(base, rows, alive, dead, generation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ _PAGE_NUMBER = re.compile(
 _DATE_TIME = re.compile(r"^#+/#+/#+,?\s+#+:#+(?:\s*[ap]m)?\b", re.IGNORECASE)
 _URL = re.compile(r"^(?:file|https?)://\S+(?:\s+#+\s*/\s*#+)?$", re.IGNORECASE)
 _TERMINAL = re.compile(r"[.!?:;]['\"”’)]*$")
-_MONO = re.compile(r"mono|courier|consol|code", re.IGNORECASE)
 _HYPHEN_SPLIT = re.compile(r"(\w+)[" + LINE_END_HYPHEN + r"]\s*(\w+)")
 
 
@@ -74,18 +74,22 @@ def _running(line: Line, repeated: bool, title: str, body_size: float) -> bool:
     shape = _shape(line.text)
     if repeated or _PAGE_NUMBER.search(shape) or _DATE_TIME.match(shape) or _URL.match(shape):
         return True
-    small = line.size < 1.05 * body_size
-    return bool(title) and small and title in line.text.lower() and len(line.text) < len(title) + 80
+    # A running title: smaller than the body text, beside the date or the organisation name.
+    text = line.text.lower()
+    small = line.size < 0.95 * body_size
+    return bool(title) and small and (text.startswith(title) or text.endswith(title))
 
 
 # -- document-wide measures --------------------------------------------------------------------
 
 
-def body_size(pages: Iterable[PageLines]) -> float:
-    """The font size that most characters have."""
+def body_size(pages: Iterable[PageLines], skip: set[int] | None = None) -> float:
+    """The font size that most characters have (leaving out the lines in ``skip``)."""
     sizes: Counter[float] = Counter()
     for page in pages:
         for line in page.lines:
+            if skip and id(line) in skip:
+                continue
             sizes[round(line.size * 2) / 2] += len(line.text)
     return sizes.most_common(1)[0][0] if sizes else 10.0
 
@@ -129,21 +133,23 @@ class Assembler:
     def __init__(self, pages: Sequence[PageLines], body: float, pitch: float, vocab: set[str]):
         self.body = body
         # more than this many font sizes between baselines starts a new paragraph
-        self.gap_ratio = 1.22 * pitch / body
+        self.gap_ratio = 1.1 * pitch / body
         self.vocab = vocab
         self.pages = pages
         self.out: list[Block] = []
         self.draft: _Draft | None = None
-        self.heading_sizes: list[float] = []
+        self.heading_keys: list[tuple[float, bool, bool]] = []  # size, bold, upright
         self.last_table: tuple[tuple[str, ...], int] | None = None  # header, column count
+        self.body_family, self.heading_families = _families(pages, body)
         self.table_open = False
 
     def run(self) -> list[Block]:
         for page in self.pages:
-            bases = _column_bases(page.lines)
-            right = _right_edges(page.lines)
             pending = {id(t): t for t in page.tables}
             owner = {line_id: t for t in page.tables for line_id in t.lines}
+            text_lines = [line for line in page.lines if id(line) not in owner]
+            bases = _column_bases(text_lines)
+            right = _right_edges(text_lines, self.body)
             first_item = True
             for line in page.lines:
                 table = owner.get(id(line))
@@ -159,7 +165,7 @@ class Assembler:
                 self._table(table, first_item)
                 first_item = False
         self._flush()
-        return _set_levels(self.out, self.heading_sizes)
+        return _set_levels(self.out, self.heading_keys)
 
     # lines
 
@@ -175,7 +181,7 @@ class Assembler:
         kind: BlockKind
         if heading:
             kind = "heading"
-        elif _MONO.search(line.font):
+        elif line.mono:
             kind = "code"
         elif marker or indented:
             kind = "list_item"
@@ -188,13 +194,20 @@ class Assembler:
             return False
         if line.size >= 1.12 * self.body:
             return True
-        return line.bold and line.size >= 0.95 * self.body and not _TERMINAL.search(line.text)
+        if line.size < 0.95 * self.body:
+            return False
+        draft = self.draft
+        if line.text[:1].islower() and draft is not None and draft.kind != "heading":
+            return False  # at body size, a line going on with a lower-case word is no title
+        family = _family(line.font)
+        return line.bold or (family != self.body_family and family in self.heading_families)
 
     def _continues(self, draft: _Draft, line: Line, heading: bool, marker: bool, right: float) -> bool:
         last = draft.lines[-1]
         if marker or heading != (draft.kind == "heading"):
             return False
-        if abs(line.size - last.size) > 0.08 * last.size or line.bold != last.bold and heading:
+        resized = abs(line.size - last.size) > 0.08 * last.size and not (line.mono or last.mono)
+        if resized or (heading and line.bold != last.bold):
             return False
         same_flow = line.page == last.page and line.y > last.y
         if not same_flow:
@@ -203,16 +216,19 @@ class Assembler:
                 and not _TERMINAL.search(last.text)
                 and line.text[:1].islower()
             )
-        if line.y - last.y > self.gap_ratio * line.size:
+        # A code span in another font makes its line taller.
+        slack = 1.3 if line.mono != last.mono else 1.0
+        if line.y - last.y > slack * self.gap_ratio * max(line.size, last.size):
             return False
         if draft.kind == "heading":
-            return len(draft.lines) < 3
+            return len(draft.lines) < 4
         if draft.kind == "code":
-            return bool(_MONO.search(line.font))
+            return line.mono
         first = draft.lines[0]
         if draft.kind == "list_item" and draft.marker:
             hanging = line.x0 > first.x0 + 0.3 * line.size
-            return hanging and _wrapped(last, line, right)
+            aligned = abs(line.x0 - last.x0) < 0.8 * line.size
+            return (hanging or aligned) and _wrapped(last, line, right)
         return abs(line.x0 - last.x0) < 0.8 * line.size and _wrapped(last, line, right)
 
     def _flush(self) -> None:
@@ -226,9 +242,12 @@ class Assembler:
             _, text = strip_marker(text)
         first = draft.lines[0]
         level = 0
+        if draft.kind == "heading" and first.size < 1.12 * self.body and _emphasis(draft, text):
+            draft.kind = "paragraph"
         if draft.kind == "heading":
             level = -1  # set once every heading size is known
-            self.heading_sizes.append(first.size)
+            upright = not re.search(r"italic|oblique", first.font, re.IGNORECASE)
+            self.heading_keys.append((round(first.size * 2) / 2, first.bold, upright))
         self.out.append(Block(draft.kind, text, page=first.page, level=level))
 
     def _join(self, draft: _Draft) -> str:
@@ -236,7 +255,7 @@ class Assembler:
         text = ""
         for line in draft.lines:
             part = line.text
-            if text and text[-1] == "-" and text[-2:-1].isalnum() and part[:1].isalnum():
+            if text and _hyphen_end(text) and part[:1].isalnum():
                 text += part  # a hyphen at the end of a line joins its parts
             else:
                 text = f"{text}{sep}{part}" if text else part
@@ -258,7 +277,7 @@ class Assembler:
 
     def _table(self, table: Table, first_on_page: bool) -> None:
         self._flush()
-        rows = [[fix_surrogates(c) for c in row] for row in table.rows]
+        rows = [[self._hyphens(fix_surrogates(c)) for c in row] for row in table.rows]
         header: tuple[str, ...] = ()
         width = max(len(r) for r in rows)
         last = self.last_table
@@ -290,6 +309,32 @@ class Assembler:
         self.out.append(
             Block("table_row", "\t".join(cells), page=last.page, cells=cells, header=last.header)
         )
+
+
+def _emphasis(draft: _Draft, text: str) -> bool:
+    """A bold or heading-font passage at body size that reads as a sentence, not a title."""
+    return len(draft.lines) > 2 or bool(re.search(r"[.!?;]['\"”’)]*$", text))
+
+
+def _family(font: str) -> str:
+    return font.split("-", 1)[0].split(",", 1)[0]
+
+
+def _families(pages: Sequence[PageLines], body: float) -> tuple[str, set[str]]:
+    """The body text's font family and the families that large headings use."""
+    chars: Counter[str] = Counter()
+    heading: set[str] = set()
+    for page in pages:
+        for line in page.lines:
+            if line.size >= 1.12 * body:
+                heading.add(_family(line.font))
+            elif abs(line.size - body) < 0.5:
+                chars[_family(line.font)] += len(line.text)
+    return (chars.most_common(1)[0][0] if chars else ""), heading
+
+
+def _hyphen_end(text: str) -> bool:
+    return text[-1:] in LINE_END_HYPHEN or (text[-1:] == "-" and text[-2:-1].isalnum())
 
 
 def _same_row(row: Sequence[str], other: Sequence[str]) -> bool:
@@ -329,24 +374,29 @@ def _column_bases(lines: Sequence[Line]) -> dict[int, float]:
     return bases
 
 
-def _right_edges(lines: Sequence[Line]) -> dict[int, float]:
-    """For each line, the right edge of its column: the widest line starting near it."""
+def _right_edges(lines: Sequence[Line], body: float) -> dict[int, float]:
+    """For each line, the right edge of its column: the widest body line starting near it
+    (a heading or title may span columns)."""
+    text = sorted((o.x0, o.x1) for o in lines if o.size < 1.12 * body)
+    starts = [x0 for x0, _ in text]
     edges: dict[int, float] = {}
     for line in lines:
-        edges[id(line)] = max(
-            (o.x1 for o in lines if abs(o.x0 - line.x0) < 3 * line.size), default=line.x1
-        )
+        near = 3 * line.size
+        lo, hi = bisect_left(starts, line.x0 - near), bisect_right(starts, line.x0 + near)
+        edges[id(line)] = max((x1 for _, x1 in text[lo:hi]), default=line.x1)
     return edges
 
 
-def _set_levels(blocks: list[Block], sizes: list[float]) -> list[Block]:
-    ranks = sorted({round(s * 2) / 2 for s in sizes}, reverse=True)
+def _set_levels(blocks: list[Block], keys: list[tuple[float, bool, bool]]) -> list[Block]:
+    """Heading levels by rank: larger first, then bold first; among headings alike in size and
+    weight (italic or not), the style met first in the document ranks higher."""
+    first_seen = {key: i for i, key in reversed(list(enumerate(keys)))}
+    ranks = sorted(first_seen, key=lambda k: (-k[0], not k[1], first_seen[k]))
     out: list[Block] = []
-    sizes_iter = iter(sizes)
+    found = iter(keys)
     for block in blocks:
         if block.kind == "heading":
-            size = round(next(sizes_iter) * 2) / 2
-            level = min(ranks.index(size) + 1, 6)
+            level = min(ranks.index(next(found)) + 1, 6)
             block = Block("heading", block.text, page=block.page, level=level)
         out.append(block)
     return out

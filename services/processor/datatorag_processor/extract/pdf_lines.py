@@ -19,6 +19,7 @@ import pypdfium2.raw as pdfium_c
 LINE_END_HYPHEN = "\ufffe\x02"
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
 _SUBSET_PREFIX = re.compile(r"^[A-Z]{6}\+")
+_MONO = re.compile(r"mono|courier|consol|code", re.IGNORECASE)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Line:
     bold: bool
     font: str  # base font name without subset prefix
     page: int  # 1-based
+    mono: bool = False  # set in a fixed-width font from end to end (code)
     segments: list[Segment] = field(default_factory=list)
 
 
@@ -114,10 +116,21 @@ def page_lines(pt: PageText, page: int) -> list[Line]:
         stripped = raw_line.strip()
         if stripped and not _is_noise(stripped):
             start = pos + len(raw_line) - len(raw_line.lstrip())
-            end = start + len(stripped)
-            lines.append(_measure(pt, stripped, start, end, page))
+            for a, b in _hyphen_breaks(pt, start, start + len(stripped)):
+                lines.append(_measure(pt, chars[a:b], a, b, page))
         pos += len(raw_line) + _newline_len(chars, pos + len(raw_line))
     return lines
+
+
+def _hyphen_breaks(pt: PageText, start: int, end: int) -> list[tuple[int, int]]:
+    """pdfium joins a line ending in a hyphen to the next one; cut them apart again."""
+    pieces: list[tuple[int, int]] = []
+    for i in range(start, end - 1):
+        if pt.chars[i] in LINE_END_HYPHEN and abs(pt.baseline(i + 1) - pt.baseline(i)) > 2:
+            pieces.append((start, i + 1))
+            start = i + 1
+    pieces.append((start, end))
+    return pieces
 
 
 def _newline_len(chars: str, at: int) -> int:
@@ -136,8 +149,11 @@ def _measure(pt: PageText, text: str, start: int, end: int, page: int) -> Line:
     left = pt.box(start)[0]
     right = pt.box(last)[1]
     font, bold = pt.font(start)
-    if bold and last != start:
-        bold = pt.font(last)[1]  # a bold lead-in word does not make the line bold
+    mono = bool(_MONO.search(font))
+    if (bold or mono) and last != start:
+        # A bold lead-in word or a code span at the start does not make the whole line so.
+        last_font, last_bold = pt.font(last)
+        bold, mono = bold and last_bold, mono and bool(_MONO.search(last_font))
     return Line(
         text=text,
         start=start,
@@ -145,18 +161,19 @@ def _measure(pt: PageText, text: str, start: int, end: int, page: int) -> Line:
         x0=left,
         x1=max(right, left),
         y=pt.baseline(start),
-        size=pt.size(start),
+        size=max(pt.size(start), pt.size(last)),  # a code span at either end is often smaller
         bold=bold,
         font=font,
         page=page,
+        mono=mono,
     )
 
 
 def split_segments(pt: PageText, line: Line, gap_em: float) -> list[Segment]:
-    """Cut a line at gaps wider than ``gap_em`` em and than twice its usual word space.
+    """Cut a line at gaps wider than ``gap_em`` em.
 
-    Justified text stretches every word space of a line alike, so a gap only counts as a column
-    gap when it stands out from the line's other word spaces.
+    Justified text stretches every word space of a line alike, often past ``gap_em``: a line whose
+    word spaces are all about as wide is not cut.
     """
     chars: list[tuple[int, float, float]] = []
     for i in range(line.start, line.end):
@@ -167,8 +184,8 @@ def split_segments(pt: PageText, line: Line, gap_em: float) -> list[Segment]:
         return []
     gaps = [b[1] - a[2] for a, b in zip(chars, chars[1:], strict=False)]
     spaces = sorted(g for g in gaps if g > 0.15 * line.size)
-    usual = spaces[len(spaces) // 2] if len(spaces) > 1 else 0.0
-    limit = max(gap_em * line.size, 2 * usual)
+    justified = len(spaces) > 1 and spaces[-1] < min(1.6 * spaces[0], 1.5 * line.size)
+    limit = max(gap_em * line.size, 2 * spaces[-1] if justified else 0.0)
     segments: list[Segment] = []
     first = 0
     for k, gap in enumerate(gaps, start=1):

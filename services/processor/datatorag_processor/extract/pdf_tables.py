@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import ctypes
 import re
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
 from datatorag_processor.extract.blocks import LIST_MARKER
-from datatorag_processor.extract.pdf_lines import Line, PageText, Segment, split_segments
+from datatorag_processor.extract.pdf_lines import (
+    LINE_END_HYPHEN,
+    Line,
+    PageText,
+    Segment,
+    split_segments,
+)
 
 CELL_GAP_EM = 0.6  # wider than any word space of left-aligned text, narrower than cell padding
 _MAX_CHEAP_OBJECTS = 400  # scanning page objects costs a C call each; only cheap pages always
@@ -55,9 +62,9 @@ def page_rules(page: Any, height: float, *, force: bool) -> Rules | None:
             continue
         pdfium_c.FPDFPageObj_GetBounds(obj, left, bottom, right, top)
         width, tall = right.value - left.value, top.value - bottom.value
-        if tall < 2.5 and width > 30:
+        if tall < 2.5 and width > 2 * tall:
             rules.horizontal.append((height - top.value, left.value, right.value))
-        elif width < 2.5 and tall > 8:
+        elif width < 2.5 and tall > 2 * width:
             rules.vertical.append((left.value, height - top.value, height - bottom.value))
     return rules
 
@@ -84,25 +91,130 @@ def _gappy(line: Line) -> bool:
     return (line.x1 - line.x0) / (len(line.text) * line.size) > 0.65
 
 
-def ruled_tables(plumber_page: Any, page_no: int, lines: Sequence[Line], vocab: set[str]) -> list[Table]:
-    """Tables drawn with cell borders, as pdfplumber's lattice finder sees them."""
+def ruled_tables(
+    pt: PageText, lines: Sequence[Line], rules: Rules, page_no: int, vocab: set[str]
+) -> list[Table]:
+    """Tables drawn with cell borders: each character goes to the grid cell it lies in."""
     tables = []
-    for found in plumber_page.find_tables():
-        x0, top, x1, bottom = found.bbox
-        rows = [
-            [join_cell_lines((cell or "").split("\n"), vocab) for cell in row]
-            for row in found.extract()
-        ]
-        rows = [row for row in rows if any(row)]
-        if len(rows) < 1 or max(len(r) for r in rows) < 2:
-            continue
-        table = Table(page_no, top, bottom, rows)
-        for line in lines:
-            mid = (line.x0 + line.x1) / 2
-            if top - 2 <= line.y <= bottom + 2 and x0 - 2 <= mid <= x1 + 2:
-                table.lines.add(id(line))
-        tables.append(table)
+    for region in _rule_regions(rules):
+        table = _lattice(pt, lines, region, page_no, vocab)
+        if table is not None:
+            tables.append(table)
     return tables
+
+
+@dataclass
+class _Region:
+    top: float
+    bottom: float
+    x0: float
+    x1: float
+    vertical: list[tuple[float, float, float]]
+    rows: list[float] = field(default_factory=list)  # y of the horizontal rules, top down
+    columns: list[float] = field(default_factory=list)  # x of the vertical rules, left to right
+    # per row band, the column rules that cross it (a cell spanning columns has none inside)
+    present: list[list[int]] = field(default_factory=list)
+
+
+def _rule_regions(rules: Rules) -> list[_Region]:
+    """Groups of vertical rules that touch, with the horizontal rules across them."""
+    regions: list[_Region] = []
+    for x, top, bottom in sorted(rules.vertical, key=lambda v: v[1]):
+        last = regions[-1] if regions else None
+        if last is not None and top <= last.bottom + 3:
+            last.bottom = max(last.bottom, bottom)
+            last.x0, last.x1 = min(last.x0, x), max(last.x1, x)
+            last.vertical.append((x, top, bottom))
+        else:
+            regions.append(_Region(top, bottom, x, x, [(x, top, bottom)]))
+    found = []
+    for region in regions:
+        region.columns = _cluster(v[0] for v in region.vertical)
+        region.rows = _cluster(
+            y
+            for y, x0, x1 in rules.horizontal
+            if region.top - 3 <= y <= region.bottom + 3
+            and _on_border(x0, region.columns)
+            and _on_border(x1, region.columns)  # not a link underline inside a cell
+        )
+        if len(region.columns) >= 2 and len(region.rows) >= 2:
+            region.present = [
+                [i for i, x in enumerate(region.columns) if _border_at(region, x, (a + b) / 2)]
+                for a, b in zip(region.rows, region.rows[1:], strict=False)
+            ]
+            found.append(region)
+    return found
+
+
+def _on_border(x: float, columns: list[float]) -> bool:
+    return any(abs(x - c) <= 3 for c in columns)
+
+
+def _cluster(values: Iterable[float], tol: float = 2.0) -> list[float]:
+    out: list[float] = []
+    for v in sorted(values):
+        if not out or v - out[-1] > tol:
+            out.append(v)
+    return out
+
+
+def _lattice(
+    pt: PageText, lines: Sequence[Line], region: _Region, page_no: int, vocab: set[str]
+) -> Table | None:
+    inside = [
+        ln
+        for ln in lines
+        if region.rows[0] - 1 <= ln.y <= region.rows[-1] + 1
+        and ln.x0 >= region.x0 - 1
+        and ln.x1 <= region.x1 + 1
+    ]
+    if not inside:
+        return None
+    cells: dict[tuple[int, int], dict[int, list[str]]] = {}
+    for line in inside:
+        where: tuple[int, int] | None = None
+        for i in range(line.start, line.end):
+            char = pt.chars[i]
+            if not char.isspace() or where is None:
+                left, right, bottom, top = pt.box(i)
+                where = _cell_at(region, (left + right) / 2, pt.height - (bottom + top) / 2)
+            if where is not None:
+                cells.setdefault(where, {}).setdefault(id(line), []).append(char)
+    if not cells:
+        return None
+    n_rows = len(region.rows) - 1
+    n_cols = len(region.columns) - 1
+    rows = [
+        [
+            join_cell_lines(["".join(p) for p in cells.get((r, c), {}).values()], vocab)
+            for c in range(n_cols)
+        ]
+        for r in range(n_rows)
+    ]
+    used = [c for c in range(n_cols) if any(row[c] for row in rows)]
+    rows = [[row[c] for c in used] for row in rows if any(row)]
+    if not rows or len(used) < 2:
+        return None
+    table = Table(page_no, region.rows[0], region.rows[-1], rows)
+    table.lines = {id(line) for line in inside}
+    return table
+
+
+def _cell_at(region: _Region, x: float, y: float) -> tuple[int, int] | None:
+    row = next((k for k in range(len(region.rows) - 1) if y < region.rows[k + 1]), None)
+    if row is None or y < region.rows[0]:
+        return None
+    col = None
+    for i in region.present[row]:
+        if region.columns[i] <= x + 1:
+            col = i
+    if col is None or col >= len(region.columns) - 1 or x > region.columns[-1] + 1:
+        return None
+    return row, col
+
+
+def _border_at(region: _Region, x: float, y: float) -> bool:
+    return any(abs(vx - x) <= 2 and top - 1 <= y <= bottom + 1 for vx, top, bottom in region.vertical)
 
 
 def join_cell_lines(
@@ -116,11 +228,15 @@ def join_cell_lines(
         if text and _broken_word(prev, part, vocab, fills(i - 1) if fills else False):
             text += part
         elif text:
-            text += ("" if text.endswith("-") and text[-2:-1].isalnum() else " ") + part
+            text += ("" if _hyphen_end(text) else " ") + part
         else:
             text = part
         prev = part
     return text
+
+
+def _hyphen_end(text: str) -> bool:
+    return text[-1:] in LINE_END_HYPHEN or (text[-1:] == "-" and text[-2:-1].isalnum())
 
 
 def _broken_word(prev: str, part: str, vocab: set[str], fills: bool) -> bool:
@@ -207,8 +323,8 @@ def _grow_table(rows: list[_Row], first: int, body_size: float) -> tuple[int, li
     while end < len(rows):
         row, prev = rows[end], rows[end - 1]
         gap = row.y - prev.y
-        if gap > 2.6 * row.size or (gaps and gap > 1.6 * min(gaps) and gap > 1.5 * max(gaps)):
-            break
+        if gap > 2.6 * row.size or (gaps and gap > max(gaps) + 0.5 * row.size):
+            break  # the space after a table is wider than the padding between its rows
         if _is_heading(row, body_size) or not _fits(row, anchors, left):
             break
         tol = 0.4 * row.size
@@ -246,9 +362,9 @@ def _column(x0: float, anchors: list[float], tol: float) -> int:
 
 
 def _build_table(region: list[_Row], anchors: list[float], page_no: int, vocab: set[str]) -> Table | None:
-    if not _reads_row_by_row(region):
-        return None  # two text columns read one after the other, not a table
     tol = 0.4 * region[0].size
+    if not _reads_row_by_row(region, anchors, tol):
+        return None  # two text columns read one after the other, not a table
     groups = _table_rows(region)
     widths = _column_right_edges(region, anchors, tol)
     rows: list[list[str]] = []
@@ -258,17 +374,36 @@ def _build_table(region: list[_Row], anchors: list[float], page_no: int, vocab: 
             for seg in row.segments:
                 cells[_column(seg.x0, anchors, tol)].append(seg)
         rows.append([_cell_text(cell, widths, anchors, tol, vocab) for cell in cells])
-    used = [i for i in range(len(anchors)) if any(row[i] for row in rows)]
-    rows = [[row[i] for i in used] for row in rows]
+    rows = _merge_columns(rows)
     table = Table(page_no, region[0].y - region[0].size, region[-1].y, rows)
     table.lines = {id(seg.line) for row in region for seg in row.segments}
     return table
 
 
-def _reads_row_by_row(region: list[_Row]) -> bool:
-    """pdfium reads a table row by row, but two text columns one whole column after the other."""
-    multi = [row for row in region if len(row.segments) >= 2]
-    return multi[0].segments[-1].start < multi[-1].segments[0].start
+def _merge_columns(rows: list[list[str]]) -> list[list[str]]:
+    """Drop empty columns; join a column to its left neighbour when no row fills both (a header
+    set left of centred or right-aligned numbers makes two edges for one column)."""
+    width = len(rows[0])
+    keep = [c for c in range(width) if any(row[c] for row in rows)]
+    merged: list[list[int]] = []
+    for c in keep:
+        if merged and not any(row[c] and any(row[p] for p in merged[-1]) for row in rows):
+            merged[-1].append(c)
+        else:
+            merged.append([c])
+    return [[" ".join(row[c] for c in group if row[c]) for group in merged] for row in rows]
+
+
+def _reads_row_by_row(region: list[_Row], anchors: list[float], tol: float) -> bool:
+    """pdfium reads a table row by row, coming back to the first column for each row; it reads
+    two text columns one after the other, never coming back to the left one."""
+    ordered = sorted((seg for row in region for seg in row.segments), key=lambda s: s.start)
+    columns = [_column(seg.x0, anchors, tol) for seg in ordered]
+    rows_per_column = Counter(
+        col for row in region for col in {_column(s.x0, anchors, tol) for s in row.segments}
+    )
+    first = min(col for col, n in rows_per_column.items() if n >= 2)
+    return any(a > first >= b for a, b in zip(columns, columns[1:], strict=False))
 
 
 def _table_rows(region: list[_Row]) -> list[list[_Row]]:

