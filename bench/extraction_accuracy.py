@@ -54,6 +54,10 @@ def bag_scores(extracted: str, truth: str) -> tuple[float, float]:
     return common / max(1, sum(want.values())), common / max(1, sum(got.values()))
 
 
+def _ws(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
 def _blocks(texts: Any) -> set[str]:
     return {n for n in (normalise(t) for t in texts) if n}
 
@@ -64,10 +68,14 @@ def score_pdf(corpus: Path, entry: dict[str, Any]) -> dict[str, Any]:
     doc = extract(data, entry["pdf"], max_bytes=1 << 30, max_pages=10_000)
     seconds = time.perf_counter() - started
     extracted = normalise(plain_text(doc))
-    truth = normalise((corpus / entry["truth"]).read_text(encoding="utf-8"))
+    truth_text = (corpus / entry["truth"]).read_text(encoding="utf-8")
+    truth = normalise(truth_text)
     recall, precision = bag_scores(extracted, truth)
-    truth_blocks = _blocks((corpus / entry["truth"]).read_text(encoding="utf-8").split("\n\n"))
+    truth_blocks = _blocks(truth_text.split("\n\n"))
     got_blocks = _blocks(block.text for block in doc.blocks)
+    # Table rows are blocks with TAB-joined cells in the truth: how many come out cell for cell.
+    truth_rows = [_ws(b) for b in truth_text.split("\n\n") if "\t" in b]
+    got_rows = {_ws(b.text) for b in doc.blocks if b.kind == "table_row"}
     return {
         "pdf": entry["pdf"],
         "producer": entry["producer"],
@@ -78,6 +86,8 @@ def score_pdf(corpus: Path, entry: dict[str, Any]) -> dict[str, Any]:
         "recall": recall,
         "precision": precision,
         "block_match": len(truth_blocks & got_blocks) / max(1, len(truth_blocks)),
+        "table_rows": len(truth_rows),
+        "table_rows_exact": sum(1 for row in truth_rows if row in got_rows),
     }
 
 
@@ -93,6 +103,8 @@ def summarise(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "recall_mean": statistics.fmean(r["recall"] for r in rows),
         "precision_mean": statistics.fmean(r["precision"] for r in rows),
         "block_match_mean": statistics.fmean(r["block_match"] for r in rows),
+        "table_rows_exact": sum(r["table_rows_exact"] for r in rows)
+        / max(1, sum(r["table_rows"] for r in rows)),
         "pages_per_second": pages / seconds if seconds else 0.0,
         "ms_per_page": 1000 * seconds / pages if pages else 0.0,
     }
@@ -101,15 +113,15 @@ def summarise(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def markdown(groups: list[dict[str, Any]]) -> str:
     head = (
         "| group | PDFs | pages | similarity (mean) | similarity (min) | word recall | "
-        "word precision | blocks matched | pages/s | ms/page |\n| --- | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: | ---: |"
+        "word precision | blocks matched | table rows exact | pages/s | ms/page |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [head]
     for g in groups:
         lines.append(
             f"| {g['group']} | {g['pdfs']} | {g['pages']} | {g['similarity_mean']:.4f} | "
             f"{g['similarity_min']:.4f} | {g['recall_mean']:.4f} | {g['precision_mean']:.4f} | "
-            f"{g['block_match_mean']:.3f} | "
+            f"{g['block_match_mean']:.3f} | {g['table_rows_exact']:.3f} | "
             f"{g['pages_per_second']:.0f} | {g['ms_per_page']:.1f} |"
         )
     return "\n".join(lines)

@@ -31,6 +31,14 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 DONE = {DocumentStatus.INDEXED, DocumentStatus.FAILED, DocumentStatus.DELETED}
 
 
+@app.callback()
+def _logs() -> None:
+    """Log to stderr, warnings only: stdout is for results (and --json)."""
+    from datatorag.log import configure
+
+    configure("cli", level="WARNING")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=False)

@@ -22,6 +22,7 @@ import boto3
 import numpy as np
 import pytest
 from botocore.config import Config
+
 from datatorag.adapters.aws.sagemaker import (
     EmbeddingRequestRejected,
     SageMakerEmbeddings,
@@ -29,7 +30,6 @@ from datatorag.adapters.aws.sagemaker import (
 )
 from datatorag.errors import EmbeddingUnavailable, PermanentError, RetryableError
 from datatorag.settings import Settings
-
 from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
 
 ENDPOINT_NAME = "datatorag-embeddings"
@@ -58,9 +58,7 @@ class TestSageMakerEmbeddings(EmbeddingsContract):
     def test_requests_are_split_and_the_order_kept(self, embedding_endpoint: str) -> None:
         texts = [f"Clause {i}: overtime is paid at time and a half." for i in range(9)]
         whole = SageMakerEmbeddings(runtime_client(embedding_endpoint), ENDPOINT_NAME)
-        split = SageMakerEmbeddings(
-            runtime_client(embedding_endpoint), ENDPOINT_NAME, max_inputs=2
-        )
+        split = SageMakerEmbeddings(runtime_client(embedding_endpoint), ENDPOINT_NAME, max_inputs=2)
         np.testing.assert_allclose(split.embed(texts), whole.embed(texts), atol=1e-3)
 
     def test_an_endpoint_validation_error_is_permanent(self, embedding_endpoint: str) -> None:

@@ -49,6 +49,26 @@ class Services:
     searcher: Searcher
 
 
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def caller(
+    request: Request, key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key",
+                                                                       auto_error=False))]
+) -> KeyInfo:
+    """The tenant behind the request's API key; 401 without a valid one."""
+    info = services_of(request).keys.authenticate(key) if key else None
+    if info is None:
+        raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
+    structlog.contextvars.bind_contextvars(tenant=info.tenant)
+    return info
+
+
+Caller = Annotated[KeyInfo, Depends(caller)]
+
+
 def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) -> FastAPI:
     app = FastAPI(
         title="DatatoRAG",
@@ -56,17 +76,8 @@ def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) ->
         description="Cited passages from your HR documents. Authenticate with `X-API-Key`.",
     )
     services = Services(index, embeddings, keys, Searcher(index, embeddings))
+    app.state.services = services
     problems.install(app)
-    api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-    def caller(key: Annotated[str | None, Depends(api_key)]) -> KeyInfo:
-        info = services.keys.authenticate(key) if key else None
-        if info is None:
-            raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
-        structlog.contextvars.bind_contextvars(tenant=info.tenant)
-        return info
-
-    Caller = Annotated[KeyInfo, Depends(caller)]
 
     @app.middleware("http")
     async def request_context(

@@ -110,7 +110,9 @@ class SageMakerEmbeddings:
         if self._dimension is None:
             self._dimension = int(vectors.shape[1])
         elif vectors.shape[1] != self._dimension:
-            raise self._malformed(f"vectors have {vectors.shape[1]} dimensions, not {self._dimension}")
+            raise self._malformed(
+                f"vectors have {vectors.shape[1]} dimensions, not {self._dimension}"
+            )
         return vectors
 
     def close(self) -> None:
@@ -149,7 +151,8 @@ class SageMakerEmbeddings:
             raise self._malformed("embeddings hold NaN or infinite values")
         # The port promises unit vectors; a container that skips normalisation still keeps it.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.divide(vectors, norms, out=vectors, where=norms > 0)
+        vectors /= np.where(norms > 0, norms, 1.0).astype(np.float32)
+        return vectors
 
     def _malformed(self, detail: str) -> EmbeddingUnavailable:
         # The endpoint misbehaved, not the input: another attempt (or instance) may do better.

@@ -46,6 +46,7 @@ HR_SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "retirement": (
         "401k",
+        "403b",
         "retirement",
         "retirement plan",
         "retirement savings",
@@ -60,8 +61,9 @@ HR_SYNONYMS: dict[str, tuple[str, ...]] = {
         "maternity leave",
         "paternity",
         "paternity leave",
+        "parent",
+        "parents",
         "new parent",
-        "new parents",
         "childbirth",
         "newborn",
     ),
@@ -134,7 +136,7 @@ ABBREVIATIONS = frozenset(
 )
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_FOUR_O_ONE_K = re.compile(r"\b(40[13])\s*\(?\s*([kb])\s*\)?", re.I)
+_FOUR_O_ONE_K = re.compile(r"\b(40[13])\s*(?:\(\s*([kb])\s*\)|([kb])\b)", re.I)
 _BOUNDARY = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022\u25aa\u25cf]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
 _INITIALISM = re.compile(r"(?:\b[A-Za-z]\.){2,}$")
@@ -202,7 +204,7 @@ def _phrases() -> dict[str, list[tuple[tuple[str, ...], str]]]:
 
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").lower()
-    return _FOUR_O_ONE_K.sub(r"\1\2", text)
+    return _FOUR_O_ONE_K.sub(lambda m: m.group(1) + (m.group(2) or m.group(3)), text)
 
 
 def terms(text: str) -> list[str]:

@@ -50,9 +50,9 @@ def _open(data: bytes) -> Any:
 
     try:
         return docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ParseError, ValueError) as err:
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ParseError, ValueError):
         raise DocumentRejected(
-            f"the Word document is damaged and cannot be read ({type(err).__name__}); "
+            "the Word document is damaged and cannot be read: "
             "open and save it again in Word or LibreOffice"
         ) from None
     except Exception as err:  # noqa: BLE001 - lxml raises its own XML errors for broken parts

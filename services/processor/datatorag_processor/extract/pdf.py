@@ -87,8 +87,7 @@ def _open(pdfium: Any, data: bytes) -> Any:
                 "upload an unencrypted copy"
             ) from None
         raise DocumentRejected(
-            "the PDF is damaged or truncated and cannot be read "
-            f"({err}); export or download it again"
+            "the PDF is damaged or truncated and cannot be read: export or download it again"
         ) from None
 
 
