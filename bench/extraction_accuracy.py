@@ -150,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     if worst:
         print("\nLowest similarity:")
         for r in worst:
-            print(f"- {r['pdf']}: {r['similarity']:.4f} (recall {r['recall']:.3f}, "
-                  f"precision {r['precision']:.3f})")
+            print(
+                f"- {r['pdf']}: {r['similarity']:.4f} (recall {r['recall']:.3f}, "
+                f"precision {r['precision']:.3f})"
+            )
     producers = [g for g in groups if not g["group"].startswith(("layout", "all"))]
     met = all(g["similarity_mean"] >= TARGET for g in producers)
-    print(f"\nTarget: mean similarity >= {TARGET} for every producer: {'met' if met else 'NOT met'}")
+    print(
+        f"\nTarget: mean similarity >= {TARGET} for every producer: {'met' if met else 'NOT met'}"
+    )
     if args.json:
         args.json.write_text(json.dumps({"groups": groups, "pdfs": rows}, indent=1) + "\n")
     return 0 if met else 1

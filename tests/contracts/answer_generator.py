@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 
 import pytest
+
 from datatorag.models import SearchHit
 from datatorag.ports import AnswerGenerator, GeneratedAnswer
 
@@ -146,7 +147,7 @@ class AnswerGeneratorContract:
     def test_sources_follow_the_order_the_passages_were_given(
         self, answer_generator: AnswerGenerator
     ) -> None:
-        question, chunk_id, fact = ANSWERABLE[0]
+        question, chunk_id, _fact = ANSWERABLE[0]
         for seed in (1, 2, 3):
             passages = list(HR_PASSAGES)
             random.Random(seed).shuffle(passages)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from datatorag.errors import InvalidKey
 from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
 from datatorag.ports import SearchIndex

@@ -10,7 +10,6 @@ tests as a sloppy one, to show what the reply checks let through.
 from __future__ import annotations
 
 import json
-import re
 import socket
 import statistics
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
+
 from datatorag import wiring
 from datatorag.adapters.answer_prompt import (
     SYSTEM_PROMPT,
@@ -39,8 +40,6 @@ from datatorag.errors import PermanentError, RetryableError
 from datatorag.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence
 from datatorag.settings import Settings
-from structlog.testing import capture_logs
-
 from tests.contracts.answer_generator import (
     ANSWERABLE,
     HR_PASSAGES,
@@ -140,7 +139,10 @@ class TestGenerativeReplies:
             "sentence": "Adoptive parents get 20 weeks.",
             "citations": [{"passage": 7, "quote": GOOD_QUOTE}],
         }
-        zero = {"sentence": "Leave is unlimited.", "citations": [{"passage": 0, "quote": GOOD_QUOTE}]}
+        zero = {
+            "sentence": "Leave is unlimited.",
+            "citations": [{"passage": 0, "quote": GOOD_QUOTE}],
+        }
         vendor.server.reply(_reply(GOOD, invented, zero))
         answer = vendor.generator.generate(self.QUESTION, PASSAGES)
         assert not answer.abstained
@@ -153,7 +155,9 @@ class TestGenerativeReplies:
     def test_quote_that_is_not_in_the_passage_is_dropped(self, vendor: Vendor) -> None:
         made_up = {
             "sentence": "Non-birthing parents get 20 weeks.",
-            "citations": [{"passage": 2, "quote": "non-birthing parents receive 20 weeks of leave"}],
+            "citations": [
+                {"passage": 2, "quote": "non-birthing parents receive 20 weeks of leave"}
+            ],
         }
         wrong_passage = {  # a real quote, but from another passage than the one cited
             "sentence": "PTO accrues at 1.25 days a month.",
@@ -362,16 +366,12 @@ class TestOpenAIWireFormat:
             generator.generate("How long is parental leave?", PASSAGES)
 
     @pytest.mark.parametrize(
-        "body",
-        ["not json", json.dumps({"choices": []}), json.dumps({"id": "x"})],
+        "payload", [b"<html>Bad gateway</html>", {"choices": []}, {"id": "x"}, []]
     )
     def test_malformed_response_is_retryable(
-        self, fake_openai_server: FakeOpenAIServer, body: str
+        self, fake_openai_server: FakeOpenAIServer, payload: Any
     ) -> None:
-        fake_openai_server.respond(lambda _s, _u: "")
-        fake_openai_server.success = lambda _body, _text: body  # type: ignore[method-assign,assignment,return-value]
-        if body == "not json":
-            fake_openai_server.success = _raw_body("not json")  # type: ignore[method-assign]
+        fake_openai_server.rewrite(lambda _payload: payload)
         with (
             OpenAICompatibleGenerator(fake_openai_server.base_url, OPENAI_MODEL) as generator,
             pytest.raises(RetryableError),
@@ -379,17 +379,31 @@ class TestOpenAIWireFormat:
             generator.generate("How long is parental leave?", PASSAGES)
 
     def test_refusal_abstains(self, fake_openai_server: FakeOpenAIServer) -> None:
-        original = fake_openai_server.success
+        def refuse(payload: dict[str, Any]) -> dict[str, Any]:
+            payload["choices"][0]["message"].update(content=None, refusal="I can't help.")
+            return payload
 
-        def refusing(body: Any, text: str) -> dict[str, Any]:
-            reply = original(body, text)
-            reply["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
-            return reply
-
-        fake_openai_server.success = refusing  # type: ignore[method-assign]
+        fake_openai_server.reply(_reply(GOOD))
+        fake_openai_server.rewrite(refuse)
         with OpenAICompatibleGenerator(fake_openai_server.base_url, OPENAI_MODEL) as generator:
             answer = generator.generate("How long is parental leave?", PASSAGES)
         assert answer.abstained
+
+    def test_content_parts_are_joined(self, fake_openai_server: FakeOpenAIServer) -> None:
+        def as_parts(payload: dict[str, Any]) -> dict[str, Any]:
+            text = payload["choices"][0]["message"]["content"]
+            half = len(text) // 2
+            payload["choices"][0]["message"]["content"] = [
+                {"type": "text", "text": text[:half]},
+                {"type": "text", "text": text[half:]},
+            ]
+            return payload
+
+        fake_openai_server.reply(_reply(GOOD))
+        fake_openai_server.rewrite(as_parts)
+        with OpenAICompatibleGenerator(fake_openai_server.base_url, OPENAI_MODEL) as generator:
+            answer = generator.generate("How long is parental leave?", PASSAGES)
+        assert answer.sentences[0].quotes == (GOOD_QUOTE,)
 
     def test_the_api_key_and_the_texts_stay_out_of_logs_and_errors(
         self, fake_openai_server: FakeOpenAIServer
@@ -413,28 +427,6 @@ class TestOpenAIWireFormat:
         info = json.dumps([e for e in logs if e["log_level"] != "debug"], default=str)
         for secret in (answer.sentences[0].text, GOOD_QUOTE, PASSAGES[0].text[:40]):
             assert secret not in info
-
-
-class _RawBody(dict[str, Any]):
-    """A 'JSON body' that the fake writes out as raw bytes (for malformed-response tests)."""
-
-
-def _raw_body(text: str) -> Callable[[Any, str], Any]:
-    class Raw(str):
-        pass
-
-    def success(_body: Any, _text: str) -> Any:
-        return _NotJSON(text)
-
-    del Raw
-    return success
-
-
-class _NotJSON:
-    """Serialised by the fake's ``json.dumps`` through ``default``: never valid JSON."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
 
 
 @pytest.mark.integration
@@ -504,13 +496,8 @@ class TestBedrockWireFormat:
         bedrock_runtime_client_for: Callable[..., Any],
         stop_reason: str,
     ) -> None:
-        original = fake_bedrock_server.success
-
-        def blocked(body: Any, text: str) -> dict[str, Any]:
-            return {**original(body, text), "stopReason": stop_reason}
-
-        fake_bedrock_server.success = blocked  # type: ignore[method-assign]
         fake_bedrock_server.reply(_reply(GOOD))
+        fake_bedrock_server.rewrite(lambda payload: {**payload, "stopReason": stop_reason})
         client = bedrock_runtime_client_for(fake_bedrock_server.url)
         answer = BedrockGenerator(client, MODEL_ID).generate("Parental leave?", PASSAGES)
         assert answer.abstained
@@ -524,7 +511,8 @@ class TestBedrockWireFormat:
 class TestQuoteVerification:
     PASSAGE = (
         "Birthing parents receive 16 weeks of fully paid leave, and non-birthing parents "
-        "receive 12 weeks.\nLeave must be taken within 12\u00a0months \u2014 see the \u201cPolicy\u201d."
+        "receive 12 weeks.\n"
+        "Leave must be taken within 12\u00a0months \u2014 see the \u201cPolicy\u201d."
     )
 
     @pytest.mark.parametrize(
@@ -534,7 +522,10 @@ class TestQuoteVerification:
             ("  birthing   PARENTS receive\n16 weeks ", "Birthing parents receive 16 weeks"),
             ('"receive 12 weeks."', "receive 12 weeks."),
             ("receive 12 weeks!", "receive 12 weeks"),
-            ("within 12 months - see the \"Policy\"", "within 12\u00a0months \u2014 see the \u201cPolicy\u201d"),
+            (
+                'within 12 months - see the "Policy"',
+                "within 12\u00a0months \u2014 see the \u201cPolicy\u201d",
+            ),
             ("12 weeks. Leave must", "12 weeks.\nLeave must"),
             (
                 "Birthing parents receive ... non-birthing parents",
@@ -563,7 +554,9 @@ class TestQuoteVerification:
 
     def test_passage_numbers_are_one_based_and_checked(self) -> None:
         def cite(number: Any) -> str:
-            return _reply({"sentence": "x y z.", "citations": [{"passage": number, "quote": GOOD_QUOTE}]})
+            return _reply(
+                {"sentence": "x y z.", "citations": [{"passage": number, "quote": GOOD_QUOTE}]}
+            )
 
         for number in (2, "2", "[2]", 2.0, "Passage 2"):
             assert parse_answer(cite(number), PASSAGES).sentences[0].sources == (PARENTAL,)
@@ -572,7 +565,10 @@ class TestQuoteVerification:
 
     def test_markers_and_bullets_leave_the_sentence_text(self) -> None:
         reply = _reply(
-            {"sentence": "  - Parents get 16 weeks [2] [1, 3] .", "citations": [{"passage": 2, "quote": GOOD_QUOTE}]}
+            {
+                "sentence": "  - Parents get 16 weeks [2] [1, 3] .",
+                "citations": [{"passage": 2, "quote": GOOD_QUOTE}],
+            }
         )
         assert parse_answer(reply, PASSAGES).sentences[0].text == "Parents get 16 weeks."
 
@@ -624,9 +620,7 @@ class TestExtractiveDetails:
         ],
     )
     def test_hr_synonyms_meet(self, employee_says: str, policy_says: str) -> None:
-        assert set(terms(employee_says)) & set(terms(policy_says)) & {
-            f"@{c}" for c in HR_SYNONYMS
-        }
+        assert set(terms(employee_says)) & set(terms(policy_says)) & {f"@{c}" for c in HR_SYNONYMS}
 
     def test_synonym_bridges_question_and_passage(self) -> None:
         passage = SearchHit(
@@ -682,10 +676,16 @@ class TestExtractiveDetails:
     def test_min_support_is_the_abstention_threshold(self) -> None:
         question = ANSWERABLE[0][0]
         support = ExtractiveGenerator().support(question, list(HR_PASSAGES))
-        assert not ExtractiveGenerator(min_support=support).generate(question, list(HR_PASSAGES)).abstained
-        assert ExtractiveGenerator(min_support=min(1.0, support + 0.01)).generate(
-            question, list(HR_PASSAGES)
-        ).abstained
+        assert (
+            not ExtractiveGenerator(min_support=support)
+            .generate(question, list(HR_PASSAGES))
+            .abstained
+        )
+        assert (
+            ExtractiveGenerator(min_support=min(1.0, support + 0.01))
+            .generate(question, list(HR_PASSAGES))
+            .abstained
+        )
         with pytest.raises(ValueError, match="min_support"):
             ExtractiveGenerator(min_support=1.5)
 
@@ -710,8 +710,6 @@ class TestExtractiveDetails:
             generator.generate(question, passages)
             timings.append(time.perf_counter() - started)
         # 5 ms is the target on an idle core; allow for a loaded CI machine.
-        assert statistics.median(timings) < 0.025, f"median {statistics.median(timings) * 1000:.1f} ms"
-
-
-def _strip(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
+        assert statistics.median(timings) < 0.025, (
+            f"median {statistics.median(timings) * 1000:.1f} ms"
+        )

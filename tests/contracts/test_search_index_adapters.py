@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -13,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from datatorag.adapters.local.filters import DocAttrs, parse_filters
-from datatorag.adapters.local.index import SqliteSearchIndex, fts_query
+from datatorag.adapters.local.index import MAX_IDLE_CONNECTIONS, SqliteSearchIndex, fts_query
 from datatorag.models import DocumentStatus
 from datatorag.ports import SearchIndex
-
 from tests.contracts.search_index import (
     TENANT,
     SearchIndexContract,
@@ -314,3 +315,21 @@ def test_date_alias_and_metadata_key_are_the_same_filter(index: SqliteSearchInde
     for key in ("effective_date", "metadata.effective_date"):
         filters = {key: {"gte": "2024-01-01"}}
         assert doc_ids(index.keyword_search(TENANT, "holiday", 5, filters)) == {"d1"}
+
+
+def _open_files(name: str) -> int:
+    fds = Path("/proc/self/fd")
+    return sum(
+        1 for fd in fds.iterdir() if Path(os.readlink(fd) if fd.exists() else "").name == name
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_short_lived_threads_leave_no_connections_behind(index: SqliteSearchIndex) -> None:
+    """Thread pools retire idle threads; their connections must not pile up."""
+    index_doc(index, "d1", ["Holiday calendar."])
+    for _ in range(3 * MAX_IDLE_CONNECTIONS):
+        thread = threading.Thread(target=index.keyword_search, args=(TENANT, "holiday", 5))
+        thread.start()
+        thread.join()
+    assert _open_files("acme.db") <= MAX_IDLE_CONNECTIONS

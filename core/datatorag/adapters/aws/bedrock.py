@@ -67,7 +67,7 @@ def bedrock_runtime_client(settings: Settings, *, timeout: float = 60.0, attempt
         read_timeout=timeout,
         retries={"mode": "standard", "total_max_attempts": attempts},
     )
-    return boto3.client(  # type: ignore[call-overload]
+    return boto3.client(
         "bedrock-runtime",
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,

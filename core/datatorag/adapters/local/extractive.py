@@ -112,7 +112,12 @@ HR_SYNONYMS: dict[str, tuple[str, ...]] = {
     "laptop": ("laptop", "computer", "equipment", "hardware"),
 }
 
-STOPWORDS = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS = _words(
     """
     a about above after again against all am an and any are aren't as at be because been before
     being below between both but by can can't could couldn't did didn't do does doesn't doing don't
@@ -124,15 +129,15 @@ STOPWORDS = frozenset(
     very was we we're were what what's when where which while who whom why will with would you
     you're your yours yourself yourselves also still may many much anything something actually
     really need needs want know tell please okay ok hi hello thanks
-    """.split()
+    """
 )
 
 # Abbreviations whose full stop does not end a sentence.
-ABBREVIATIONS = frozenset(
+ABBREVIATIONS = _words(
     """
     e.g i.e etc vs approx incl esp dept est min max no nos fig mr mrs ms dr prof sr jr st inc ltd
     co corp jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun ca cf al
-    """.split()
+    """
 )
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -171,7 +176,7 @@ REDUNDANT_OVERLAP = 0.7  # Jaccard overlap above which a further sentence repeat
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix stripper: enough for "leaves"/"leave", "accrued"/"accrues", "taking"/"take"."""
+    """A light suffix stripper: "leaves"/"leave", "accrued"/"accrues", "taking"/"take" meet."""
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:
@@ -406,7 +411,8 @@ class _Scorer:
         pf: Counter[str] = Counter(t for found in in_passage for t in found)
         spread = max(len(passages), 1)
         return {
-            t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * (1 - SPREAD_DISCOUNT * pf[t] / spread)
+            t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+            * (1 - SPREAD_DISCOUNT * pf[t] / spread)
             for t in self.query
         }
 

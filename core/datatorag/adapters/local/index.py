@@ -787,7 +787,7 @@ def _append(
     dimension = len(rows[0][2]) // 4
     vectors, ids, codes = base.vectors, base.ids, base.doc_codes
     if n + k > ids.shape[0] or vectors.shape[1] != dimension:
-        capacity = max(1024, 2 * (n + k))
+        capacity = 1024 + (n + k) * 3 // 2  # headroom for swaps; untouched rows stay unmapped
         vectors = _grow(vectors[:n], (capacity, dimension))
         ids, codes = _grow(ids[:n], (capacity,)), _grow(codes[:n], (capacity,))
     vectors[n : n + k] = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(

@@ -63,9 +63,7 @@ def table_rows(
         cells = tuple(clean(cell).replace("\n", " ") for cell in row)
         if not any(cells):
             continue
-        blocks.append(
-            Block("table_row", "\t".join(cells), page=page, cells=cells, header=header)
-        )
+        blocks.append(Block("table_row", "\t".join(cells), page=page, cells=cells, header=header))
         if not header:
             header = cells
     return blocks

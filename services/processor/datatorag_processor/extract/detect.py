@@ -23,8 +23,11 @@ _MAGIC: list[tuple[bytes, str, str]] = [
     (b"GIF89a", "image/gif", "a GIF image"),
     (b"II*\x00", "image/tiff", "a TIFF image"),
     (b"MM\x00*", "image/tiff", "a TIFF image"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage",
-     "an old Microsoft Office file (.doc/.xls/.ppt)"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "application/x-ole-storage",
+        "an old Microsoft Office file (.doc/.xls/.ppt)",
+    ),
     (b"{\\rtf", "application/rtf", "an RTF document"),
     (b"\x1f\x8b", "application/gzip", "a gzip archive"),
     (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed", "a 7-Zip archive"),
@@ -56,8 +59,13 @@ _EXTENSIONS = {
     ".txt": TEXT,
     ".text": TEXT,
 }
-_NAMES = {PDF: "a PDF", DOCX: "a Word document", HTML: "an HTML page", TEXT: "plain text",
-          MARKDOWN: "Markdown text"}
+_NAMES = {
+    PDF: "a PDF",
+    DOCX: "a Word document",
+    HTML: "an HTML page",
+    TEXT: "plain text",
+    MARKDOWN: "Markdown text",
+}
 
 
 def extension_type(filename: str) -> str | None:

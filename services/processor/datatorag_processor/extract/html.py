@@ -62,10 +62,10 @@ class _Walker:
         return self.blocks
 
     def _walk(self, node: Any) -> None:
-        from bs4 import Comment, NavigableString, Tag
+        from bs4 import NavigableString, Tag
 
         for child in node.children:
-            if isinstance(child, Comment):
+            if _markup(child):
                 continue
             if isinstance(child, NavigableString):
                 self.buffer.append(str(child))
@@ -117,11 +117,11 @@ class _Walker:
 
 def _inline(el: Any, skip: set[str] | None = None) -> str:
     """Text of an element with <br> as a line break, leaving out ``skip`` children and scripts."""
-    from bs4 import Comment, NavigableString, Tag
+    from bs4 import NavigableString, Tag
 
     parts: list[str] = []
     for child in el.children:
-        if isinstance(child, Comment):
+        if _markup(child):
             continue
         if isinstance(child, NavigableString):
             parts.append(str(child))
@@ -132,10 +132,19 @@ def _inline(el: Any, skip: set[str] | None = None) -> str:
     return "".join(parts)
 
 
+def _markup(node: Any) -> bool:
+    """Comments, doctypes and processing instructions: strings that are not text."""
+    from bs4 import Comment, Declaration, Doctype, ProcessingInstruction
+
+    return isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction)
+
+
 def _table(table: Any) -> list[list[str]]:
     rows: list[list[str]] = []
     for tr in table.find_all("tr"):
         if tr.find_parent("table") is not table:
             continue  # a row of a nested table
-        rows.append([" ".join(_inline(c).split()) for c in tr.find_all(["th", "td"], recursive=False)])
+        rows.append(
+            [" ".join(_inline(c).split()) for c in tr.find_all(["th", "td"], recursive=False)]
+        )
     return rows

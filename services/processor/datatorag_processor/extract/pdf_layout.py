@@ -62,7 +62,9 @@ def drop_running_lines(pages: Sequence[PageLines], title: str | None, body_size:
         kept = []
         for line in page.lines:
             zone = _zone(line, page.height)
-            if zone and _running(line, seen[(zone, _shape(line.text))] >= needed, low_title, body_size):
+            if zone and _running(
+                line, seen[(zone, _shape(line.text))] >= needed, low_title, body_size
+            ):
                 dropped += 1
                 continue
             kept.append(line)
@@ -202,7 +204,9 @@ class Assembler:
         family = _family(line.font)
         return line.bold or (family != self.body_family and family in self.heading_families)
 
-    def _continues(self, draft: _Draft, line: Line, heading: bool, marker: bool, right: float) -> bool:
+    def _continues(
+        self, draft: _Draft, line: Line, heading: bool, marker: bool, right: float
+    ) -> bool:
         last = draft.lines[-1]
         if marker or heading != (draft.kind == "heading"):
             return False

@@ -214,7 +214,9 @@ def _cell_at(region: _Region, x: float, y: float) -> tuple[int, int] | None:
 
 
 def _border_at(region: _Region, x: float, y: float) -> bool:
-    return any(abs(vx - x) <= 2 and top - 1 <= y <= bottom + 1 for vx, top, bottom in region.vertical)
+    return any(
+        abs(vx - x) <= 2 and top - 1 <= y <= bottom + 1 for vx, top, bottom in region.vertical
+    )
 
 
 def join_cell_lines(
@@ -259,7 +261,9 @@ class _Row:
     segments: list[Segment]
 
 
-def aligned_tables(pt: PageText, lines: Sequence[Line], page_no: int, body_size: float, vocab: set[str]) -> list[Table]:
+def aligned_tables(
+    pt: PageText, lines: Sequence[Line], page_no: int, body_size: float, vocab: set[str]
+) -> list[Table]:
     """Tables without borders: rows of segments whose left edges line up in columns."""
     segments = [seg for line in lines for seg in _cell_segments(pt, line)]
     rows = _visual_rows(segments)
@@ -361,7 +365,9 @@ def _column(x0: float, anchors: list[float], tol: float) -> int:
     return col
 
 
-def _build_table(region: list[_Row], anchors: list[float], page_no: int, vocab: set[str]) -> Table | None:
+def _build_table(
+    region: list[_Row], anchors: list[float], page_no: int, vocab: set[str]
+) -> Table | None:
     tol = 0.4 * region[0].size
     if not _reads_row_by_row(region, anchors, tol):
         return None  # two text columns read one after the other, not a table
@@ -430,7 +436,9 @@ def _column_right_edges(region: list[_Row], anchors: list[float], tol: float) ->
     return edges
 
 
-def _cell_text(cell: list[Segment], edges: list[float], anchors: list[float], tol: float, vocab: set[str]) -> str:
+def _cell_text(
+    cell: list[Segment], edges: list[float], anchors: list[float], tol: float, vocab: set[str]
+) -> str:
     if not cell:
         return ""
     col = _column(cell[0].x0, anchors, tol)

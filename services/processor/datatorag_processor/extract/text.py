@@ -14,7 +14,9 @@ def extract_text(text: str) -> ExtractedDocument:
     blocks: list[Block] = []
     for chunk in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
         blocks.extend(_chunk_blocks(chunk))
-    return ExtractedDocument(title=None, blocks=tuple(blocks), page_count=None, media_type=MEDIA_TYPE)
+    return ExtractedDocument(
+        title=None, blocks=tuple(blocks), page_count=None, media_type=MEDIA_TYPE
+    )
 
 
 def _chunk_blocks(chunk: str) -> list[Block]:
