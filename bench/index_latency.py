@@ -109,51 +109,67 @@ def build(index: SqliteSearchIndex, size: int, pool: list[str], rng: np.random.G
     return time.perf_counter() - started
 
 
-def timed(calls: Iterator[Callable[[], object]]) -> list[float]:
-    times = []
+def timed(calls: Iterator[Callable[[], object]]) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU milliseconds (all threads of the process: BLAS included) per call."""
+    wall, cpu = [], []
     for call in calls:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         call()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return wall, cpu
 
 
-def percentiles(times: list[float]) -> str:
-    cuts = statistics.quantiles(times, n=20)
-    return f"{statistics.median(times):.1f} / {cuts[18]:.1f}"
+def summary(times: tuple[list[float], list[float]]) -> str:
+    wall, cpu = times
+    p95 = statistics.quantiles(wall, n=20)[18]
+    return f"{statistics.median(wall):.1f} | {p95:.1f} | {statistics.median(cpu):.1f}"
 
 
 def latency(sizes: list[int], count: int) -> None:
-    columns = ["chunks", "build (chunks/s)", "first vector query (load)", "swap catch-up"]
-    columns += [f"{mode} {name}" for name in ["", *FILTERS] for mode in ("keyword", "vector")]
-    print("| " + " | ".join(c.strip() for c in columns) + " |")
-    print("| --- " * len(columns) + "|")
     pool, asked = sentences(), [q["question"] for q in questions()]
+    setup, queries = [], []
     for size in sizes:
         with tempfile.TemporaryDirectory() as root:
             index = SqliteSearchIndex(Path(root))
-            row = measure(index, size, count, pool, asked)
+            setup.append(prepare(index, size, pool))
+            queries += [f"| {size:,} | {row}" for row in measure(index, count, asked)]
             index.close()
-        print("| " + " | ".join(row) + " |", flush=True)
-    print("\nQuery latency in ms, p50 / p95, top 10, one thread, after one warm-up query.")
+        print(f"measured {size:,} chunks", file=sys.stderr, flush=True)
+    print("| chunks | build (chunks/s) | first vector query (matrix load) | query after a swap |")
+    print("| --- | --- | --- | --- |")
+    print("\n".join(setup))
+    print("\n| chunks | query | p50 ms | p95 ms | CPU p50 ms |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(queries))
+    print(f"\n{count} queries each, top 10, one thread, after a warm-up query. Keyword queries are")
+    print("the dev questions; CPU counts every thread of the process (BLAS included).")
 
 
-def measure(
-    index: SqliteSearchIndex, size: int, count: int, pool: list[str], asked: list[str]
-) -> list[str]:
+def prepare(index: SqliteSearchIndex, size: int, pool: list[str]) -> str:
     rng = np.random.default_rng(size)
     seconds = build(index, size, pool, rng)
-    queries = unit_rows(rng, count)
-    load = timed(iter([partial(index.vector_search, TENANT, queries[0], 10)]))[0]
-    catch_up = swap_latency(index, pool, rng, queries[0])
-    row = [f"{size:,}", f"{seconds:.0f} s ({size / seconds:,.0f})", f"{load:.0f} ms"]
-    row.append(f"{catch_up:.1f} ms")
+    query = unit_rows(rng, 1)[0]
+    load = timed(iter([partial(index.vector_search, TENANT, query, 10)]))[0][0]
+    catch_up = swap_latency(index, pool, rng, query)
+    return (
+        f"| {size:,} | {seconds:.0f} s ({size / seconds:,.0f}) | {load:.0f} ms "
+        f"| {catch_up:.1f} ms |"
+    )
+
+
+def measure(index: SqliteSearchIndex, count: int, asked: list[str]) -> list[str]:
+    vectors = unit_rows(np.random.default_rng(1), count)
     texts = [asked[i % len(asked)] for i in range(count)]
-    for filters in [None, *FILTERS.values()]:
+    rows = []
+    for name, filters in [("", None), *FILTERS.items()]:
         keyword = (partial(index.keyword_search, TENANT, t, 10, filters) for t in texts)
-        vector = (partial(index.vector_search, TENANT, q, 10, filters) for q in queries)
-        row += [percentiles(timed(keyword)), percentiles(timed(vector))]
-    return row
+        vector = (partial(index.vector_search, TENANT, v, 10, filters) for v in vectors)
+        index.keyword_search(TENANT, texts[0], 10, filters)  # warm-up (filter masks, caches)
+        index.vector_search(TENANT, vectors[0], 10, filters)
+        rows.append(f"keyword {name} | {summary(timed(keyword))} |")
+        rows.append(f"vector {name} | {summary(timed(vector))} |")
+    return rows
 
 
 def swap_latency(
@@ -178,7 +194,7 @@ def swap_latency(
             for i in range(CHUNKS_PER_DOC)
         ]
         index.replace_chunks(TENANT, "doc000000", version, chunks)
-        times += timed(iter([partial(index.vector_search, TENANT, query, 10)]))
+        times += timed(iter([partial(index.vector_search, TENANT, query, 10)]))[0]
     return statistics.median(times)
 
 

@@ -40,8 +40,14 @@ def _logs() -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @app.command()
@@ -81,8 +87,9 @@ def _print_welcome(settings: Settings, tenant: str, key: str | None) -> None:
     if key:
         console.print(f"API key for tenant [bold]{tenant}[/]: {key}")
         console.print(
-            f"Try:  curl -s {url}/v1/search -H 'X-API-Key: {key}' -H 'Content-Type: application/json'"
-            " -d '{\"query\": \"How much parental leave do I get?\", \"top_k\": 3}'"
+            f"Try:  curl -s {url}/v1/search -H 'X-API-Key: {key}'"
+            " -H 'Content-Type: application/json'"
+            ' -d \'{"query": "How much parental leave do I get?", "top_k": 3}\''
         )
     console.print(f"Logs: {settings.data_dir.resolve() / 'logs'}   Ctrl-C stops everything.")
 
@@ -96,9 +103,12 @@ def extract(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) 
 
     settings = Settings()
     try:
-        doc = extract_document(file.read_bytes(), file.name,
-                               max_bytes=settings.max_document_bytes,
-                               max_pages=settings.max_document_pages)
+        doc = extract_document(
+            file.read_bytes(),
+            file.name,
+            max_bytes=settings.max_document_bytes,
+            max_pages=settings.max_document_pages,
+        )
     except DocumentRejected as err:
         console.print(f"[red]rejected:[/] {err}")
         raise typer.Exit(1) from err
@@ -109,8 +119,9 @@ def extract(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) 
 def ingest(
     source: Annotated[str, typer.Argument(help="Folder, ftp://, ftps:// or sftp:// URI.")],
     tenant: Tenant,
-    wait: Annotated[bool, typer.Option(help="Return when every document is indexed or failed.")]
-    = False,
+    wait: Annotated[
+        bool, typer.Option(help="Return when every document is indexed or failed.")
+    ] = False,
     as_json: JsonFlag = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 3600.0,
 ) -> None:
@@ -119,8 +130,9 @@ def ingest(
     raise typer.Exit(0 if ok else 1)
 
 
-def _ingest(settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: bool,
-            timeout: float = 3600.0) -> bool:
+def _ingest(
+    settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: bool, timeout: float = 3600.0
+) -> bool:
     from datatorag import wiring
     from datatorag.errors import SourceError
     from datatorag.stack import running_services
@@ -133,10 +145,14 @@ def _ingest(settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: b
         console.print("[red]error:[/] tenant names are lower-case letters, digits, '-' or '_'")
         return False
     if wait and settings.queue_backend == "local":
-        missing = {"processor", "embedder-client", "embedding-endpoint"} - running_services(settings)
+        missing = {"processor", "embedder-client", "embedding-endpoint"} - running_services(
+            settings
+        )
         if missing:
-            console.print(f"[red]error:[/] not running in {settings.data_dir}: "
-                          f"{', '.join(sorted(missing))}. Start the stack with `datatorag up`.")
+            console.print(
+                f"[red]error:[/] not running in {settings.data_dir}: "
+                f"{', '.join(sorted(missing))}. Start the stack with `datatorag up`."
+            )
             return False
     try:
         source = open_source(uri, max_bytes=settings.max_document_bytes)
@@ -155,8 +171,10 @@ def _ingest(settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: b
         return False
     finally:
         source.close()
-    console.print(f"{len(report.added)} new, {len(report.changed)} changed, "
-                  f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
+    console.print(
+        f"{len(report.added)} new, {len(report.changed)} changed, "
+        f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
+    )
     docs: list[DocumentRecord] = []
     if wait:
         index = wiring.search_index(settings)
@@ -164,14 +182,27 @@ def _ingest(settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: b
     failed = [d for d in docs if d.status != DocumentStatus.INDEXED]
     if as_json:
         summary: dict[str, Any] = {
-            "source": source.display_uri, "source_id": report.source_id, "tenant": tenant,
-            "added": len(report.added), "changed": len(report.changed),
-            "unchanged": len(report.unchanged), "removed": len(report.removed),
+            "source": source.display_uri,
+            "source_id": report.source_id,
+            "tenant": tenant,
+            "added": len(report.added),
+            "changed": len(report.changed),
+            "unchanged": len(report.unchanged),
+            "removed": len(report.removed),
             "indexed": sum(d.status == DocumentStatus.INDEXED for d in docs),
-            "failed": [{"doc_id": d.doc_id, "source_uri": d.source_uri, "status": d.status,
-                        "reason": d.reason} for d in failed]
-            + [{"doc_id": None, "source_uri": u, "status": "failed", "reason": r}
-               for u, r in report.unreadable.items()],
+            "failed": [
+                {
+                    "doc_id": d.doc_id,
+                    "source_uri": d.source_uri,
+                    "status": d.status,
+                    "reason": d.reason,
+                }
+                for d in failed
+            ]
+            + [
+                {"doc_id": None, "source_uri": u, "status": "failed", "reason": r}
+                for u, r in report.unreadable.items()
+            ],
         }
         out.print_json(json.dumps(summary))
     elif failed:
@@ -251,7 +282,9 @@ def keys_create(tenant: Tenant) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(tenant: Tenant, key: Annotated[str, typer.Argument(help="The key or its id.")]) -> None:
+def keys_revoke(
+    tenant: Tenant, key: Annotated[str, typer.Argument(help="The key or its id.")]
+) -> None:
     """Revoke a tenant's key; requests with it are refused from now on."""
     from datatorag_query_api.bootstrap import key_store
 

@@ -63,4 +63,6 @@ def decode(body: str) -> DocumentFetched | ChunksReady | DocumentRemoved:
     try:
         return _adapter.validate_json(body)
     except ValidationError as err:
-        raise PermanentError(f"unreadable queue message: {err.error_count()} schema errors") from err
+        raise PermanentError(
+            f"unreadable queue message: {err.error_count()} schema errors"
+        ) from err

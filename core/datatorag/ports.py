@@ -63,7 +63,10 @@ class Queue(Protocol):
         """Enqueue several messages; returns their ids in order."""
 
     def receive(
-        self, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout: float | None = None
+        self,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout: float | None = None,
     ) -> list[ReceivedMessage]:
         """Up to ``max_messages`` visible messages, waiting up to ``wait_seconds`` for the first."""
 

@@ -46,24 +46,33 @@ class Stack:
     def start(self, services: list[str] | None = None) -> None:
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DATATORAG_DATA_DIR": str(self.settings.data_dir.resolve()),
-               "DATATORAG_PORT": str(self.settings.port),
-               "DATATORAG_EMBEDDING_PORT": str(self.settings.embedding_port),
-               "DATATORAG_EMBEDDING_URL": self.settings.embedding_url,
-               "HF_HUB_OFFLINE": "1", **self.env}
+        env = {
+            **os.environ,
+            "DATATORAG_DATA_DIR": str(self.settings.data_dir.resolve()),
+            "DATATORAG_PORT": str(self.settings.port),
+            "DATATORAG_EMBEDDING_PORT": str(self.settings.embedding_port),
+            "DATATORAG_EMBEDDING_URL": self.settings.embedding_url,
+            "HF_HUB_OFFLINE": "1",
+            **self.env,
+        }
         for name in services or list(SERVICES):
             log_file = (logs / f"{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module, no shell
-                [sys.executable, "-m", SERVICES[name]], env=env, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", SERVICES[name]],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.state_file.write_text(json.dumps({n: p.pid for n, p in self.processes.items()}))
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Until the embedding endpoint and the API answer (the model takes a few seconds)."""
         deadline = time.monotonic() + timeout
-        urls = {"embedding-endpoint": f"{self.settings.embedding_url}/ping",
-                "query-api": f"{self.settings.api_url}/readyz"}
+        urls = {
+            "embedding-endpoint": f"{self.settings.embedding_url}/ping",
+            "query-api": f"{self.settings.api_url}/readyz",
+        }
         for name, url in urls.items():
             if name not in self.processes:
                 continue
@@ -75,7 +84,9 @@ class Stack:
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise StackError(f"{name} not ready after {timeout:.0f} s: see {self.log(name)}")
+                    raise StackError(
+                        f"{name} not ready after {timeout:.0f} s: see {self.log(name)}"
+                    )
                 time.sleep(0.3)
 
     def restart(self, name: str) -> None:

@@ -7,10 +7,12 @@ leaves it to be delivered again; handlers are idempotent. Failures:
   dead-lettered at once.
 - anything else: the message is released for another try after a back-off; once it has been
   delivered ``max_receives`` times the document is marked failed and the message dead-lettered.
-- a message that crashed the worker outright comes back with a higher receive count; the queue's
-  redrive limit is one above ``max_receives`` so the worker sees it, marks it failed and dead-letters it.
+- a message that crashed the worker outright comes back with a higher receive count; the
+  queue's redrive limit is one above ``max_receives`` so the worker sees it, marks it failed
+  and dead-letters it.
 
-SIGTERM (ECS stopping a task) sets the stop event: the message in hand is finished, then the loop ends.
+SIGTERM (ECS stopping a task) sets the stop event: the message in hand is finished, then the
+loop ends.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ class Worker:
             self.queue.dead_letter(received, str(err))
             return
         with structlog.contextvars.bound_contextvars(
-            tenant=message.tenant, doc_id=message.doc_id, kind=message.kind,
+            tenant=message.tenant,
+            doc_id=message.doc_id,
+            kind=message.kind,
             receive_count=received.receive_count,
         ):
             self._process(received, message)
@@ -91,10 +95,12 @@ class Worker:
         except PermanentError as err:
             self._give_up(received, message, str(err))
             return
-        except Exception as err:  # noqa: BLE001 - the loop must survive any handler fault
+        except Exception as err:
             log.warning("message.retry", error=repr(err), exc_info=True)
             if received.receive_count >= self.max_receives:
-                self._give_up(received, message, f"gave up after {self.max_receives} attempts: {err}")
+                self._give_up(
+                    received, message, f"gave up after {self.max_receives} attempts: {err}"
+                )
             else:
                 delay = self.retry_delay_s * 2 ** (received.receive_count - 1)
                 self.queue.change_visibility(received.receipt, delay)

@@ -279,18 +279,21 @@ class SearchIndexContract:
         problems: list[str] = []
         seen: Counter[str] = Counter()
 
+        def check(mode: str, hits: list[SearchHit]) -> None:
+            swapped = [h.chunk_id for h in hits if h.doc_id == "swap"]
+            versions = {chunk_id.split(":")[1] for chunk_id in swapped}
+            if len(versions) != 1 or len(swapped) != 5:
+                problems.append(f"{mode}: {sorted(swapped)}")
+            else:
+                seen[versions.pop()] += 1
+
         def read() -> None:
-            while not stop.is_set():
-                for mode, hits in (
-                    ("keyword", search_index.keyword_search(TENANT, "zebra", 50)),
-                    ("vector", search_index.vector_search(TENANT, base, 50)),
-                ):
-                    swapped = [h.chunk_id for h in hits if h.doc_id == "swap"]
-                    versions = {chunk_id.split(":")[1] for chunk_id in swapped}
-                    if len(versions) != 1 or len(swapped) != 5:
-                        problems.append(f"{mode}: {sorted(swapped)}")
-                    else:
-                        seen[versions.pop()] += 1
+            try:
+                while not stop.is_set():
+                    check("keyword", search_index.keyword_search(TENANT, "zebra", 50))
+                    check("vector", search_index.vector_search(TENANT, base, 50))
+            except Exception as err:  # a reader that dies must fail the test, not hide
+                problems.append(repr(err))
 
         readers = [threading.Thread(target=read) for _ in range(2)]
         for reader in readers:

@@ -133,7 +133,7 @@ class _FakeHandler(BaseHTTPRequestHandler):
 def fake_runtime(request: pytest.FixtureRequest) -> Iterator[FakeSageMakerRuntime]:
     status, code = request.param
     server = FakeSageMakerRuntime(status, code)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()

@@ -333,3 +333,27 @@ def test_short_lived_threads_leave_no_connections_behind(index: SqliteSearchInde
         thread.start()
         thread.join()
     assert _open_files("acme.db") <= MAX_IDLE_CONNECTIONS
+
+
+def test_a_recreated_file_is_loaded_afresh(root: Path) -> None:
+    """Generations of a new file start over: a reader must not mistake its old matrix for newer."""
+    reader = SqliteSearchIndex(root)
+    writer = SqliteSearchIndex(root)
+    for round_ in range(4):
+        index_doc(writer, "old", ["Old text."], version=f"v{round_}")
+    assert ids(reader.vector_search(TENANT, unit(1), 5)) == ["old:v3:0"]
+    writer.close()
+    for path in root.glob("acme.db*"):
+        path.unlink()
+    writer = SqliteSearchIndex(root)
+    index_doc(writer, "new", ["New text."])
+    reader._idle.clear()  # a fresh connection, as under load when the pool is empty
+    result: list[list[str]] = []
+    thread = threading.Thread(
+        daemon=True, target=lambda: result.append(ids(reader.vector_search(TENANT, unit(1), 5)))
+    )
+    thread.start()
+    thread.join(timeout=10)
+    writer.close()
+    reader.close()
+    assert result == [["new:v1:0"]]

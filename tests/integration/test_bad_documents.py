@@ -62,8 +62,12 @@ def test_each_bad_document_fails_with_a_reason_and_the_good_ones_are_indexed(
     for name, word in expected_words.items():
         assert word.lower() in reasons[name].lower(), (name, reasons[name])
 
-    dead = SqliteQueue(running_stack.settings.data_dir / "queues.db", DOCUMENTS_QUEUE,
-                       max_receives=99, visibility_timeout=30).dead_letters()
+    dead = SqliteQueue(
+        running_stack.settings.data_dir / "queues.db",
+        DOCUMENTS_QUEUE,
+        max_receives=99,
+        visibility_timeout=30,
+    ).dead_letters()
     assert len(dead) >= len(expected_words)  # permanent failures are dead-lettered with reasons
     with running_stack.client("bad") as api:
         hits = api.post("/v1/search", json={"query": "receipts due", "mode": "keyword"}).json()

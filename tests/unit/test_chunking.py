@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -48,11 +49,16 @@ def sentence(i: int) -> str:
 def test_no_chunk_exceeds_the_model_window_even_with_its_header(chunker, settings, model_tokens):
     long_paragraph = " ".join(sentence(i) for i in range(200))
     unbroken = "x" * 5000  # no sentence or word breaks at all
-    chunks = chunker.chunk("d", "v" * 12, TITLE, doc(
-        Block("heading", "Eligibility", page=1, level=1),
-        Block("paragraph", long_paragraph, page=1, headings=("Eligibility",)),
-        Block("paragraph", unbroken, page=2, headings=("Eligibility",)),
-    ))
+    chunks = chunker.chunk(
+        "d",
+        "v" * 12,
+        TITLE,
+        doc(
+            Block("heading", "Eligibility", page=1, level=1),
+            Block("paragraph", long_paragraph, page=1, headings=("Eligibility",)),
+            Block("paragraph", unbroken, page=2, headings=("Eligibility",)),
+        ),
+    )
     assert len(chunks) > 5
     for chunk in chunks:
         full = contextual_text(TITLE, chunk.heading, chunk.text)
@@ -62,25 +68,37 @@ def test_no_chunk_exceeds_the_model_window_even_with_its_header(chunker, setting
 
 def test_nothing_is_lost_and_neighbours_overlap(chunker):
     sentences = [sentence(i) for i in range(120)]
-    chunks = chunker.chunk("d", "v" * 12, TITLE, doc(Block("paragraph", " ".join(sentences), page=1)))
+    chunks = chunker.chunk(
+        "d", "v" * 12, TITLE, doc(Block("paragraph", " ".join(sentences), page=1))
+    )
     joined = "\n".join(c.text for c in chunks)
     assert all(s in joined for s in sentences)
+
     def sentences_of(text: str) -> set[str]:
         return set(re.split(r"(?<=\.)\s+", text))
 
-    shared = [sentences_of(a.text) & sentences_of(b.text) for a, b in zip(chunks, chunks[1:])]
+    shared = [sentences_of(a.text) & sentences_of(b.text) for a, b in itertools.pairwise(chunks)]
     assert all(shared), "consecutive chunks of one section overlap"
 
 
 def test_chunks_follow_headings_and_keep_pages(chunker):
     body = " ".join(sentence(i) for i in range(15))
-    chunks = chunker.chunk("d", "v" * 12, TITLE, doc(
-        Block("heading", "Vacation", page=1, level=1),
-        Block("paragraph", body, page=1, headings=("Vacation",)),
-        Block("heading", "Sick leave", page=2, level=1),
-        Block("paragraph", "Sick leave is unlimited and needs no note.", page=3,
-              headings=("Sick leave",)),
-    ))
+    chunks = chunker.chunk(
+        "d",
+        "v" * 12,
+        TITLE,
+        doc(
+            Block("heading", "Vacation", page=1, level=1),
+            Block("paragraph", body, page=1, headings=("Vacation",)),
+            Block("heading", "Sick leave", page=2, level=1),
+            Block(
+                "paragraph",
+                "Sick leave is unlimited and needs no note.",
+                page=3,
+                headings=("Sick leave",),
+            ),
+        ),
+    )
     assert chunks[0].heading == "Vacation" and chunks[0].pages == [1]
     last = chunks[-1]
     assert last.heading == "Sick leave" and last.pages == [2, 3]
@@ -92,8 +110,13 @@ def test_chunks_follow_headings_and_keep_pages(chunker):
 def test_table_rows_keep_their_column_headers_in_every_chunk(chunker):
     header = ("Country", "Days of leave", "Notes")
     rows = [Block("table_row", "\t".join(header), page=1, cells=header)] + [
-        Block("table_row", f"Country {i}\t{i} days\tSee the local addendum {i}", page=1,
-              cells=(f"Country {i}", f"{i} days", f"See the local addendum {i}"), header=header)
+        Block(
+            "table_row",
+            f"Country {i}\t{i} days\tSee the local addendum {i}",
+            page=1,
+            cells=(f"Country {i}", f"{i} days", f"See the local addendum {i}"),
+            header=header,
+        )
         for i in range(60)
     ]
     chunks = chunker.chunk("d", "v" * 12, TITLE, doc(*rows))
@@ -107,8 +130,10 @@ def test_real_pdf_chunks_fit_and_carry_pages(chunker, settings, model_tokens, co
     extracted = extract(pdf.read_bytes(), pdf.name, max_bytes=10**8, max_pages=100)
     chunks = chunker.chunk("d", "v" * 12, extracted.title or "", extracted)
     assert {p for c in chunks for p in c.pages} == set(range(1, extracted.page_count + 1))
-    assert max(model_tokens(contextual_text(extracted.title or "", c.heading, c.text))
-               for c in chunks) <= settings.model_max_tokens
+    assert (
+        max(model_tokens(contextual_text(extracted.title or "", c.heading, c.text)) for c in chunks)
+        <= settings.model_max_tokens
+    )
 
 
 def test_overlap_must_stay_under_half_the_size(settings):

@@ -166,6 +166,6 @@ def test_list_markers_are_removed(corpus_pdf: Callable[[str], Path]) -> None:
         items = [b for b in doc.blocks if b.kind == "list_item"]
         assert len(items) >= 5
         for item in items:
-            assert not re.match(r"^(?:[•◦▪–-]|\d{1,2}[.)])\s", item.text), item.text
+            assert not re.match(r"^(?:[•◦▪\u2013-]|\d{1,2}[.)])\s", item.text), item.text
     numbered = _extract(corpus_pdf(BROWSER_PRINT))
     assert any(b.text.startswith("Normalize the discussion") for b in numbered.blocks)

@@ -852,3 +852,33 @@ def test_compose_config_and_an_image_build() -> None:
         check=False,
     )
     assert started.stdout.strip() == "10001", started.stderr
+
+
+# ---------------------------------------------------------------------------- the runbook
+
+
+def test_runbook_commands_exist_in_the_cli() -> None:
+    import typer.main
+
+    from datatorag.cli import app
+
+    text = (REPO / "docs" / "deploy.md").read_text() + COMPOSE_FILE.read_text()
+    used = set(re.findall(r"(?:^|[\s\"`])datatorag ((?:keys )?[a-z]+)\b", text, flags=re.M))
+    assert used >= {"keys create", "keys revoke", "ingest"}
+    for command in used:
+        group: Any = typer.main.get_command(app)
+        for word in command.split():
+            assert word in getattr(group, "commands", {}), f"no `datatorag {command}` command"
+            group = group.commands[word]
+
+
+def test_runbook_names_what_the_templates_create() -> None:
+    runbook = (REPO / "docs" / "deploy.md").read_text()
+    alarms = [
+        a["Properties"]["AlarmName"]["Fn::Sub"].removeprefix("${ProjectName}-${Environment}")
+        for a in resources("observability.yaml", "AWS::CloudWatch::Alarm").values()
+    ]
+    for suffix in alarms:
+        assert suffix in runbook, f"the runbook says nothing of the alarm *{suffix}"
+    for service in SERVICES:
+        assert f"`{service}`" in runbook, service

@@ -32,8 +32,8 @@ def test_each_message_round_trips_to_its_own_type():
     [
         "not json",
         '{"kind": "document.exploded", "tenant": "t", "doc_id": "d"}',
-        '{"kind": "chunks.ready", "schema_version": 2, "tenant": "t", "doc_id": "d", "version": "v",'
-        ' "chunks_key": "k", "chunk_count": 1}',
+        '{"kind": "chunks.ready", "schema_version": 2, "tenant": "t", "doc_id": "d",'
+        ' "version": "v", "chunks_key": "k", "chunk_count": 1}',
         '{"kind": "chunks.ready", "tenant": "t"}',
     ],
 )

@@ -134,8 +134,16 @@ def _fold(text: str) -> _Folded:
     return _Folded("".join(chars), tuple(origin))
 
 
+_OPENING = "\"'\u201c\u2018`"
+_CLOSING = "\"'\u201d\u2019`"
+
+
 def _clean_quote(quote: str) -> str:
-    return quote.strip().strip("\"'\u201c\u201d\u2018\u2019`").strip()
+    """The quote without the quotation marks a model wraps it in (its own inner ones stay)."""
+    quote = quote.strip()
+    while len(quote) >= 2 and quote[0] in _OPENING and quote[-1] in _CLOSING:
+        quote = quote[1:-1].strip()
+    return quote
 
 
 def _find(folded_quote: str, passage: _Folded, start: int) -> tuple[int, int] | None:
@@ -202,13 +210,14 @@ def parse_answer(reply: str | None, passages: Sequence[SearchHit]) -> GeneratedA
         if _says_abstain(document):
             return ABSTAINED
         claims = list(_claims_from_json(document))
-    elif _is_not_in_documents(text):
+    elif _NOT_IN_DOCUMENTS.match(text):
         return ABSTAINED
     else:
         claims = list(_claims_from_items(text)) or list(_claims_from_prose(text))
-    if not claims and _is_not_in_documents(text):
-        return ABSTAINED
     return _verify(claims, passages)
+
+
+_NOT_IN_DOCUMENTS = re.compile(r"\W*NOT[\s_]IN[\s_]DOCUMENTS\b", re.I)
 
 
 def _verify(claims: Sequence[_Claim], passages: Sequence[SearchHit]) -> GeneratedAnswer:
@@ -268,10 +277,6 @@ def _strip_fences(reply: str) -> str:
     return match.group(1).strip() if match else reply.strip()
 
 
-def _is_not_in_documents(text: str) -> bool:
-    return NOT_IN_DOCUMENTS in text.upper().replace(" ", "_")
-
-
 def _first_json(text: str) -> dict[str, Any] | list[Any] | None:
     """The first JSON object (or array) in the text that looks like an answer; trailing prose ok."""
     decoder = json.JSONDecoder()
@@ -282,9 +287,13 @@ def _first_json(text: str) -> dict[str, Any] | list[Any] | None:
             continue
         if isinstance(value, dict) and ({"answer", "abstain"} & value.keys()):
             return value
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if isinstance(value, list) and value and all(_is_item(v) for v in value):
             return value
     return None
+
+
+def _is_item(value: Any) -> bool:
+    return isinstance(value, dict) and ("sentence" in value or "text" in value)
 
 
 def _says_abstain(document: dict[str, Any] | list[Any]) -> bool:

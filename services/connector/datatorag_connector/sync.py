@@ -53,8 +53,9 @@ Progress = Callable[[str], None]
 
 
 class Syncer:
-    def __init__(self, blobs: BlobStore, index: SearchIndex, documents_queue: Queue,
-                 chunks_queue: Queue) -> None:
+    def __init__(
+        self, blobs: BlobStore, index: SearchIndex, documents_queue: Queue, chunks_queue: Queue
+    ) -> None:
         self.blobs = blobs
         self.index = index
         self.documents_queue = documents_queue
@@ -87,20 +88,33 @@ class Syncer:
             if uri not in listed and doc.status != DocumentStatus.DELETED:
                 self.chunks_queue.send(encode(DocumentRemoved(tenant=tenant, doc_id=doc.doc_id)))
                 report.removed.append(uri)
-        log.info("source.synced", source_id=source.source_id, added=len(report.added),
-                 changed=len(report.changed), removed=len(report.removed))
+        log.info(
+            "source.synced",
+            source_id=source.source_id,
+            added=len(report.added),
+            changed=len(report.changed),
+            removed=len(report.removed),
+        )
         return report
 
     def _documents(self, tenant: str, source_id: str) -> Iterator[DocumentRecord]:
         offset, page = 0, 500
-        while batch := self.index.list_documents(tenant, source_id=source_id, limit=page,
-                                                 offset=offset):
+        while batch := self.index.list_documents(
+            tenant, source_id=source_id, limit=page, offset=offset
+        ):
             yield from batch
             offset += page
 
-    def _sync_file(self, source: Source, file: SourceFile, uri: str, tenant: str,
-                   known: DocumentRecord | None, metadata: dict[str, Any],
-                   report: SyncReport) -> None:
+    def _sync_file(
+        self,
+        source: Source,
+        file: SourceFile,
+        uri: str,
+        tenant: str,
+        known: DocumentRecord | None,
+        metadata: dict[str, Any],
+        report: SyncReport,
+    ) -> None:
         data = source.read(file)
         version = content_hash(data)
         if known and known.version == version and not _needs_announcing(known):
@@ -136,16 +150,23 @@ class Syncer:
                 )
             )
         )
-        (report.changed if known and known.status != DocumentStatus.DELETED else report.added).append(uri)
+        (
+            report.changed if known and known.status != DocumentStatus.DELETED else report.added
+        ).append(uri)
 
-
-    def _record_rejected(self, source: Source, file: SourceFile, uri: str, tenant: str,
-                         reason: str) -> None:
+    def _record_rejected(
+        self, source: Source, file: SourceFile, uri: str, tenant: str, reason: str
+    ) -> None:
         self.index.upsert_document(
             DocumentRecord(
-                tenant=tenant, doc_id=document_id(uri), source_id=source.source_id,
-                source_uri=uri, title=PurePosixPath(file.path).stem,
-                version=f"unread-{file.size}", status=DocumentStatus.FAILED, reason=reason,
+                tenant=tenant,
+                doc_id=document_id(uri),
+                source_id=source.source_id,
+                source_uri=uri,
+                title=PurePosixPath(file.path).stem,
+                version=f"unread-{file.size}",
+                status=DocumentStatus.FAILED,
+                reason=reason,
                 size_bytes=file.size,
             )
         )

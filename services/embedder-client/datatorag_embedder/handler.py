@@ -69,7 +69,11 @@ class Embedder:
             self._embed_batch(texts[i : i + self.batch_size])
             for i in range(0, len(texts), self.batch_size)
         ]
-        return np.concatenate(batches) if batches else np.zeros((0, self.embeddings.dimension), np.float32)
+        return (
+            np.concatenate(batches)
+            if batches
+            else np.zeros((0, self.embeddings.dimension), np.float32)
+        )
 
     @retry(
         retry=retry_if_exception_type(RetryableError),

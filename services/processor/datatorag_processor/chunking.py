@@ -137,7 +137,9 @@ class Chunker:
     def _pack(self, units: list[_Unit], title: str) -> Iterator[_Draft]:
         draft = _Draft()
         for unit in units:
-            starts_new = unit.starts_section and sum(u.tokens for u in draft.units) >= self.min_tokens
+            starts_new = (
+                unit.starts_section and sum(u.tokens for u in draft.units) >= self.min_tokens
+            )
             if draft.units and (starts_new or not self._fits(draft, unit, title)):
                 yield draft
                 draft = _Draft(self._overlap(draft) if not unit.starts_section else [])

@@ -55,8 +55,8 @@ def services_of(request: Request) -> Services:
 
 
 def caller(
-    request: Request, key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key",
-                                                                       auto_error=False))]
+    request: Request,
+    key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))],
 ) -> KeyInfo:
     """The tenant behind the request's API key; 401 without a valid one."""
     info = services_of(request).keys.authenticate(key) if key else None
@@ -91,8 +91,13 @@ def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) ->
         finally:
             structlog.contextvars.unbind_contextvars("request_id", "tenant")
         response.headers["X-Request-ID"] = request_id
-        log.info("request", method=request.method, path=request.url.path,
-                 status=response.status_code, ms=round(1000 * (time.perf_counter() - started), 1))
+        log.info(
+            "request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         return response
 
     @app.get("/healthz", tags=["health"])
@@ -105,7 +110,7 @@ def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) ->
         """Readiness: the index opens and the embedding endpoint answers."""
         try:
             dimension = services.embeddings.dimension
-        except Exception as err:  # noqa: BLE001 - any failure means not ready
+        except Exception as err:
             raise Problem(503, "Not ready", f"embedding endpoint: {err}") from err
         return {"status": "ready", "embedding_dimension": dimension}
 

@@ -15,4 +15,6 @@ def key_store(settings: Settings) -> ApiKeyStore:
 
 
 def bootstrap(settings: Settings) -> FastAPI:
-    return create_app(wiring.search_index(settings), wiring.embeddings(settings), key_store(settings))
+    return create_app(
+        wiring.search_index(settings), wiring.embeddings(settings), key_store(settings)
+    )

@@ -33,8 +33,9 @@ class ApiKeyStore:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute(
-                "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
-                " key_hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)"
+                "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY,"
+                " tenant TEXT NOT NULL, key_hash TEXT NOT NULL, created_at TEXT NOT NULL,"
+                " revoked_at TEXT)"
             )
 
     def _connect(self) -> sqlite3.Connection:

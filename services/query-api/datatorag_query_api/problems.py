@@ -18,10 +18,16 @@ class Problem(Exception):
         self.status, self.title, self.detail = status, title, detail
 
 
-def problem_response(request: Request, status: int, title: str, detail: str | None = None,
-                     **extra: object) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status,
-            "instance": request.url.path, **extra}
+def problem_response(
+    request: Request, status: int, title: str, detail: str | None = None, **extra: object
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "instance": request.url.path,
+        **extra,
+    }
     if detail:
         body["detail"] = detail
     headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None

@@ -6,8 +6,8 @@ from collections import OrderedDict
 from threading import Lock
 from typing import Literal
 
-from datatorag.ports import Embeddings, Filters, SearchIndex
 from datatorag.models import SearchHit
+from datatorag.ports import Embeddings, Filters, SearchIndex
 
 Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 60  # the constant from Cormack et al. (2009); dampens the weight of top ranks
@@ -42,7 +42,11 @@ class Searcher:
         self.query_vectors = QueryVectorCache(embeddings)
 
     def search(
-        self, tenant: str, query: str, top_k: int, mode: Mode = "hybrid",
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        mode: Mode = "hybrid",
         filters: Filters | None = None,
     ) -> list[SearchHit]:
         if mode == "keyword":

@@ -24,11 +24,16 @@ returns ``size`` = top_k: recall of a 100-candidate beam at any top_k. Its score
 ``cosinesimil`` is (2 - (1 - cos)) / 2 (https://docs.opensearch.org/latest/mappings/supported-field-types/knn-spaces/);
 hits report the cosine itself, as the port promises.
 
-Text: ``title`` (boost 2), ``heading`` and ``text`` use ``english_folded``: the standard
-tokenizer, English possessive stemming, lowercase, ASCII folding and the Porter stemmer, like the
-embedded index's ``porter unicode61 remove_diacritics`` tokenizer. It has no stop filter: the
-adapter drops the same stop words from queries as the embedded index (so a query made only of
-stop words still matches) and sends the words as a ``multi_match`` (never query syntax).
+Text: BM25 runs on ``search_text``, the chunk's title twice, its heading and its text in one
+field: the embedded index's FTS5 ``bm25`` with column weights (2, 1, 1) counts weighted term
+frequencies against one document length, and so does one combined field (per-field BM25 summed
+by a ``multi_match`` would rank a short chunk with fewer matches above a longer one with more).
+``title`` and ``heading`` are also text fields of their own; ``text`` is stored, not indexed
+twice. The analyzer, ``english_folded``, is the standard tokenizer, English possessive
+stemming, lowercase, ASCII folding and the Porter stemmer, like the embedded index's
+``porter unicode61 remove_diacritics``. It has no stop filter: the adapter drops the embedded
+index's stop words from queries (so a query made only of stop words still matches) and sends
+the words as a ``match`` query (never query syntax).
 
 Filters have the embedded index's semantics (``datatorag.adapters.local.filters``) and run as
 bool ``filter`` clauses *inside* the knn query (efficient filtering, lucene or faiss engines:
@@ -59,9 +64,11 @@ it; never two generations of one document, never a generation before step 4 made
 Retired generations stay in the index for ``retire_grace_s`` (default 60 s) and are deleted by
 query afterwards (by the next write of that tenant, or ``purge``); a search that takes longer
 than half the grace is retried, so its generations cannot vanish under it as long as the
-writers' clocks agree within half the grace. Chunks of swaps that crashed before step 4 are
-never visible and ``purge`` deletes them after an hour. Step 4 always writes what the record
-says *now*, so concurrent swaps of one document converge on the record's latest generation.
+writers' clocks agree within half the grace. Chunks of swaps that crashed before step 3 are
+never visible and ``purge`` deletes them after an hour; a swap that stopped between steps 3 and 4
+is finished by the next write of that document or by ``purge``. Step 4 always writes what the
+record says *now*, so concurrent swaps of one document converge on the record's latest
+generation.
 
 Limits: the manifest is rewritten on every swap and read by every search; at ~60 bytes a
 document it suits tenants up to tens of thousands of documents (a terms lookup on the manifest
@@ -78,6 +85,7 @@ connector's and processor's IAM roles may not have ``es:ESHttpDelete``): deletes
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -125,7 +133,9 @@ MAX_K = 10_000  # the knn query's maximum k, and the default max_result_window
 
 # Text.
 ANALYZER = "english_folded"
-TEXT_FIELDS = [f"title^{BM25_WEIGHTS[0]:g}", f"heading^{BM25_WEIGHTS[1]:g}", "text"]
+SEARCH_FIELD = "search_text"
+# How often title, heading and text repeat in SEARCH_FIELD: the embedded index's column weights.
+TEXT_REPEATS = tuple(max(1, round(w)) for w in BM25_WEIGHTS)
 
 # Metadata copied onto chunks, by type.
 META_TEXT = "meta_text"
@@ -213,7 +223,8 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
                 "ordinal": {"type": "integer"},
                 "title": {"type": "text", "analyzer": ANALYZER},
                 "heading": {"type": "text", "analyzer": ANALYZER},
-                "text": {"type": "text", "analyzer": ANALYZER},
+                "text": {"type": "text", "index": False},  # searched through SEARCH_FIELD
+                SEARCH_FIELD: {"type": "text", "analyzer": ANALYZER},
                 "pages": {"type": "integer"},
                 "token_count": {"type": "integer", "index": False},
                 "source_id": {"type": "keyword"},
@@ -308,16 +319,7 @@ def keyword_query(words: Sequence[str], top_k: int, filters: list[Body]) -> Body
         "_source": {"excludes": [VECTOR_FIELD]},
         "query": {
             "bool": {
-                "must": [
-                    {
-                        "multi_match": {
-                            "query": " ".join(words),
-                            "fields": TEXT_FIELDS,
-                            "type": "most_fields",
-                            "operator": "or",
-                        }
-                    }
-                ],
+                "must": [{"match": {SEARCH_FIELD: {"query": " ".join(words), "operator": "or"}}}],
                 "filter": filters,
             }
         },
@@ -547,23 +549,34 @@ class OpenSearchIndex:
 
     def _sorted_records(self, query: Body, limit: int, offset: int) -> list[Body]:
         sort = [{"source_uri": "asc"}, {"doc_id": "asc"}]
-        base = {"query": query, "sort": sort, "track_total_hits": False}
         if offset + limit <= MAX_K:
-            body = {**base, "from": offset, "size": limit}
-            return [h["_source"] for h in self._search_hits(self.documents_index, body)]
-        found: list[Body] = []  # past the result window: walk with search_after
+            body = {"query": query, "sort": sort, "track_total_hits": False}
+            hits = self._search_hits(self.documents_index, {**body, "from": offset, "size": limit})
+        else:  # past the result window: walk with search_after
+            hits = list(itertools.islice(self._walk(query, sort), offset, offset + limit))
+        return [h["_source"] for h in hits]
+
+    def _walk(
+        self, query: Body, sort: list[Body], source: list[str] | None = None
+    ) -> Iterator[Body]:
+        """Every record matching ``query``, in ``sort`` order (which must end on a unique key)."""
         after: list[Any] | None = None
-        skip = offset
-        while len(found) < limit:
-            body = {**base, "size": LIST_PAGE, **({"search_after": after} if after else {})}
+        while True:
+            body: Body = {
+                "query": query,
+                "sort": sort,
+                "size": LIST_PAGE,
+                "track_total_hits": False,
+            }
+            if source is not None:
+                body["_source"] = source
+            if after is not None:
+                body["search_after"] = after
             hits = self._search_hits(self.documents_index, body)
-            if not hits:
-                break
+            yield from hits
+            if len(hits) < LIST_PAGE:
+                return
             after = hits[-1]["sort"]
-            taken = hits[skip:]
-            skip = max(0, skip - len(hits))
-            found.extend(h["_source"] for h in taken[: limit - len(found)])
-        return found
 
     @_translated
     def set_status(
@@ -729,12 +742,9 @@ class OpenSearchIndex:
         return latest
 
     def _active_generations(self, tenant: str) -> list[str]:
-        try:
-            response = self.client.get(
-                index=self.manifests_index, id=tenant, _source_includes="active"
-            )
-        except NotFoundError:
-            return []
+        response = self.client.get(
+            index=self.manifests_index, id=tenant, _source_includes="active", ignore=404
+        )
         active = (response.get("_source") or {}).get("active") or {}
         return sorted(set(active.values()))
 
@@ -742,26 +752,50 @@ class OpenSearchIndex:
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
         """Delete chunks no search can see any more; returns how many were deleted.
 
-        Retired generations go once their grace has passed; with ``orphans``, also chunks that
-        no manifest names and that are older than an hour (swaps that crashed half way). Writes
-        purge retired generations as they go; run this for tenants that stopped writing.
+        Retired generations go once their grace has passed. With ``orphans``, swaps and deletes
+        that stopped between the record and the manifest write are finished first, then chunks
+        that neither the manifest nor a record names and that are older than an hour (swaps
+        that crashed before their commit) are deleted too. Writes purge retired generations as
+        they go; run this for tenants that stopped writing, and after crashes.
         """
         validate_tenant(tenant)
-        manifest = self._get(self.manifests_index, tenant)
-        if manifest is None:
-            return 0
-        deleted = self._purge_retired(tenant, manifest.source)
         if orphans:
-            known = set(manifest.source["active"].values())
-            known |= {r["generation"] for r in manifest.source.get("retired", [])}
-            query = {
-                "bool": {
-                    "filter": [{"range": {"indexed_at": {"lt": f"now-{ORPHAN_AGE_S}s"}}}],
-                    "must_not": [{"terms": {"generation": sorted(known)}}],
-                }
+            self._repair(tenant)
+        manifest = self._get(self.manifests_index, tenant)
+        deleted = self._purge_retired(tenant, manifest.source) if manifest else 0
+        if orphans:
+            manifest = self._get(self.manifests_index, tenant)
+            known: set[str] = set()
+            if manifest is not None:
+                known |= set(manifest.source["active"].values())
+                known |= {r["generation"] for r in manifest.source.get("retired", [])}
+            query: Body = {
+                "bool": {"filter": [{"range": {"indexed_at": {"lt": f"now-{ORPHAN_AGE_S}s"}}}]}
             }
+            if known:
+                query["bool"]["must_not"] = [{"terms": {"generation": sorted(known)}}]
             deleted += self._delete_by_query(tenant, query)
         return deleted
+
+    def _repair(self, tenant: str) -> None:
+        """Bring the manifest in line with the records (after a crash between the two writes)."""
+        try:
+            self.client.indices.refresh(index=self.documents_index)
+        except NotFoundError:
+            return
+        records = {
+            hit["_source"]["doc_id"]: hit["_source"].get(ACTIVE)
+            for hit in self._walk(
+                {"bool": {"filter": [{"term": {"tenant": tenant}}]}},
+                [{"doc_id": "asc"}],
+                source=["doc_id", ACTIVE],
+            )
+        }
+        manifest = self._get(self.manifests_index, tenant)
+        active = manifest.source["active"] if manifest else {}
+        for doc_id in sorted(set(records) | set(active)):
+            if records.get(doc_id) != active.get(doc_id):
+                self._sync_manifest(tenant, doc_id)
 
     def _purge_retired(self, tenant: str, manifest: Body) -> int:
         cutoff = time.time() - self.retire_grace_s
@@ -885,10 +919,8 @@ class OpenSearchIndex:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _get(self, index: str, doc_id: str) -> _Stored | None:
-        try:
-            response = self.client.get(index=index, id=doc_id)
-        except NotFoundError:
-            return None
+        # A miss is an answer, not a failure: ignore=404 keeps the transport from logging it.
+        response = self.client.get(index=index, id=doc_id, ignore=404)
         if not response.get("found"):
             return None
         return _Stored(response["_source"], response["_seq_no"], response["_primary_term"])
@@ -953,9 +985,8 @@ class OpenSearchIndex:
         """The vector dimension of the tenant's chunk index; None while it does not exist."""
         name = self.chunk_index(tenant)
         if name not in self._dimensions:
-            try:
-                mapping = self.client.indices.get_mapping(index=name)
-            except NotFoundError:
+            mapping = self.client.indices.get_mapping(index=name, ignore=404)
+            if name not in mapping:
                 return None
             properties = mapping[name]["mappings"]["properties"]
             with self._lock:
@@ -1046,6 +1077,7 @@ def _bulk_lines(
         "ordinal": chunk.ordinal,
         "heading": chunk.heading,
         "text": chunk.text,
+        SEARCH_FIELD: search_text(shared["title"], chunk.heading, chunk.text),
         "pages": chunk.pages,
         "token_count": chunk.token_count,
         VECTOR_FIELD: vector.tolist(),
@@ -1082,6 +1114,12 @@ def _bulk_failure(response: Body) -> DatatoRAGError:
     if any(s == 429 or s >= 500 for s in statuses):
         return SearchIndexUnavailable(detail)
     return IndexRequestRejected(detail)
+
+
+def search_text(title: str, heading: str, text: str) -> str:
+    """The BM25 field's value: each part repeated by its weight (title twice)."""
+    parts = zip((title, heading, text), TEXT_REPEATS, strict=True)
+    return "\n".join(part for part, times in parts for _ in range(times) if part)
 
 
 def _cosine(score: float) -> float:

@@ -10,7 +10,7 @@ from datatorag_processor.extract.model import Block
 
 # A bullet, dash or number/letter that starts a list item ("•", "◦", "-", "1.", "a)", "(iv)").
 LIST_MARKER = re.compile(
-    r"^\s*(?:[•◦▪▫‣⁃∙●○■□➢►▸✓✔\-*+–—·]|(?:\d{1,2}|[a-zA-Z]|[ivxIVX]{1,4})[.)]"
+    r"^\s*(?:[•◦▪▫‣\u2043∙●○■□➢►▸✓✔\-*+\u2013\u2014·]|(?:\d{1,2}|[a-zA-Z]|[ivxIVX]{1,4})[.)]"
     r"|\((?:\d{1,2}|[a-zA-Z]|[ivxIVX]{1,4})\))\s+"
 )
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")

@@ -55,7 +55,7 @@ def _open(data: bytes) -> Any:
             "the Word document is damaged and cannot be read: "
             "open and save it again in Word or LibreOffice"
         ) from None
-    except Exception as err:  # noqa: BLE001 - lxml raises its own XML errors for broken parts
+    except Exception as err:  # lxml raises its own XML errors for broken parts
         if type(err).__module__.startswith("lxml"):
             raise DocumentRejected(
                 "the Word document holds damaged XML and cannot be read; "

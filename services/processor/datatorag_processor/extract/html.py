@@ -62,7 +62,7 @@ class _Walker:
         return self.blocks
 
     def _walk(self, node: Any) -> None:
-        from bs4 import NavigableString, Tag
+        from bs4.element import NavigableString, Tag
 
         for child in node.children:
             if _markup(child):
@@ -117,7 +117,7 @@ class _Walker:
 
 def _inline(el: Any, skip: set[str] | None = None) -> str:
     """Text of an element with <br> as a line break, leaving out ``skip`` children and scripts."""
-    from bs4 import NavigableString, Tag
+    from bs4.element import NavigableString, Tag
 
     parts: list[str] = []
     for child in el.children:
@@ -134,7 +134,7 @@ def _inline(el: Any, skip: set[str] | None = None) -> str:
 
 def _markup(node: Any) -> bool:
     """Comments, doctypes and processing instructions: strings that are not text."""
-    from bs4 import Comment, Declaration, Doctype, ProcessingInstruction
+    from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
     return isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction)
 

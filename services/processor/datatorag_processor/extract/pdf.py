@@ -9,6 +9,7 @@ page, ten times the cost of embedding that page, so it is not used.)
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from datatorag.errors import DocumentRejected
@@ -24,6 +25,7 @@ from datatorag_processor.extract.pdf_layout import (
 )
 from datatorag_processor.extract.pdf_lines import PageText, fix_surrogates, page_lines
 from datatorag_processor.extract.pdf_tables import (
+    Rules,
     aligned_tables,
     looks_tabular,
     page_rules,
@@ -49,16 +51,21 @@ def extract_pdf(data: bytes, *, max_pages: int) -> ExtractedDocument:
                 "split it or raise DATATORAG_MAX_DOCUMENT_PAGES"
             )
         title = _metadata_title(doc)
-        pages, texts, handles = _read_pages(doc, count, stack)
+        try:
+            pages, tabular = _read_pages(doc, count, stack)
+        except pdfium.PdfiumError:
+            raise DocumentRejected(
+                "a page of the PDF is damaged and cannot be read: export or download it again"
+            ) from None
         if not any(page.lines for page in pages):
             raise DocumentRejected(
-                f"the PDF has no text layer ({count} page{'s' if count > 1 else ''} of images, "
-                "e.g. a scan): run OCR on it (e.g. ocrmypdf) and upload the result"
+                f"the PDF has no text layer (its {count} page{'s' if count > 1 else ''} hold only "
+                "images, e.g. a scan): run OCR on it (e.g. ocrmypdf) and upload the result"
             )
         body = body_size(pages)
         drop_running_lines(pages, title, body)
         vocab = vocabulary(pages)
-        _find_tables(pages, texts, handles, body, vocab)
+        _find_tables(pages, tabular, body, vocab)
         body = body_size(pages, skip=_table_lines(pages))  # tables often use a smaller font
         blocks = Assembler(pages, body, line_pitch(pages, body), vocab).run()
     if not blocks:
@@ -101,23 +108,43 @@ def _metadata_title(doc: Any) -> str | None:
     return fix_surrogates(title)
 
 
+@dataclass
+class _TablePage:
+    """What the table finders need of a page that looks tabular (kept open until then)."""
+
+    text: PageText
+    handle: Any
+    rules: Rules | None
+
+
 def _read_pages(
     doc: Any, count: int, stack: ExitStack
-) -> tuple[list[PageLines], list[PageText], list[Any]]:
+) -> tuple[list[PageLines], dict[int, _TablePage]]:
+    """Every page's lines; pages that may hold a table stay open for the table finders, the
+    others are closed at once (a text page holds every character's geometry)."""
     pages: list[PageLines] = []
-    texts: list[PageText] = []
-    handles: list[Any] = []
+    tabular: dict[int, _TablePage] = {}
+    previous = False
     for index in range(count):
         page = doc[index]
-        stack.callback(page.close)
         textpage = page.get_textpage()
-        stack.callback(textpage.close)
         height = float(page.get_height())
         text = PageText(textpage, height)
-        pages.append(PageLines(index + 1, height, page_lines(text, index + 1)))
-        texts.append(text)
-        handles.append(page)
-    return pages, texts, handles
+        lines = page_lines(text, index + 1)
+        pages.append(PageLines(index + 1, height, lines))
+        rules = page_rules(page, height, force=False)
+        # A table may go on from the page before without looking like one at its top.
+        looks = looks_tabular(lines, rules, height)
+        keep = looks or previous
+        if keep:
+            stack.callback(page.close)
+            stack.callback(textpage.close)
+            tabular[index + 1] = _TablePage(text, page, rules)
+        else:
+            textpage.close()
+            page.close()
+        previous = looks
+    return pages, tabular
 
 
 def _table_lines(pages: list[PageLines]) -> set[int]:
@@ -125,22 +152,14 @@ def _table_lines(pages: list[PageLines]) -> set[int]:
 
 
 def _find_tables(
-    pages: list[PageLines],
-    texts: list[PageText],
-    handles: list[Any],
-    body: float,
-    vocab: set[str],
+    pages: list[PageLines], tabular: dict[int, _TablePage], body: float, vocab: set[str]
 ) -> None:
-    previous_had_table = False
-    for page, text, handle in zip(pages, texts, handles, strict=True):
-        rules = page_rules(handle, page.height, force=False)
-        if not (previous_had_table or looks_tabular(page.lines, rules)):
-            previous_had_table = False
+    for page in pages:
+        found = tabular.get(page.number)
+        if found is None:
             continue
-        if rules is None:
-            rules = page_rules(handle, page.height, force=True)
+        rules = found.rules or page_rules(found.handle, page.height, force=True)
         if rules is not None and rules.vertical:
-            page.tables = ruled_tables(text, page.lines, rules, page.number, vocab)
+            page.tables = ruled_tables(found.text, page.lines, rules, page.number, vocab)
         if not page.tables:
-            page.tables = aligned_tables(text, page.lines, page.number, body, vocab)
-        previous_had_table = bool(page.tables)
+            page.tables = aligned_tables(found.text, page.lines, page.number, body, vocab)

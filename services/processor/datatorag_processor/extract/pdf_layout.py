@@ -21,7 +21,7 @@ _PAGE_NUMBER = re.compile(
 )
 _DATE_TIME = re.compile(r"^#+/#+/#+,?\s+#+:#+(?:\s*[ap]m)?\b", re.IGNORECASE)
 _URL = re.compile(r"^(?:file|https?)://\S+(?:\s+#+\s*/\s*#+)?$", re.IGNORECASE)
-_TERMINAL = re.compile(r"[.!?:;]['\"”’)]*$")
+_TERMINAL = re.compile(r"[.!?:;]['\"\u201d\u2019)]*$")
 _HYPHEN_SPLIT = re.compile(r"(\w+)[" + LINE_END_HYPHEN + r"]\s*(\w+)")
 
 
@@ -317,7 +317,7 @@ class Assembler:
 
 def _emphasis(draft: _Draft, text: str) -> bool:
     """A bold or heading-font passage at body size that reads as a sentence, not a title."""
-    return len(draft.lines) > 2 or bool(re.search(r"[.!?;]['\"”’)]*$", text))
+    return len(draft.lines) > 2 or bool(re.search(r"[.!?;]['\"\u201d\u2019)]*$", text))
 
 
 def _family(font: str) -> str:

@@ -9,6 +9,7 @@ table finder asks for on the few pages that look tabular.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ LINE_END_HYPHEN = "\ufffe\x02"
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
 _SUBSET_PREFIX = re.compile(r"^[A-Z]{6}\+")
 _MONO = re.compile(r"mono|courier|consol|code", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MARKER = re.compile("[" + LINE_END_HYPHEN + "]")
 
 
 @dataclass
@@ -102,7 +105,7 @@ def _page_chars(raw: Any, count: int) -> str:
 
 def fix_surrogates(text: str) -> str:
     """Join UTF-16 surrogate pairs kept from pdfium's char array into real characters."""
-    if not any("\ud800" <= c <= "\udfff" for c in text):
+    if not _SURROGATE.search(text):
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
@@ -125,8 +128,9 @@ def page_lines(pt: PageText, page: int) -> list[Line]:
 def _hyphen_breaks(pt: PageText, start: int, end: int) -> list[tuple[int, int]]:
     """pdfium joins a line ending in a hyphen to the next one; cut them apart again."""
     pieces: list[tuple[int, int]] = []
-    for i in range(start, end - 1):
-        if pt.chars[i] in LINE_END_HYPHEN and abs(pt.baseline(i + 1) - pt.baseline(i)) > 2:
+    for found in _MARKER.finditer(pt.chars, start, end - 1):
+        i = found.start()
+        if abs(pt.baseline(i + 1) - pt.baseline(i)) > 2:
             pieces.append((start, i + 1))
             start = i + 1
     pieces.append((start, end))
@@ -182,7 +186,7 @@ def split_segments(pt: PageText, line: Line, gap_em: float) -> list[Segment]:
             chars.append((i, left, right))
     if not chars:
         return []
-    gaps = [b[1] - a[2] for a, b in zip(chars, chars[1:], strict=False)]
+    gaps = [b[1] - a[2] for a, b in itertools.pairwise(chars)]
     spaces = sorted(g for g in gaps if g > 0.15 * line.size)
     justified = len(spaces) > 1 and spaces[-1] < min(1.6 * spaces[0], 1.5 * line.size)
     limit = max(gap_em * line.size, 2 * spaces[-1] if justified else 0.0)

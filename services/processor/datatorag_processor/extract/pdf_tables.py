@@ -8,6 +8,7 @@ only on pages whose lines or drawings look tabular (``looks_tabular``).
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -69,12 +70,16 @@ def page_rules(page: Any, height: float, *, force: bool) -> Rules | None:
     return rules
 
 
-def looks_tabular(lines: Sequence[Line], rules: Rules | None) -> bool:
-    """Cheap signs of a table: wide gaps inside a line, cell-by-cell jumps, ruling lines."""
+def looks_tabular(lines: Sequence[Line], rules: Rules | None, height: float) -> bool:
+    """Cheap signs of a table: wide gaps inside a line, cell-by-cell jumps, ruling lines.
+
+    Lines in the top and bottom margins (running headers, "Page 1 of 6") are left out.
+    """
     if rules is not None and (rules.horizontal or rules.vertical):
         return True
+    lines = [ln for ln in lines if 0.07 * height < ln.y < 0.93 * height]
     jumps_up = 0
-    for prev, line in zip(lines, lines[1:], strict=False):
+    for prev, line in itertools.pairwise(lines):
         if _gappy(line):
             return True
         if line.y < prev.y - 0.5 * line.size:
@@ -409,12 +414,12 @@ def _reads_row_by_row(region: list[_Row], anchors: list[float], tol: float) -> b
         col for row in region for col in {_column(s.x0, anchors, tol) for s in row.segments}
     )
     first = min(col for col, n in rows_per_column.items() if n >= 2)
-    return any(a > first >= b for a, b in zip(columns, columns[1:], strict=False))
+    return any(a > first >= b for a, b in itertools.pairwise(columns))
 
 
 def _table_rows(region: list[_Row]) -> list[list[_Row]]:
     """Group visual lines into table rows: rows are set apart by their cell padding."""
-    gaps = [b.y - a.y for a, b in zip(region, region[1:], strict=False)]
+    gaps = [b.y - a.y for a, b in itertools.pairwise(region)]
     if not gaps or max(gaps) < 1.12 * min(gaps):
         return [[row] for row in region]
     limit = 1.12 * min(gaps)
