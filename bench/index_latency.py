@@ -52,12 +52,18 @@ FILTERS: dict[str, dict[str, Any]] = {
 }
 
 
-def sentences() -> list[str]:
-    found: list[str] = []
+def sentences() -> list[list[str]]:
+    """The sentences of each ground-truth text, one list per file."""
+    found = []
     for path in sorted((CORPUS / "truth").rglob("*.txt")):
         text = re.sub(r"\s+", " ", path.read_text())
-        found.extend(s for s in re.split(r"(?<=[.!?])\s", text) if 20 < len(s) < 400)
-    return found
+        found.append([s for s in re.split(r"(?<=[.!?])\s", text) if 20 < len(s) < 400])
+    return [f for f in found if f]
+
+
+def passage(sentences: list[str], start: int, count: int = 6) -> str:
+    """``count`` consecutive sentences (wrapping): chunks keep the topic of their document."""
+    return " ".join(sentences[(start + i) % len(sentences)] for i in range(count))
 
 
 def questions() -> list[dict[str, Any]]:
@@ -71,11 +77,20 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray[Any, np.dtype[np.f
     return rows
 
 
-def build(index: SqliteSearchIndex, size: int, pool: list[str], rng: np.random.Generator) -> float:
-    """Index ``size`` synthetic chunks; returns the seconds it took."""
+def build(
+    index: SqliteSearchIndex, size: int, pool: list[list[str]], rng: np.random.Generator
+) -> float:
+    """Index ``size`` synthetic chunks; returns the seconds it took.
+
+    Document ``d`` takes its text from truth file ``d mod files`` at a random offset, so terms
+    cluster by topic as in a real collection (one chunk of random sentences each would make
+    every word match most chunks, and keyword queries needlessly slow).
+    """
     started = time.perf_counter()
     for d in range(size // CHUNKS_PER_DOC):
         doc_id = f"doc{d:06d}"
+        source = pool[d % len(pool)]
+        offset = int(rng.integers(0, len(source)))
         year = 2019 + d % 8
         index.upsert_document(
             DocumentRecord(
@@ -83,7 +98,7 @@ def build(index: SqliteSearchIndex, size: int, pool: list[str], rng: np.random.G
                 doc_id=doc_id,
                 source_id=SOURCES[d % len(SOURCES)],
                 source_uri=f"ftp://hr.example/{doc_id}.pdf",
-                title=pool[d % len(pool)][:60],
+                title=source[0][:60],
                 media_type=MEDIA_TYPES[d % len(MEDIA_TYPES)],
                 version="v1",
                 metadata={
@@ -98,7 +113,7 @@ def build(index: SqliteSearchIndex, size: int, pool: list[str], rng: np.random.G
                 chunk_id=f"{doc_id}:{i}",
                 doc_id=doc_id,
                 ordinal=i,
-                text=" ".join(pool[j] for j in rng.integers(0, len(pool), 6)),
+                text=passage(source, offset + 6 * i),
                 pages=[1 + i // 3],
                 heading="",
                 vector=vectors[i].tolist(),
@@ -146,7 +161,7 @@ def latency(sizes: list[int], count: int) -> None:
     print("the dev questions; CPU counts every thread of the process (BLAS included).")
 
 
-def prepare(index: SqliteSearchIndex, size: int, pool: list[str]) -> str:
+def prepare(index: SqliteSearchIndex, size: int, pool: list[list[str]]) -> str:
     rng = np.random.default_rng(size)
     seconds = build(index, size, pool, rng)
     query = unit_rows(rng, 1)[0]
@@ -173,7 +188,7 @@ def measure(index: SqliteSearchIndex, count: int, asked: list[str]) -> list[str]
 
 
 def swap_latency(
-    index: SqliteSearchIndex, pool: list[str], rng: np.random.Generator, query: Any
+    index: SqliteSearchIndex, pool: list[list[str]], rng: np.random.Generator, query: Any
 ) -> float:
     """Median time of the first vector query after one document is re-indexed."""
     times = []
@@ -188,7 +203,7 @@ def swap_latency(
                 chunk_id=f"doc000000:{version}:{i}",
                 doc_id="doc000000",
                 ordinal=i,
-                text=pool[i],
+                text=passage(pool[0], 6 * i),
                 vector=vectors[i].tolist(),
             )
             for i in range(CHUNKS_PER_DOC)

@@ -30,6 +30,10 @@ class EmbeddingUnavailable(RetryableError):
     """The embedding endpoint did not answer or answered with a server error."""
 
 
+class EmbeddingRequestRejected(PermanentError):
+    """The embedding endpoint refused the request (4xx): sending the same texts again cannot help."""
+
+
 class InvalidKey(DatatoRAGError):
     """A blob key or identifier that would escape its namespace (``..``, absolute paths)."""
 

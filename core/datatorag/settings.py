@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     sqs_queue_prefix: str = "datatorag-"
     sagemaker_endpoint_name: str = "datatorag-embeddings"
     opensearch_url: str | None = None
+    opensearch_index_prefix: str = "datatorag-"
+    opensearch_replicas: int = 1
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

@@ -47,10 +47,12 @@ def opensearch_url() -> Iterator[str]:
         return
     if not _docker_answers():
         pytest.skip(SKIP_REASON)
-    # Imported here: testcontainers is only needed where a Docker engine runs.
-    from testcontainers.community.opensearch import OpenSearchContainer
-
-    container = OpenSearchContainer(
+    # Imported here: testcontainers (pip install 'testcontainers[opensearch]==4.15.0') is only
+    # needed where a Docker engine runs.
+    module = pytest.importorskip(
+        "testcontainers.community.opensearch", reason="Docker runs but testcontainers is missing"
+    )
+    container = module.OpenSearchContainer(
         os.environ.get("OPENSEARCH_IMAGE", DEFAULT_IMAGE), security_enabled=False
     ).with_env("OPENSEARCH_JAVA_OPTS", "-Xms512m -Xmx512m")
     with container:
@@ -125,9 +127,12 @@ def test_the_hybrid_pipeline_serves_a_hybrid_query(
     visible: list[Any] = [{"terms": {"generation": sorted(manifest["active"].values())}}]
     bm25 = keyword_query(["parental", "leave"], 5, visible)["query"]
     knn = vector_query(vector, 5, visible)["query"]
-    response = opensearch.search(
-        index=index.chunk_index(TENANT),
-        body={"size": 5, "query": {"hybrid": {"queries": [bm25, knn]}}},
-        search_pipeline=pipeline,
-    )
+    try:
+        response = opensearch.search(
+            index=index.chunk_index(TENANT),
+            body={"size": 5, "query": {"hybrid": {"queries": [bm25, knn]}}},
+            search_pipeline=pipeline,
+        )
+    finally:
+        opensearch.search_pipeline.delete(id=pipeline)
     assert response["hits"]["hits"][0]["_source"]["doc_id"] == "d1"

@@ -33,7 +33,6 @@ from datatorag.settings import Settings
 from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
 
 ENDPOINT_NAME = "datatorag-embeddings"
-TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def runtime_client(endpoint_url: str, max_attempts: int = 3) -> Any:
@@ -42,7 +41,8 @@ def runtime_client(endpoint_url: str, max_attempts: int = 3) -> Any:
         endpoint_url=endpoint_url,
         region_name="us-east-1",
         config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
-        **TEST_CREDENTIALS,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
@@ -105,6 +105,7 @@ class FakeSageMakerRuntime(ThreadingHTTPServer):
     def __init__(self, status: int, code: str) -> None:
         super().__init__(("127.0.0.1", 0), _FakeHandler)
         self.status, self.code, self.calls = status, code, 0
+        self.last: tuple[str, dict[str, str], Any] | None = None  # path, headers, JSON body
 
     @property
     def url(self) -> str:
@@ -115,7 +116,9 @@ class _FakeHandler(BaseHTTPRequestHandler):
     server: FakeSageMakerRuntime
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.last = (self.path, headers, json.loads(raw))
         self.server.calls += 1
         body = json.dumps({"message": f"fake {self.server.code}"}).encode()
         self.send_response(self.server.status)
@@ -172,6 +175,26 @@ def test_the_client_follows_the_settings() -> None:
     client = sagemaker_runtime_client(settings)
     assert client.meta.region_name == "eu-west-3"
     assert client.meta.endpoint_url == "http://127.0.0.1:1"
-    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    retries = getattr(client.meta.config, "retries", None)  # set by Config, not in its stubs
+    assert retries == {"mode": "standard", "total_max_attempts": 3}
     adapter = SageMakerEmbeddings.from_settings(settings)
     assert adapter.endpoint_name == settings.sagemaker_endpoint_name
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("fake_runtime", [(400, "ValidationError")], indirect=True)
+def test_the_request_is_the_invocations_contract(
+    fake_runtime: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = Settings(aws_endpoint_url=fake_runtime.url, sagemaker_endpoint_name="hr-embed")
+    with pytest.raises(EmbeddingRequestRejected):
+        SageMakerEmbeddings.from_settings(settings).embed(["Congé parental", "leave"])
+    assert fake_runtime.last is not None
+    path, headers, body = fake_runtime.last
+    assert path == "/endpoints/hr-embed/invocations"
+    assert headers["content-type"] == "application/json"
+    assert headers["accept"] == "application/json"
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 ")  # signed by botocore
+    assert body == {"inputs": ["Congé parental", "leave"], "truncate": True}

@@ -9,6 +9,7 @@ server on loopback; the connector's start-up wrapper runs in a real shell.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import re
@@ -87,7 +88,9 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
+@functools.cache
 def template(name: str) -> dict[str, Any]:
+    """A template, parsed once per session (the tests only read it)."""
     loaded: dict[str, Any] = yaml.load((CFN / name).read_text(), Loader=_CfnLoader)
     return loaded
 

@@ -491,7 +491,11 @@ class OpenSearchIndex:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenSearchIndex:
-        return cls(opensearch_client(settings))
+        return cls(
+            opensearch_client(settings),
+            prefix=settings.opensearch_index_prefix,
+            replicas=settings.opensearch_replicas,
+        )
 
     def chunk_index(self, tenant: str) -> str:
         return f"{self.prefix}chunks-{validate_tenant(tenant)}"
@@ -664,7 +668,7 @@ class OpenSearchIndex:
             }
 
         if self._occ(self.documents_index, record_id, commit) is None:
-            self._delete_generations(tenant, [generation])  # never visible: drop at once
+            self._drop_unreferenced(tenant, generation)
             return False
         self._settle(tenant, doc_id)
         return True
@@ -699,7 +703,7 @@ class OpenSearchIndex:
             last = number == len(batches)
             response = self.client.bulk(body=batch, refresh="wait_for" if last else "false")
             if response.get("errors"):
-                self._delete_generations(tenant, [generation])
+                self._drop_unreferenced(tenant, generation)
                 raise _bulk_failure(response)
 
     # -- the manifest ------------------------------------------------------------------------
@@ -813,6 +817,13 @@ class OpenSearchIndex:
 
         self._occ(self.manifests_index, tenant, forget)
         return deleted
+
+    def _drop_unreferenced(self, tenant: str, generation: str) -> None:
+        """Best effort: nothing names these chunks, and ``purge`` sweeps what this leaves."""
+        try:
+            self._delete_generations(tenant, [generation])
+        except TransportError as err:
+            log.warning("could not drop generation %s of tenant %s: %s", generation, tenant, err)
 
     def _delete_generations(self, tenant: str, generations: list[str]) -> int:
         return self._delete_by_query(tenant, {"terms": {"generation": generations}})

@@ -2,8 +2,8 @@
 
 The request and answer are the embedding endpoint's contract (``services/embedding-endpoint``,
 a SageMaker Hugging Face DLC with ``HF_TASK=sentence-embeddings``): ``invoke_endpoint`` with
-``{"inputs": [...]}`` as JSON, answered by ``{"embeddings": [[...], ...]}`` (or a bare matrix, as
-Text Embeddings Inference answers).
+``{"inputs": [...], "truncate": true}`` as JSON, answered by ``{"embeddings": [[...], ...]}`` (or
+a bare matrix, as Text Embeddings Inference answers).
 
 Texts go out in requests of at most ``max_inputs`` texts and ``MAX_REQUEST_BYTES`` (SageMaker
 refuses real-time payloads over 6 MB). botocore retries in its ``standard`` mode (throttling,
@@ -160,7 +160,9 @@ class SageMakerEmbeddings:
 
 
 def _request_body(texts: list[str]) -> bytes:
-    return json.dumps({"inputs": texts}, ensure_ascii=False).encode()
+    # "truncate": Text Embeddings Inference (the stack's container) refuses texts over the
+    # model's window unless asked to cut them; the local endpoint and the DLC ignore the key.
+    return json.dumps({"inputs": texts, "truncate": True}, ensure_ascii=False).encode()
 
 
 def _batches(texts: Sequence[str], max_inputs: int) -> Iterator[list[str]]:

@@ -17,15 +17,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from datatorag.errors import EmbeddingUnavailable, PermanentError
+from datatorag.errors import EmbeddingRequestRejected, EmbeddingUnavailable
 from datatorag.ports import Vectors
 
 # Statuses that say "not now" rather than "never": timeouts and throttling, like 5xx.
 _RETRYABLE_4XX = frozenset({408, 429})
-
-
-class EmbeddingRequestRejected(PermanentError):
-    """The endpoint refused the request (a 4xx): sending the same texts again cannot help."""
 
 
 class HttpEmbeddings:

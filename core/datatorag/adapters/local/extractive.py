@@ -1,11 +1,16 @@
 """An answer made of the passages' own sentences: no model, deterministic, a few milliseconds.
 
-Passages are cut into sentences (a list item or table row is a sentence of its own), each scored
-against the question with BM25 over stemmed terms, HR synonyms folded into one concept term
-("vacation", "PTO" and "paid time off" all match), and weighted by its passage's rank. The best
-one to three sentences are returned in reading order, each citing its passage with itself as the
-quote. ``support`` measures how much of the question the best sentence covers; below
-``min_support`` the generator abstains.
+Passages are cut into sentences (a list item or table row is a sentence of its own; "e.g." and
+"U.S." end none), each scored against the question with BM25 over lightly stemmed terms, with
+HR synonyms folded into one concept term ("vacation", "PTO" and "paid time off" all match;
+``HR_SYNONYMS``), and weighted by its passage's rank. A sentence also borrows, in part, the
+terms of the FAQ question or label just before it and of its passage's title and heading. The
+best one to three sentences are returned in reading order, each citing its passage with itself
+as the quote.
+
+``support(question, passages)`` is the weighted share (0..1) of the question's terms that the
+best-covered sentence holds; below ``min_support`` the generator abstains. Words every handbook
+uses ("employee", "policy", "paid") weigh less, so sharing only those is not support.
 """
 
 from __future__ import annotations
@@ -164,8 +169,8 @@ _QUANTITY_WORDS = """
 """
 
 # Below this share of the question's weighted terms, no sentence is taken as an answer. Low on
-# purpose: it turns away passages that share no real term with the question; calibrate it on a
-# dev set with ``support``.
+# purpose: it turns away passages that share no real term with the question (or only generic
+# words); calibrate it on a dev set with ``support``.
 DEFAULT_MIN_SUPPORT = 0.15
 K1 = 1.2
 B = 0.75
@@ -178,7 +183,7 @@ MIN_ITEM_WORDS = 3  # the same for list items; table rows always count
 QUANTITY_BONUS = 1.3  # "how much/many/long" questions favour sentences that state a quantity
 FOLLOWER_SHARE = 0.5  # a further sentence must score at least this share of the best one
 REDUNDANT_OVERLAP = 0.7  # Jaccard overlap above which a further sentence repeats a chosen one
-GENERIC_WEIGHT = 0.3
+GENERIC_WEIGHT = 0.3  # a GENERIC_TERMS word weighs this share of a specific word
 
 
 @lru_cache(maxsize=65536)

@@ -1,4 +1,4 @@
-"""Tables on PDF pages: ruled ones through pdfplumber, unruled ones from text alignment.
+"""Tables on PDF pages: ruled ones from pdfium's cell borders, unruled ones from text alignment.
 
 pdfium reads a table cell by cell and merges cells that share a baseline into one line, so table
 text has to be rebuilt from positions. Both finders cost far more than reading text, so they run
