@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     openai_base_url: str = "http://127.0.0.1:11434/v1"
     openai_model: str = "gpt-4o-mini"
     openai_api_key: SecretStr | None = None
+    # Abstain when the best cosine similarity between the question and the retrieved passages
+    # is below this (calibrated on the dev questions: see docs/benchmarks.md).
+    abstain_below: float = 0.0
 
     # API keys are hashed with this pepper (HMAC-SHA256); set a real secret in production.
     api_key_pepper: SecretStr = SecretStr("development-pepper")

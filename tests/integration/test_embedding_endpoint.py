@@ -22,7 +22,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from datatorag.adapters.local.embeddings import EmbeddingRequestRejected, HttpEmbeddings
+from datatorag.adapters.local.embeddings import HttpEmbeddings
+from datatorag.errors import EmbeddingRequestRejected
 from datatorag.errors import EmbeddingUnavailable, PermanentError
 from datatorag_embedding_endpoint.app import create_app
 from datatorag_embedding_endpoint.batcher import Batcher, BatcherStopped, Overloaded

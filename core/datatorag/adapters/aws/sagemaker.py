@@ -24,15 +24,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from datatorag.adapters.local.embeddings import EmbeddingRequestRejected
-from datatorag.errors import EmbeddingUnavailable
+from datatorag.errors import EmbeddingRequestRejected, EmbeddingUnavailable
 from datatorag.ports import Vectors
 from datatorag.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
-__all__ = ["EmbeddingRequestRejected", "SageMakerEmbeddings", "sagemaker_runtime_client"]
+__all__ = ["SageMakerEmbeddings", "sagemaker_runtime_client"]
 
 MAX_INPUTS_PER_REQUEST = 64  # the local endpoint takes 256; smaller requests batch better
 MAX_REQUEST_BYTES = 5 * 1024 * 1024  # SageMaker's real-time limit is 6 MB; keep a margin
