@@ -28,6 +28,10 @@ system-packages: ## Install the Debian packages tests and benchmarks use (sshd, 
 run: install ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
 	$(BIN)/datatorag up --ingest examples/hr-policies --tenant demo
 
+.PHONY: run-aws-local test-aws-local
+run-aws-local: install ## Like `run`, on the AWS adapters: S3 and SQS on moto, SageMaker API locally
+	$(BIN)/python scripts/aws_local.py
+
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,6 +42,9 @@ test: install system-packages lint ## Lint, type-check and run the whole test su
 
 unit: install ## Only the fast tests
 	$(BIN)/pytest -q -m unit
+
+test-aws-local: install ## Start moto and the stack in AWS mode, ingest, query; exit 0 if answered
+	$(BIN)/python scripts/aws_local.py --check
 
 bench: install system-packages ## Benchmarks (ingestion, model, load); results in docs/benchmarks.md
 	$(BIN)/python bench/run_all.py

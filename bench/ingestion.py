@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import CORPUS, ingest, running_stack  # noqa: E402
 from datatorag.models import DocumentStatus  # noqa: E402
-from datatorag.text import contextual_text  # noqa: E402
+from datatorag.text import contextual_text, source_label  # noqa: E402
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -51,8 +51,12 @@ def pct(values: list[float], q: int) -> float:
 def indexed_texts(index_db: Path) -> list[str]:
     """The contextual texts the pipeline embedded, to time the bare model on the same input."""
     db = sqlite3.connect(index_db)
-    rows = db.execute("SELECT title, heading, text FROM chunk_texts")
-    return [contextual_text(t, h, x) for t, h, x in rows]
+    rows = db.execute(
+        "SELECT t.title, t.heading, t.text, d.metadata FROM chunks c"
+        " JOIN chunk_texts t ON t.id = c.id JOIN documents d USING (doc_id)"
+    )
+    return [contextual_text(t, h, x, source_label(json.loads(m).get("path", "")))
+            for t, h, x, m in rows]
 
 
 def main() -> None:

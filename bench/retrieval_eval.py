@@ -123,10 +123,11 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--questions", type=Path)
     parser.add_argument("--out", type=Path, default=REPO / "docs")
+    parser.add_argument("--data-dir", type=Path, help="reuse an ingested data directory")
     args = parser.parse_args()
     qs = questions(args.questions or args.corpus / "questions-dev.jsonl")
     loose = corpus_loose(args.corpus)
-    with running_stack() as stack:
+    with running_stack(args.data_dir) as stack:
         from datatorag import wiring
         from datatorag_query_api.search import Searcher
 

@@ -250,6 +250,39 @@ def search(
 
 
 @app.command()
+def ask(
+    question: str,
+    tenant: Tenant,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer a question from a tenant's documents, with citations (same as POST /v1/query)."""
+    from datatorag.errors import DatatoRAGError
+    from datatorag_query_api.answers import GenerationFailed
+    from datatorag_query_api.bootstrap import build_answerer
+
+    try:
+        answer = build_answerer(Settings()).answer(tenant, question, top_k)
+    except GenerationFailed as err:
+        console.print(f"[red]error:[/] the answer generator failed: {err}")
+        raise typer.Exit(1) from err
+    except (DatatoRAGError, ValueError) as err:  # unknown tenant name, endpoint down
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from err
+    if as_json:
+        out.print_json(answer.model_dump_json())
+        return
+    out.print(answer.answer, markup=False, highlight=False)
+    for number, citation in enumerate(answer.citations, 1):
+        pages = ",".join(map(str, citation.pages)) or "-"
+        out.print(
+            f"[{number}] {citation.title} ({citation.source_uri}, p. {pages})",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command()
 def documents(tenant: Tenant, as_json: JsonFlag = False) -> None:
     """List a tenant's documents with their status."""
     from datatorag import wiring

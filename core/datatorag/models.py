@@ -83,5 +83,6 @@ class ChunkSet(BaseModel):
     """One version's chunks, as the processor hands them to the embedder-client (blob store)."""
 
     title: str
+    source_label: str = ""  # the file's path in its source, as words (see datatorag.text)
     page_count: int | None = None
     chunks: list[Chunk]

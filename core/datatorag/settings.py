@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     s3_bucket: str = "datatorag"
     sqs_queue_prefix: str = "datatorag-"
     sagemaker_endpoint_name: str = "datatorag-embeddings"
+    # Where the sagemaker-runtime client sends invocations, before aws_endpoint_url: e.g. the
+    # local embedding endpoint, which answers POST /endpoints/{name}/invocations.
+    sagemaker_endpoint_url: str | None = None
     opensearch_url: str | None = None
     opensearch_index_prefix: str = "datatorag-"
     opensearch_replicas: int = 1

@@ -49,6 +49,7 @@ def sentence(i: int) -> str:
 def test_no_chunk_exceeds_the_model_window_even_with_its_header(chunker, settings, model_tokens):
     long_paragraph = " ".join(sentence(i) for i in range(200))
     unbroken = "x" * 5000  # no sentence or word breaks at all
+    source = "people ops / united states / leave policies and procedures 2024"
     chunks = chunker.chunk(
         "d",
         "v" * 12,
@@ -58,10 +59,11 @@ def test_no_chunk_exceeds_the_model_window_even_with_its_header(chunker, setting
             Block("paragraph", long_paragraph, page=1, headings=("Eligibility",)),
             Block("paragraph", unbroken, page=2, headings=("Eligibility",)),
         ),
+        source,
     )
     assert len(chunks) > 5
     for chunk in chunks:
-        full = contextual_text(TITLE, chunk.heading, chunk.text)
+        full = contextual_text(TITLE, chunk.heading, chunk.text, source)
         assert model_tokens(full) <= settings.model_max_tokens
         assert chunk.token_count == model_tokens(full) - 2  # counted without [CLS]/[SEP]
 
@@ -141,3 +143,10 @@ def test_overlap_must_stay_under_half_the_size(settings):
 
     with pytest.raises(ValueError, match="overlap"):
         Chunker(TokenCounter(settings.tokenizer_file), max_tokens=100, overlap_tokens=50)
+
+
+def test_source_labels_read_as_words():
+    from datatorag.text import source_label
+
+    assert source_label("benefits/us/parental-leave.pdf") == "benefits / us / parental leave"
+    assert contextual_text("PTO", "Rules", "Ask first.", "hr / pto") == "hr / pto: PTO > Rules\nAsk first."

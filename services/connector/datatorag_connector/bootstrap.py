@@ -19,4 +19,4 @@ def build_syncer(settings: Settings) -> Syncer:
 
 
 def source_registry(settings: Settings) -> SourceRegistry:
-    return SourceRegistry(settings.data_dir / "connector" / "sources.json")
+    return SourceRegistry(wiring.blob_store(settings))

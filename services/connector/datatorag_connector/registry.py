@@ -1,37 +1,78 @@
-"""The sources each tenant has registered, kept in the data directory (mode 0600: URIs may hold
-credentials). The connector service syncs every registered source on an interval."""
+"""The sources each tenant has registered; the connector service syncs them on an interval.
+
+They live in the shared blob store (a local folder on the embedded default, S3 on AWS) so that
+every connector task sees the same list and it survives a redeploy: one JSON object per source,
+``system/sources/<tenant>/<sha256 of the URI>.json``. Registering the same URI again replaces it.
+
+A URI may hold credentials (``sftp://user:password@host/...``): it is stored as given, so keep
+the bucket private, and never print it: logs and listings show ``display_uri``, which has them
+stripped. On AWS, prefer keeping credentials out of the URI altogether: the sources read
+``DATATORAG_SFTP_PASSWORD``, ``DATATORAG_SFTP_KEY_FILE`` and ``DATATORAG_FTP_PASSWORD`` from the
+environment, which ECS fills from Secrets Manager.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+import hashlib
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from datatorag.errors import BlobNotFound
+from datatorag.log import get_logger
+from datatorag.ports import BlobStore
+from datatorag_connector.sources.base import redact_uri
+
+log = get_logger(__name__)
+
+SOURCES_PREFIX = "system/sources/"
+# Same rule as datatorag_query_api.keys.TENANT_NAME; the tenant becomes part of a blob key.
+_TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class RegisteredSource(BaseModel):
     tenant: str
-    uri: str  # as given, credentials included: never print it, show the source's display_uri
+    # As given, credentials included: kept out of repr/str; show display_uri instead.
+    uri: str = Field(repr=False)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tenant")
+    @classmethod
+    def _valid_tenant(cls, tenant: str) -> str:
+        if not _TENANT_NAME.match(tenant):
+            raise ValueError("tenant names are 1-63 lower-case letters, digits, '-' or '_'")
+        return tenant
+
+    @property
+    def display_uri(self) -> str:
+        """The URI without user, password or secret-looking query values."""
+        return redact_uri(self.uri)
+
+    @property
+    def blob_key(self) -> str:
+        digest = hashlib.sha256(self.uri.encode()).hexdigest()
+        return f"{SOURCES_PREFIX}{self.tenant}/{digest}.json"
 
 
 class SourceRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """Registered sources kept in ``blobs`` under ``system/sources/``."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
 
     def all(self) -> list[RegisteredSource]:
-        if not self.path.exists():
-            return []
-        return [RegisteredSource(**s) for s in json.loads(self.path.read_text())]
+        """Every tenant's sources, by tenant; a damaged record is skipped with a warning."""
+        sources = []
+        for key in list(self.blobs.list(SOURCES_PREFIX)):
+            try:
+                sources.append(RegisteredSource.model_validate_json(self.blobs.get(key)))
+            except BlobNotFound:  # removed since it was listed
+                continue
+            except ValidationError:
+                log.warning("source.unreadable_record", blob_key=key)  # no URI: it may hold secrets
+        return sources
 
     def add(self, source: RegisteredSource) -> None:
-        sources = [s for s in self.all() if (s.tenant, s.uri) != (source.tenant, source.uri)]
-        sources.append(source)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump([s.model_dump() for s in sources], f, indent=2)
-        os.replace(tmp, self.path)
+        """Register ``source``, replacing the tenant's earlier registration of the same URI."""
+        self.blobs.put(source.blob_key, source.model_dump_json(indent=1).encode())

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from datatorag.errors import DocumentRejected, SourceError
 from datatorag.log import get_logger
@@ -115,44 +115,20 @@ class Syncer:
         metadata: dict[str, Any],
         report: SyncReport,
     ) -> None:
-        data = source.read(file)
-        version = content_hash(data)
-        if known and known.version == version and not _needs_announcing(known):
-            report.unchanged.append(uri)
-            return
-        doc_id = document_id(uri)
-        suffix = PurePosixPath(file.path).suffix.lower()
-        blob_key = f"tenants/{tenant}/raw/{doc_id}/{version}{suffix}"
-        self.blobs.put(blob_key, data)
-        record = DocumentRecord(
+        announced = announce_document(
+            self.blobs,
+            self.index,
+            self.documents_queue,
             tenant=tenant,
-            doc_id=doc_id,
             source_id=source.source_id,
             source_uri=uri,
-            title=known.title if known else PurePosixPath(file.path).stem,
-            media_type=MEDIA_TYPES.get(suffix, "application/octet-stream"),
-            version=version,
-            size_bytes=len(data),
-            metadata={**metadata, "path": file.path},
+            path=file.path,
+            data=source.read(file),
+            metadata=metadata,
+            known=known,
         )
-        self.index.upsert_document(record)
-        self.documents_queue.send(
-            encode(
-                DocumentFetched(
-                    tenant=tenant,
-                    doc_id=doc_id,
-                    version=version,
-                    blob_key=blob_key,
-                    source_uri=uri,
-                    filename=PurePosixPath(file.path).name,
-                    media_type=record.media_type,
-                    metadata=record.metadata,
-                )
-            )
-        )
-        (
-            report.changed if known and known.status != DocumentStatus.DELETED else report.added
-        ).append(uri)
+        lists = {"added": report.added, "changed": report.changed, "unchanged": report.unchanged}
+        lists[announced.outcome].append(uri)
 
     def _record_rejected(
         self, source: Source, file: SourceFile, uri: str, tenant: str, reason: str
@@ -170,6 +146,73 @@ class Syncer:
                 size_bytes=file.size,
             )
         )
+
+
+Outcome = Literal["added", "changed", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    doc_id: str
+    outcome: Outcome
+    record: DocumentRecord  # the record as it stands now (``known`` when unchanged)
+
+
+def announce_document(
+    blobs: BlobStore,
+    index: SearchIndex,
+    documents_queue: Queue,
+    *,
+    tenant: str,
+    source_id: str,
+    source_uri: str,
+    path: str,
+    data: bytes,
+    metadata: dict[str, Any],
+    known: DocumentRecord | None,
+    title: str | None = None,
+) -> Announcement:
+    """Store one file's bytes, upsert its record and announce it, unless it is unchanged.
+
+    Shared by source syncs and API uploads. ``path`` names the file inside its source (its
+    suffix picks the media type); ``title`` defaults to the known title, else the file's stem.
+    """
+    version = content_hash(data)
+    if known and known.version == version and not _needs_announcing(known):
+        return Announcement(known.doc_id, "unchanged", known)
+    doc_id = document_id(source_uri)
+    name = PurePosixPath(path)
+    suffix = name.suffix.lower()
+    blob_key = f"tenants/{tenant}/raw/{doc_id}/{version}{suffix}"
+    blobs.put(blob_key, data)
+    record = DocumentRecord(
+        tenant=tenant,
+        doc_id=doc_id,
+        source_id=source_id,
+        source_uri=source_uri,
+        title=title or (known.title if known else name.stem),
+        media_type=MEDIA_TYPES.get(suffix, "application/octet-stream"),
+        version=version,
+        size_bytes=len(data),
+        metadata={**metadata, "path": path},
+    )
+    index.upsert_document(record)
+    documents_queue.send(
+        encode(
+            DocumentFetched(
+                tenant=tenant,
+                doc_id=doc_id,
+                version=version,
+                blob_key=blob_key,
+                source_uri=source_uri,
+                filename=name.name,
+                media_type=record.media_type,
+                metadata=record.metadata,
+            )
+        )
+    )
+    outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
+    return Announcement(doc_id, outcome, record)
 
 
 def _needs_announcing(doc: DocumentRecord) -> bool:

@@ -48,7 +48,10 @@ class Embedder:
             chunk_set = ChunkSet.model_validate_json(self.blobs.get(message.chunks_key))
         except BlobNotFound as err:
             raise PermanentError(f"the chunk set is gone from the blob store ({err})") from err
-        texts = [contextual_text(chunk_set.title, c.heading, c.text) for c in chunk_set.chunks]
+        texts = [
+            contextual_text(chunk_set.title, c.heading, c.text, chunk_set.source_label)
+            for c in chunk_set.chunks
+        ]
         vectors = self.embed(texts)
         indexed = [
             IndexedChunk(**c.model_dump(), vector=v.tolist())

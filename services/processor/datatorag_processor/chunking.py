@@ -73,10 +73,14 @@ class Chunker:
         self.min_tokens = max_tokens // 4
         self._counts: dict[str, int] = {}
 
-    def chunk(self, doc_id: str, version: str, title: str, doc: ExtractedDocument) -> list[Chunk]:
+    def chunk(
+        self, doc_id: str, version: str, title: str, doc: ExtractedDocument, source: str = ""
+    ) -> list[Chunk]:
+        """Chunks whose contextual text (``datatorag.text.contextual_text`` with this title and
+        source label) fits the model's window."""
         units = list(self._units(doc.blocks))
         chunks = []
-        for ordinal, draft in enumerate(self._pack(units, title)):
+        for ordinal, draft in enumerate(self._pack(units, title, source)):
             heading = " > ".join(draft.units[0].headings)
             text = self._render(draft.units)
             chunks.append(
@@ -87,7 +91,7 @@ class Chunker:
                     text=text,
                     pages=sorted({u.page for u in draft.units if u.page is not None}),
                     heading=heading,
-                    token_count=self.counter.count(contextual_text(title, heading, text)),
+                    token_count=self.counter.count(contextual_text(title, heading, text, source)),
                 )
             )
         return chunks
@@ -134,26 +138,26 @@ class Chunker:
         return merged
 
     # -- packing -------------------------------------------------------------------------
-    def _pack(self, units: list[_Unit], title: str) -> Iterator[_Draft]:
+    def _pack(self, units: list[_Unit], title: str, source: str) -> Iterator[_Draft]:
         draft = _Draft()
         for unit in units:
             starts_new = (
                 unit.starts_section and sum(u.tokens for u in draft.units) >= self.min_tokens
             )
-            if draft.units and (starts_new or not self._fits(draft, unit, title)):
+            if draft.units and (starts_new or not self._fits(draft, unit, title, source)):
                 yield draft
                 draft = _Draft(self._overlap(draft) if not unit.starts_section else [])
-                while draft.units and not self._fits(draft, unit, title):
+                while draft.units and not self._fits(draft, unit, title, source):
                     draft.units.pop(0)
             draft.units.append(unit)
         if draft.units:
             yield draft
 
-    def _fits(self, draft: _Draft, unit: _Unit, title: str) -> bool:
+    def _fits(self, draft: _Draft, unit: _Unit, title: str, source: str) -> bool:
         # BERT's pre-tokenizer splits on whitespace, so the count of the rendered chunk is the
         # sum of its parts' counts: no need to tokenize the whole draft again.
         units = [*draft.units, unit]
-        header = contextual_text(title, " > ".join(units[0].headings), "")
+        header = contextual_text(title, " > ".join(units[0].headings), "", source)
         tables = {u.table_header for u in units if u.table_header}
         tokens = self._count_cached(header) + sum(self._count_cached(t) for t in tables)
         return tokens + sum(u.tokens for u in units) <= self.max_tokens

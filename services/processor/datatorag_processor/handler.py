@@ -9,6 +9,7 @@ from datatorag.log import get_logger
 from datatorag.messages import ChunksReady, DocumentFetched, encode
 from datatorag.models import ChunkSet, DocumentStatus
 from datatorag.ports import BlobStore, Queue, SearchIndex
+from datatorag.text import source_label
 from datatorag.worker import Message
 from datatorag_processor.chunking import Chunker
 from datatorag_processor.extract import extract
@@ -57,11 +58,14 @@ class Processor:
             max_pages=self.max_document_pages,
         )
         title = doc.title or PurePosixPath(message.filename).stem.replace("-", " ").capitalize()
-        chunks = self.chunker.chunk(message.doc_id, message.version, title, doc)
+        label = source_label(str(message.metadata.get("path") or message.filename))
+        chunks = self.chunker.chunk(message.doc_id, message.version, title, doc, label)
         if not chunks:
             raise DocumentRejected("no text found in the document")
         key = chunks_key(message.tenant, message.doc_id, message.version)
-        chunk_set = ChunkSet(title=title, page_count=doc.page_count, chunks=chunks)
+        chunk_set = ChunkSet(
+            title=title, source_label=label, page_count=doc.page_count, chunks=chunks
+        )
         self.blobs.put(key, chunk_set.model_dump_json().encode())
         self.chunks_queue.send(
             encode(

@@ -1,4 +1,5 @@
-"""The query API: search, documents, health. Every /v1 route is scoped to the caller's tenant."""
+"""The query API: search, answers, documents, health. Every /v1 route is scoped to the caller's
+tenant: the tenant comes from the API key alone, never from the request's path, query or body."""
 
 from __future__ import annotations
 
@@ -10,20 +11,26 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from datatorag.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
 from datatorag_query_api import problems
+from datatorag_query_api.answers import Answer, Answerer, GenerationFailed
 from datatorag_query_api.keys import ApiKeyStore, KeyInfo
 from datatorag_query_api.problems import Problem
 from datatorag_query_api.search import Mode, Searcher
+from datatorag_query_api.uploads import Uploads, read_upload
 
 log = structlog.get_logger(__name__)
 
 
 class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a stray "tenant" is refused, never obeyed
+
     query: str = Field(min_length=1, max_length=2000)
     top_k: int = Field(default=10, ge=1, le=100)
     mode: Mode = "hybrid"
@@ -35,10 +42,50 @@ class SearchResponse(BaseModel):
     took_ms: float
 
 
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000)
+    top_k: int = Field(default=5, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+
+
 class DocumentList(BaseModel):
     documents: list[DocumentRecord]
     limit: int
     offset: int
+    next_offset: int | None  # the offset of the next page; null on the last page
+
+
+class Accepted(BaseModel):
+    doc_id: str
+    status: str
+    status_url: str
+
+
+class UploadAccepted(Accepted):
+    outcome: str  # added, changed (a new version) or unchanged (same bytes: nothing to do)
+
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string"},
+                        "tags": {"type": "string", "description": "comma-separated"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @dataclass
@@ -47,6 +94,9 @@ class Services:
     embeddings: Embeddings
     keys: ApiKeyStore
     searcher: Searcher
+    answerer: Answerer
+    uploads: Uploads
+    max_document_bytes: int
 
 
 def services_of(request: Request) -> Services:
@@ -59,6 +109,8 @@ def caller(
     key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))],
 ) -> KeyInfo:
     """The tenant behind the request's API key; 401 without a valid one."""
+    if len(request.headers.getlist("x-api-key")) > 1:
+        raise Problem(400, "Bad request", "send exactly one X-API-Key header")
     info = services_of(request).keys.authenticate(key) if key else None
     if info is None:
         raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
@@ -69,13 +121,17 @@ def caller(
 Caller = Annotated[KeyInfo, Depends(caller)]
 
 
-def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) -> FastAPI:
+def status_url(doc_id: str) -> str:
+    return f"/v1/documents/{doc_id}"
+
+
+def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="DatatoRAG",
         version="0.1.0",
-        description="Cited passages from your HR documents. Authenticate with `X-API-Key`.",
+        description="Cited answers and passages from your HR documents. "
+        "Authenticate with `X-API-Key`.",
     )
-    services = Services(index, embeddings, keys, Searcher(index, embeddings))
     app.state.services = services
     problems.install(app)
 
@@ -121,6 +177,60 @@ def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) ->
         hits = services.searcher.search(who.tenant, body.query, body.top_k, body.mode, body.filters)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
+    @app.post("/v1/query", tags=["search"])
+    def query(body: QueryRequest, who: Caller) -> Answer:
+        """An answer written from the tenant's passages, each sentence citing them as ``[n]``.
+
+        Abstains ("The documents do not answer this question.") when nothing relevant was
+        retrieved; the hits are returned either way.
+        """
+        try:
+            return services.answerer.answer(who.tenant, body.question, body.top_k, body.filters)
+        except GenerationFailed as err:
+            if err.retryable:
+                raise Problem(
+                    503, "Answer generator unavailable", str(err), {"Retry-After": "5"}
+                ) from err
+            raise Problem(502, "Answer generator failed", str(err)) from err
+
+    @app.post(
+        "/v1/documents",
+        tags=["documents"],
+        status_code=202,
+        openapi_extra=UPLOAD_BODY,
+        responses={200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"}},
+    )
+    async def upload_document(request: Request, who: Caller) -> JSONResponse:
+        """Upload a document (multipart ``file``; optional ``title``, ``tags``, ``metadata``).
+
+        The same file name replaces the earlier upload (a new version); the same bytes change
+        nothing (200). Follow ``status_url`` until the status is ``indexed`` or ``failed``.
+        """
+        form = await read_upload(request, services.max_document_bytes)
+        announced = await run_in_threadpool(services.uploads.store, who.tenant, form)
+        url = status_url(announced.doc_id)
+        body = UploadAccepted(
+            doc_id=announced.doc_id,
+            status=announced.record.status,
+            status_url=url,
+            outcome=announced.outcome,
+        )
+        return JSONResponse(
+            body.model_dump(),
+            status_code=200 if announced.outcome == "unchanged" else 202,
+            headers={"Location": url},
+        )
+
+    @app.delete("/v1/documents/{doc_id}", tags=["documents"], status_code=202)
+    def delete_document(doc_id: str, who: Caller, response: Response) -> Accepted:
+        """Remove a document: its passages leave search shortly; its status becomes deleted."""
+        doc = services.uploads.remove(who.tenant, doc_id)
+        if doc is None:
+            raise Problem(404, "Not found", f"no document {doc_id!r}")
+        response.headers["Location"] = status_url(doc_id)
+        status = doc.status if doc.status == DocumentStatus.DELETED else "deleting"
+        return Accepted(doc_id=doc_id, status=status, status_url=status_url(doc_id))
+
     @app.get("/v1/documents", tags=["documents"])
     def list_documents(
         who: Caller,
@@ -129,11 +239,20 @@ def create_app(index: SearchIndex, embeddings: Embeddings, keys: ApiKeyStore) ->
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> DocumentList:
-        """The tenant's documents with their status (fetched, processing, indexed, failed)."""
+        """The tenant's documents with their status (fetched, processing, indexed, failed).
+
+        Pages with ``limit`` and ``offset``; ``next_offset`` is null on the last page.
+        """
         docs = services.index.list_documents(
-            who.tenant, source_id=source_id, status=status, limit=limit, offset=offset
+            who.tenant, source_id=source_id, status=status, limit=limit + 1, offset=offset
         )
-        return DocumentList(documents=docs, limit=limit, offset=offset)
+        more = len(docs) > limit
+        return DocumentList(
+            documents=docs[:limit],
+            limit=limit,
+            offset=offset,
+            next_offset=offset + limit if more else None,
+        )
 
     @app.get("/v1/documents/{doc_id}", tags=["documents"])
     def get_document(doc_id: str, who: Caller) -> DocumentRecord:

@@ -1,20 +1,64 @@
-"""Wires the query API from settings."""
+"""Wires the query API from settings; adapters come from ``datatorag.wiring`` only."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from datatorag import wiring
+from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
-from datatorag_query_api.app import create_app
+from datatorag_query_api.answers import Answerer
+from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.keys import ApiKeyStore
+from datatorag_query_api.search import Searcher
+from datatorag_query_api.uploads import Uploads
 
 
-def key_store(settings: Settings) -> ApiKeyStore:
-    return ApiKeyStore(settings.data_dir / "keys.db", settings.api_key_pepper.get_secret_value())
+def key_store(settings: Settings, blobs: BlobStore | None = None) -> ApiKeyStore:
+    """API keys live in the shared blob store, so every API process sees the same ones."""
+    return ApiKeyStore(
+        blobs or wiring.blob_store(settings), settings.api_key_pepper.get_secret_value()
+    )
+
+
+def build_answerer(settings: Settings, searcher: Searcher | None = None) -> Answerer:
+    """The /v1/query pipeline; ``datatorag ask`` builds it here too, so both answer alike."""
+    if searcher is None:
+        searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
+    return Answerer(
+        searcher,
+        wiring.answer_generator(settings),
+        min_retrieval_score=settings.abstain_below,
+    )
+
+
+def build_uploads(settings: Settings, index: SearchIndex, blobs: BlobStore) -> Uploads:
+    return Uploads(
+        blobs,
+        index,
+        wiring.queue(settings, DOCUMENTS_QUEUE),
+        wiring.queue(settings, CHUNKS_QUEUE),
+    )
+
+
+def build_services(
+    settings: Settings, index: SearchIndex | None = None, embeddings: Embeddings | None = None
+) -> Services:
+    index = index or wiring.search_index(settings)
+    embeddings = embeddings or wiring.embeddings(settings)
+    blobs = wiring.blob_store(settings)
+    searcher = Searcher(index, embeddings)
+    return Services(
+        index=index,
+        embeddings=embeddings,
+        keys=key_store(settings, blobs),
+        searcher=searcher,
+        answerer=build_answerer(settings, searcher),
+        uploads=build_uploads(settings, index, blobs),
+        max_document_bytes=settings.max_document_bytes,
+    )
 
 
 def bootstrap(settings: Settings) -> FastAPI:
-    return create_app(
-        wiring.search_index(settings), wiring.embeddings(settings), key_store(settings)
-    )
+    return create_app(build_services(settings))

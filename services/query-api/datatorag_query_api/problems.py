@@ -1,25 +1,50 @@
-"""Errors as RFC 9457 problem details (``application/problem+json``)."""
+"""Errors as RFC 9457 problem details (``application/problem+json``), for every route.
+
+Unknown routes (404) and methods (405) come from Starlette's ``HTTPException`` and get the same
+shape; an unexpected exception becomes a 500 problem without internals in the body.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from datatorag.errors import EmbeddingUnavailable, InvalidKey
+from datatorag.errors import EmbeddingUnavailable, InvalidKey, PermanentError, RetryableError
+from datatorag.log import get_logger
+
+log = get_logger(__name__)
 
 PROBLEM = "application/problem+json"
 
 
+RETRY_AFTER_S = "5"
+
+
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail = status, title, detail
+        self.headers = headers
 
 
 def problem_response(
-    request: Request, status: int, title: str, detail: str | None = None, **extra: object
+    request: Request,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
 ) -> JSONResponse:
     body = {
         "type": "about:blank",
@@ -30,18 +55,21 @@ def problem_response(
     }
     if detail:
         body["detail"] = detail
-    headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "ApiKey"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=all_headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.title, exc.detail)
+        return problem_response(request, exc.status, exc.title, exc.detail, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem_response(request, exc.status_code, str(exc.detail))
+        # Starlette's own 404 (unknown route) and 405 (with its Allow header) come through here.
+        return problem_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,3 +87,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EmbeddingUnavailable)
     async def _embedding(request: Request, exc: EmbeddingUnavailable) -> JSONResponse:
         return problem_response(request, 503, "Embedding endpoint unavailable", str(exc))
+
+    @app.exception_handler(RetryableError)
+    async def _retryable(request: Request, exc: RetryableError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER_S}
+        return problem_response(request, 503, "Service unavailable", str(exc), headers=headers)
+
+    @app.exception_handler(PermanentError)
+    async def _permanent(request: Request, exc: PermanentError) -> JSONResponse:
+        return problem_response(request, 502, "Bad gateway", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request.failed", path=request.url.path)
+        return problem_response(request, 500, "Internal server error", "see the server log")

@@ -55,7 +55,11 @@ _RETRYABLE_STATUS = frozenset({408, 424, 429})
 def sagemaker_runtime_client(
     settings: Settings, *, max_attempts: int = MAX_ATTEMPTS, read_timeout: float = 60.0
 ) -> SageMakerRuntimeClient:
-    """A ``sagemaker-runtime`` client: the settings' region and endpoint, standard retries."""
+    """A ``sagemaker-runtime`` client: the settings' region and endpoint, standard retries.
+
+    ``sagemaker_endpoint_url`` wins over ``aws_endpoint_url``, so S3 and SQS can go to one
+    emulator (moto) while invocations go to the local embedding endpoint.
+    """
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=5,
@@ -64,7 +68,7 @@ def sagemaker_runtime_client(
     client: SageMakerRuntimeClient = boto3.client(
         "sagemaker-runtime",
         region_name=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
+        endpoint_url=settings.sagemaker_endpoint_url or settings.aws_endpoint_url,
         config=config,
     )
     return client

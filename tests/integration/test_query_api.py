@@ -1,0 +1,354 @@
+"""The query API's answers, uploads and deletes, over real HTTP against the running stack.
+
+Cases that need other settings than the stack's (a small upload limit, a retrieval threshold,
+a failing answer model) run the same app in-process on its own loopback port, over the stack's
+data directory and embedding endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from datatorag.settings import Settings
+from datatorag_query_api.answers import ABSTENTION
+from datatorag_query_api.bootstrap import bootstrap, build_answerer, key_store
+from tests.fixtures.stack import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "hr-policies"
+TENANT = "qa-answers"
+PARENTAL = "How many weeks of parental leave does Sourcegraph give?"
+ESPRESSO = "What is the maintenance schedule for the office espresso machine?"
+PROBLEM = "application/problem+json"
+MARKER = re.compile(r"\[(\d+)\]")
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def wait_for_status(api: httpx.Client, url: str, wanted: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = api.get(url).json()
+        if doc["status"] == wanted or time.monotonic() > deadline:
+            assert doc["status"] == wanted, doc
+            return doc
+        time.sleep(0.3)
+
+
+def assert_grounded(body: dict[str, Any]) -> None:
+    """Every citation is a retrieved hit, quoted verbatim; every sentence carries a marker."""
+    assert not body["abstained"] and body["citations"], body
+    hits_by_doc: dict[str, list[str]] = {}
+    for hit in body["hits"]:
+        hits_by_doc.setdefault(hit["doc_id"], []).append(squash(hit["text"]))
+    for citation in body["citations"]:
+        assert citation["doc_id"] in hits_by_doc
+        assert citation["quote"], citation
+        assert any(squash(citation["quote"]) in text for text in hits_by_doc[citation["doc_id"]])
+    numbers = [int(n) for n in MARKER.findall(body["answer"])]
+    assert set(numbers) == set(range(1, len(body["citations"]) + 1))
+    assert body["answer"].rstrip().endswith("]")  # the last sentence is cited too
+    for sentence in re.split(r"(?<=\])\s+(?=[^\[])", body["answer"]):
+        assert MARKER.search(sentence), sentence
+
+
+@pytest.fixture(scope="module")
+def samples(running_stack) -> dict:
+    summary = running_stack.ingest(EXAMPLES, TENANT)
+    assert summary["exit_code"] == 0 and summary["indexed"] == 6, summary
+    return summary
+
+
+@pytest.fixture(scope="module")
+def api(running_stack, samples) -> Iterator[httpx.Client]:
+    with running_stack.client(TENANT) as client:
+        yield client
+
+
+class InProcessApi:
+    """The query API app built by ``bootstrap`` with other settings, served by uvicorn."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{settings.port}"
+        config = uvicorn.Config(
+            bootstrap(settings), host="127.0.0.1", port=settings.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> InProcessApi:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def client(self, tenant: str) -> httpx.Client:
+        key = key_store(self.settings).create(tenant)
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": key}, timeout=30)
+
+
+def in_process_settings(running_stack, **changes: Any) -> Settings:
+    return running_stack.settings.model_copy(update={"port": free_port(), **changes})
+
+
+# -- /v1/query ---------------------------------------------------------------------------------
+
+
+def test_query_answers_with_citations_from_the_hits(api):
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        response = api.post("/v1/query", json={"question": PARENTAL})
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"answer", "abstained", "citations", "hits"}
+    assert len(body["hits"]) == 5  # top_k defaults to 5
+    assert_grounded(body)
+    assert any(
+        c["source_uri"].endswith("sourcegraph/parental-leave.pdf") for c in body["citations"]
+    )
+    assert re.search(r"\bweeks?\b", body["answer"], re.I), body["answer"]
+    assert all(
+        set(c) == {"doc_id", "title", "source_uri", "pages", "quote"} for c in body["citations"]
+    )
+    print(
+        f"\n/v1/query latency: median {1000 * statistics.median(timings):.0f} ms, "
+        f"max {1000 * max(timings):.0f} ms over {len(timings)} calls (first includes embedding)"
+    )
+
+
+def test_query_filters_restrict_hits_and_citations(api):
+    docs = api.get("/v1/documents").json()["documents"]
+    posthog = next(d["doc_id"] for d in docs if d["source_uri"].endswith("posthog/time-off.pdf"))
+    response = api.post(
+        "/v1/query",
+        json={
+            "question": "How much time off can I take?",
+            "top_k": 3,
+            "filters": {"doc_id": posthog},
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["hits"] and {h["doc_id"] for h in body["hits"]} == {posthog}
+    assert {c["doc_id"] for c in body["citations"]} <= {posthog}
+
+
+def test_query_with_an_invalid_filter_or_body_is_a_problem(api):
+    bad = [
+        ({"question": "leave", "filters": {"colour": "red"}}, 400),
+        ({"question": ""}, 422),
+        ({"question": "leave", "top_k": 0}, 422),
+        ({"question": "leave", "tenant": "other"}, 422),
+        ({"top_k": 3}, 422),
+    ]
+    for body, status in bad:
+        response = api.post("/v1/query", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["status"] == status
+
+
+def test_retrieval_confidence_gates_answers(running_stack, samples):
+    answerer = build_answerer(running_stack.settings)
+    related = answerer.confidence(TENANT, PARENTAL)
+    unrelated = answerer.confidence(TENANT, ESPRESSO)
+    assert 0.0 < unrelated < related <= 1.0
+    answerer.min_retrieval_score = (related + unrelated) / 2
+    off_topic = answerer.answer(TENANT, ESPRESSO)
+    assert off_topic.abstained and off_topic.answer == ABSTENTION
+    assert off_topic.citations == [] and off_topic.hits  # the hits are still shown
+    assert not answerer.answer(TENANT, PARENTAL).abstained
+    answerer.min_retrieval_score = 0.99  # nothing in HR handbooks is this close
+    strict = answerer.answer(TENANT, PARENTAL)
+    assert strict.abstained and strict.citations == [] and strict.hits
+    # Filters count: no chunk of a missing document can give confidence.
+    assert answerer.confidence(TENANT, PARENTAL, {"doc_id": "doc_none"}) == 0.0
+
+
+def test_off_topic_question_abstains_over_http_with_a_threshold(running_stack, samples):
+    answerer = build_answerer(running_stack.settings)
+    threshold = (answerer.confidence(TENANT, PARENTAL) + answerer.confidence(TENANT, ESPRESSO)) / 2
+    settings = in_process_settings(running_stack, abstain_below=threshold)
+    with InProcessApi(settings) as server, server.client(TENANT) as api:
+        body = api.post("/v1/query", json={"question": ESPRESSO}).json()
+        assert body["abstained"] and body["answer"] == ABSTENTION
+        assert body["citations"] == [] and body["hits"]
+        assert_grounded(api.post("/v1/query", json={"question": PARENTAL}).json())
+
+
+def test_answer_model_failures_are_503_and_502(running_stack, samples, fake_openai_server):
+    settings = in_process_settings(
+        running_stack, generator_backend="openai", openai_base_url=fake_openai_server.url + "/v1"
+    )
+    with InProcessApi(settings) as server, server.client(TENANT) as api:
+        fake_openai_server.fail(503, "server_error")
+        busy = api.post("/v1/query", json={"question": PARENTAL})
+        assert busy.status_code == 503 and busy.headers["content-type"] == PROBLEM
+        assert busy.headers["retry-after"]
+        fake_openai_server.fail(400, "invalid_request_error")
+        refused = api.post("/v1/query", json={"question": PARENTAL})
+        assert refused.status_code == 502 and refused.headers["content-type"] == PROBLEM
+        assert refused.json()["title"] == "Answer generator failed"
+
+
+def test_cli_ask_prints_the_same_answer_as_the_api(running_stack, api):
+    result = running_stack.cli("ask", PARENTAL, "--tenant", TENANT, "--json")
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert_grounded(body)
+    assert body == api.post("/v1/query", json={"question": PARENTAL}).json()
+    text = running_stack.cli("ask", PARENTAL, "--tenant", TENANT, "--top-k", "3")
+    assert text.returncode == 0, text.stderr
+    assert "[1]" in text.stdout and "sourcegraph/parental-leave.pdf" in text.stdout
+
+
+# -- uploads and deletes -----------------------------------------------------------------------
+
+
+WOMBAT_V1 = (
+    b"# Wombat sabbatical\n\nEvery employee may take a wombat sabbatical of seven weeks after "
+    b"five years of service. The sabbatical is paid in full.\n"
+)
+WOMBAT_V2 = (
+    b"# Wombat sabbatical\n\nEvery employee may take a wombat sabbatical of nine weeks after "
+    b"four years of service. The quokka committee approves each request.\n"
+)
+
+
+def keyword(api: httpx.Client, query: str) -> list[dict]:
+    response = api.post("/v1/search", json={"query": query, "mode": "keyword"})
+    assert response.status_code == 200, response.text
+    return response.json()["hits"]
+
+
+def upload(api: httpx.Client, name: str, data: bytes, **fields: str) -> httpx.Response:
+    return api.post("/v1/documents", files={"file": (name, data, "text/markdown")}, data=fields)
+
+
+def test_upload_versions_and_delete_a_document(running_stack):
+    with running_stack.client("qa-uploads") as api:
+        first = upload(
+            api,
+            "../../secret/wombat.md",
+            WOMBAT_V1,
+            title="Wombat leave",
+            tags="leave, animals",
+            metadata='{"country": "AU"}',
+        )
+        assert first.status_code == 202, first.text
+        accepted = first.json()
+        assert accepted["outcome"] == "added" and accepted["status"] == "fetched"
+        assert first.headers["location"] == accepted["status_url"]
+        doc = wait_for_status(api, accepted["status_url"], "indexed")
+        assert doc["source_id"] == "upload" and doc["source_uri"] == "upload://qa-uploads/wombat.md"
+        assert doc["metadata"]["tags"] == ["leave", "animals"]
+        assert doc["metadata"]["country"] == "AU"
+        hits = keyword(api, "wombat sabbatical")
+        assert hits and {h["doc_id"] for h in hits} == {accepted["doc_id"]}
+        answer = api.post("/v1/query", json={"question": "How long is the wombat sabbatical?"})
+        assert_grounded(answer.json())
+        assert "seven weeks" in answer.json()["answer"]
+
+        same = upload(api, "wombat.md", WOMBAT_V1)
+        assert same.status_code == 200 and same.json()["outcome"] == "unchanged"
+        assert api.get(accepted["status_url"]).json()["version"] == doc["version"]
+
+        changed = upload(api, "wombat.md", WOMBAT_V2)
+        assert changed.status_code == 202 and changed.json()["outcome"] == "changed"
+        assert changed.json()["doc_id"] == accepted["doc_id"]
+        new = wait_for_status(api, accepted["status_url"], "indexed")
+        assert new["version"] != doc["version"]
+        assert keyword(api, "quokka") and not keyword(api, "paid in full")
+
+        removed = api.delete(accepted["status_url"])
+        assert removed.status_code == 202, removed.text
+        assert removed.json()["status_url"] == accepted["status_url"]
+        wait_for_status(api, accepted["status_url"], "deleted")
+        assert keyword(api, "wombat") == []
+        again = api.delete(accepted["status_url"])
+        assert again.status_code == 202 and again.json()["status"] == "deleted"
+
+
+def test_upload_rejects_bad_forms(running_stack):
+    with running_stack.client("qa-uploads") as api:
+        cases = [
+            (
+                api.post("/v1/documents", content=b"plain", headers={"content-type": "text/plain"}),
+                415,
+            ),
+            (
+                api.post("/v1/documents", data={"title": "no file"}, files={"x": ("a.md", b"x")}),
+                422,
+            ),
+            (upload(api, "empty.md", b""), 422),
+            (upload(api, "a.md", b"# A\n\ntext", metadata="[1, 2]"), 422),
+            (upload(api, "a.md", b"# A\n\ntext", metadata="{nope"), 422),
+            (upload(api, "a.md", b"# A\n\ntext", tags=",".join(f"t{i}" for i in range(60))), 422),
+        ]
+        for response, status in cases:
+            assert response.status_code == status, response.text
+            assert response.headers["content-type"] == PROBLEM
+        assert api.delete("/v1/documents/doc_missing").status_code == 404
+
+
+def test_unknown_routes_and_methods_are_problems(running_stack):
+    with running_stack.client("qa-uploads") as api:
+        missing = api.get("/v1/nowhere")
+        assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+        wrong = api.put("/v1/query", json={})
+        assert wrong.status_code == 405 and wrong.headers["content-type"] == PROBLEM
+        assert "POST" in wrong.headers["allow"]
+        assert wrong.json()["status"] == 405
+
+
+def test_uploads_over_the_limit_are_413(running_stack):
+    limit = 4096
+    settings = in_process_settings(running_stack, max_document_bytes=limit)
+    with InProcessApi(settings) as server, server.client("qa-limits") as api:
+        at_limit = upload(api, "fits.md", b"# Fits\n\n" + b"a" * (limit - 8))
+        assert at_limit.status_code == 202, at_limit.text
+        over = upload(api, "over.md", b"# Over\n\n" + b"a" * limit)
+        assert over.status_code == 413 and over.headers["content-type"] == PROBLEM
+        huge = upload(api, "huge.md", b"a" * (2 * 1024 * 1024))  # refused by Content-Length
+        assert huge.status_code == 413
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: refused while reading
+            yield (
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="s.md"\r\n'
+                b"Content-Type: text/markdown\r\n\r\n"
+            )
+            for _ in range(64):
+                yield b"a" * 16384
+            yield b"\r\n--b--\r\n"
+
+        streamed = api.post(
+            "/v1/documents",
+            content=chunked(),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert streamed.status_code == 413 and streamed.headers["content-type"] == PROBLEM
+        names = {d["source_uri"] for d in api.get("/v1/documents").json()["documents"]}
+        assert names == {"upload://qa-limits/fits.md"}
