@@ -124,14 +124,45 @@ def ingest(
     ] = False,
     as_json: JsonFlag = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 3600.0,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for every document of this source; filter on metadata.KEY"),
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag for every document.")] = None,
 ) -> None:
     """Register a source for the tenant, sync it now and (with --wait) follow it to the end."""
-    ok = _ingest(Settings(), source, tenant, wait=wait, as_json=as_json, timeout=timeout)
+    try:
+        metadata = _metadata(meta or [], tag or [])
+    except ValueError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from err
+    ok = _ingest(
+        Settings(), source, tenant, wait=wait, as_json=as_json, timeout=timeout, metadata=metadata
+    )
     raise typer.Exit(0 if ok else 1)
 
 
+def _metadata(pairs: list[str], tags: list[str]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--meta takes KEY=VALUE, got {pair!r}")
+        metadata[key.strip()] = value.strip()
+    if tags:
+        metadata["tags"] = sorted(set(tags))
+    return metadata
+
+
 def _ingest(
-    settings: Settings, uri: str, tenant: str, *, wait: bool, as_json: bool, timeout: float = 3600.0
+    settings: Settings,
+    uri: str,
+    tenant: str,
+    *,
+    wait: bool,
+    as_json: bool,
+    timeout: float = 3600.0,
+    metadata: dict[str, Any] | None = None,
 ) -> bool:
     from datatorag import wiring
     from datatorag.errors import SourceError
@@ -159,12 +190,12 @@ def _ingest(
     except SourceError as err:
         console.print(f"[red]error:[/] {err}")
         return False
-    source_registry(settings).add(RegisteredSource(tenant=tenant, uri=uri))
+    source_registry(settings).add(RegisteredSource(tenant=tenant, uri=uri, metadata=metadata or {}))
     try:
         with _progress() as progress:
             task = progress.add_task(f"Fetching {source.display_uri}", total=None)
             report = build_syncer(settings).sync(
-                source, tenant, progress=lambda _: progress.advance(task)
+                source, tenant, metadata, progress=lambda _: progress.advance(task)
             )
     except SourceError as err:
         console.print(f"[red]error:[/] {err}")

@@ -85,4 +85,5 @@ class ChunkSet(BaseModel):
     title: str
     source_label: str = ""  # the file's path in its source, as words (see datatorag.text)
     page_count: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)  # what the document says of itself
     chunks: list[Chunk]

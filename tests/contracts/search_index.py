@@ -632,3 +632,30 @@ class SearchIndexContract:
             search_index.keyword_search(TENANT, "pension", 5, filters)
         with pytest.raises(ValueError):
             search_index.vector_search(TENANT, unit(1), 5, filters)
+
+    def test_what_a_document_says_of_itself_merges_under_its_source_metadata(
+        self, search_index: SearchIndex
+    ) -> None:
+        search_index.upsert_document(
+            record("m", metadata={"tags": ["benefits", "us"], "document_type": "handbook"})
+        )
+        chunks = make_chunks("m", "v1", ["Dental cover starts on day one."])
+        derived = {"document_type": "benefits", "effective_date": "2024-03-01"}
+        assert search_index.replace_chunks(TENANT, "m", "v1", chunks, metadata=derived)
+        stored = search_index.get_document(TENANT, "m")
+        assert stored is not None
+        assert stored.metadata == {
+            "tags": ["benefits", "us"],
+            "document_type": "handbook",
+            "effective_date": "2024-03-01",
+        }  # the source wins on a clash
+        for filters in (
+            {"metadata.tags": "us"},
+            {"effective_date": {"gte": "2024-01-01"}},
+            {"metadata.document_type": "handbook"},
+        ):
+            assert ids(search_index.keyword_search(TENANT, "dental", 5, filters)) == ["m:v1:0"]
+            assert ids(search_index.vector_search(TENANT, chunks[0].vector, 5, filters)) == [
+                "m:v1:0"
+            ]
+        assert search_index.keyword_search(TENANT, "dental", 5, {"metadata.tags": "uk"}) == []

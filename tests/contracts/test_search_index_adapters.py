@@ -357,3 +357,22 @@ def test_a_recreated_file_is_loaded_afresh(root: Path) -> None:
     writer.close()
     reader.close()
     assert result == [["new:v1:0"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("leave", [0, 2]), (["us", "travel"], [0, 1]), ("nope", []), ({"gte": "m"}, [0, 1])],
+    ids=repr,
+)
+def test_list_metadata_matches_when_any_item_does(value: Any, expected: list[int]) -> None:
+    rows = [{"tags": ["leave", "us"]}, {"tags": ["travel"]}, {"tags": "leave"}]
+    where = parse_filters({"metadata.tags": value})
+    clause, params = where.sql("t")
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, doc_id, source_id, media_type, metadata TEXT)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, 'd', 's', 'm', ?)", [(i, json.dumps(m)) for i, m in enumerate(rows)]
+        )
+        in_sql = [i for (i,) in conn.execute(f"SELECT id FROM t WHERE {clause}", params)]
+    in_python = [i for i, m in enumerate(rows) if where.matches(DocAttrs("d", "s", "m", m))]
+    assert in_sql == in_python == expected

@@ -64,6 +64,7 @@ class Embedder:
             indexed,
             title=chunk_set.title,
             page_count=chunk_set.page_count,
+            metadata=chunk_set.metadata,
         )
         log.info("document.indexed" if swapped else "document.stale", chunks=len(indexed))
 

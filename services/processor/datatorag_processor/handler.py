@@ -13,6 +13,7 @@ from datatorag.text import source_label
 from datatorag.worker import Message
 from datatorag_processor.chunking import Chunker
 from datatorag_processor.extract import extract
+from datatorag_processor.metadata import derive
 
 log = get_logger(__name__)
 
@@ -64,7 +65,11 @@ class Processor:
             raise DocumentRejected("no text found in the document")
         key = chunks_key(message.tenant, message.doc_id, message.version)
         chunk_set = ChunkSet(
-            title=title, source_label=label, page_count=doc.page_count, chunks=chunks
+            title=title,
+            source_label=label,
+            page_count=doc.page_count,
+            metadata=derive(doc, title),
+            chunks=chunks,
         )
         self.blobs.put(key, chunk_set.model_dump_json().encode())
         self.chunks_queue.send(

@@ -648,8 +648,12 @@ class OpenSearchIndex:
         if len(chunks):
             self._ensure_chunk_index(tenant, vectors.shape[1])
         title = meta.get("title") or current.source["title"]
+        # What the document says about itself; the record's own (source) metadata wins.
+        metadata = {**meta.get("metadata", {}), **(current.source.get("metadata") or {})}
         generation = uuid.uuid4().hex
-        self._bulk_index(tenant, generation, current.source, title, chunks, vectors)
+        self._bulk_index(
+            tenant, generation, {**current.source, "metadata": metadata}, title, chunks, vectors
+        )
 
         def commit(stored: _Stored | None) -> Body | None:
             if stored is None or not _is_current(stored.source, version):
@@ -662,6 +666,7 @@ class OpenSearchIndex:
                 "reason": None,
                 "chunk_count": len(chunks),
                 "title": title,
+                "metadata": {**meta.get("metadata", {}), **(record.get("metadata") or {})},
                 "page_count": record.get("page_count") if page_count is None else page_count,
                 "updated_at": _now(),
                 ACTIVE: generation,

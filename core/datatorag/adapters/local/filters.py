@@ -4,6 +4,8 @@ Both forms must agree on every input, so the rules are kept deliberately small:
 
 - ``{"source_id": "x"}``: equality; ``{"media_type": ["a", "b"]}``: any of the listed values;
 - ``{"metadata.country": "US"}``: a key of the document's metadata (missing equals ``None``);
+  a list value (``"tags": ["leave", "us"]``) matches when any of its items does, as an
+  OpenSearch term query on an array field does;
 - ``{"effective_date": {"gte": "2024-01-01", "lt": "2025-01-01"}}``: a range. Strings compare
   with strings (ISO dates sort lexically), numbers with numbers; any other pairing never matches.
 
@@ -50,6 +52,11 @@ class Condition:
         actual = (
             attrs.metadata.get(self.key) if self.key is not None else getattr(attrs, self.field)
         )
+        if isinstance(actual, list) and not (self.kind == "eq" and self.value is None):
+            return any(self._matches_one(item) for item in actual)
+        return self._matches_one(actual)
+
+    def _matches_one(self, actual: Any) -> bool:
         if self.kind == "eq":
             return _same(actual, self.value)
         if self.kind == "in":
@@ -57,14 +64,9 @@ class Condition:
         return all(_compare(actual, op, bound) for op, bound in self.value)
 
     def sql(self, alias: str) -> tuple[str, list[Any]]:
+        if self.key is not None:
+            return self._metadata_sql(alias)
         column, parts = f"{alias}.{self.field}", []
-        if self.key is not None:  # the key is validated: letters, digits, '_' and '-' only
-            path = f"'$.\"{self.key}\"'"
-            column = f"json_extract({alias}.metadata, {path})"
-            # Arrays and objects never match (json_extract would return them as JSON text).
-            parts.append(
-                f"coalesce(json_type({alias}.metadata, {path}), '') NOT IN ('array', 'object')"
-            )
         params: list[Any] = []
         if self.kind == "eq":
             parts.append(f"{column} IS ?")
@@ -75,6 +77,28 @@ class Condition:
         else:
             self._range_sql(column, parts, params)
         return " AND ".join(parts), params
+
+    def _metadata_sql(self, alias: str) -> tuple[str, list[Any]]:
+        # The key is validated: letters, digits, '_' and '-' only. json_each yields one row for a
+        # scalar and one per item for an array, so lists match when any item does.
+        path = f"'$.\"{self.key}\"'"
+        if self.kind == "eq" and self.value is None:
+            return f"coalesce(json_type({alias}.metadata, {path}), 'null') = 'null'", []
+        parts = ["j.type NOT IN ('array', 'object')"]
+        params: list[Any] = []
+        if self.kind == "eq":
+            parts.append("j.value IS ?")
+            params.append(self.value)
+        elif self.kind == "in":
+            parts.append("j.value IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(self.value)))
+        else:
+            self._range_sql("j.value", parts, params)
+        where = " AND ".join(parts)
+        return (
+            f"json_type({alias}.metadata, {path}) != 'object' AND "
+            f"EXISTS (SELECT 1 FROM json_each({alias}.metadata, {path}) AS j WHERE {where})"
+        ), params
 
     def _range_sql(self, column: str, parts: list[str], params: list[Any]) -> None:
         for op, bound in self.value:

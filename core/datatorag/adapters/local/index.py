@@ -42,7 +42,7 @@ BM25_WEIGHTS = (2.0, 1.0, 1.0)  # title, heading, text: see bench/index_latency.
 MAX_QUERY_TERMS = 64  # caps the cost of one keyword query
 MAX_IDLE_CONNECTIONS = 8  # per tenant; more concurrent callers open and close their own
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
-REPLACE_META = frozenset({"page_count", "title"})
+REPLACE_META = frozenset({"page_count", "title", "metadata"})
 
 # Short function words that match nearly every chunk: they add cost to an OR query, not rank.
 STOP_WORDS = frozenset(
@@ -352,7 +352,9 @@ class SqliteSearchIndex:
     def replace_chunks(
         self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
     ) -> bool:
-        """Swap in ``version``'s chunks. ``meta`` may carry ``page_count`` and ``title``."""
+        """Swap in ``version``'s chunks. ``meta`` may carry ``page_count``, ``title`` and
+        ``metadata`` (what the document itself says: the record's own metadata, from its
+        source, wins where both name a key)."""
         unknown = set(meta) - REPLACE_META
         if unknown:
             raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
@@ -367,17 +369,20 @@ class SqliteSearchIndex:
                 return False
             _check_dimension(conn, vectors.shape[1] if len(chunks) else 0)
             title = meta.get("title") or doc[2]
+            metadata = json.dumps({**meta.get("metadata", {}), **json.loads(doc[5])})
             self._drop_chunks(conn, doc_id)
             for chunk, vector in zip(chunks, vectors, strict=True):
-                _insert_chunk(conn, chunk, vector, title, doc[3:])
+                _insert_chunk(conn, chunk, vector, title, (doc[3], doc[4], metadata))
             conn.execute(
                 "UPDATE documents SET status = ?, reason = NULL, chunk_count = ?, title = ?, "
-                "page_count = coalesce(?, page_count), updated_at = ? WHERE doc_id = ?",
+                "page_count = coalesce(?, page_count), metadata = ?, updated_at = ? "
+                "WHERE doc_id = ?",
                 (
                     DocumentStatus.INDEXED.value,
                     len(chunks),
                     title,
                     meta.get("page_count"),
+                    metadata,
                     utcnow().isoformat(),
                     doc_id,
                 ),
