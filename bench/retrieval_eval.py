@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import CORPUS, REPO, ingest, manifest_id, questions, running_stack  # noqa: E402
+from bench.harness import CORPUS, REPO, ingest, manifest_id, questions, running_stack
 
 Retriever = Callable[[str], list[tuple[str, str]]]  # question -> [(manifest doc id, chunk text)]
 TOP = 10
@@ -52,14 +52,18 @@ def score(qs: list[dict[str, Any]], retrieve: Retriever, loose: Callable[[str], 
         needle = loose(str(q["evidence"]))
         evidence5 += any(needle in loose(text) for _, text in results[:5])
     n = len(answerable)
-    return {**{f"hit@{k}": round(v / n, 3) for k, v in hits.items()},
-            "mrr@10": round(mrr / n, 3), "evidence@5": round(evidence5 / n, 3)}
+    return {
+        **{f"hit@{k}": round(v / n, 3) for k, v in hits.items()},
+        "mrr@10": round(mrr / n, 3),
+        "evidence@5": round(evidence5 / n, 3),
+    }
 
 
 def chunk_table(index_db: Path) -> tuple[list[str], list[str], list[str]]:
     rows = sqlite3.connect(index_db).execute(
         "SELECT d.source_uri, t.text FROM chunks c JOIN chunk_texts t ON t.id = c.id "
-        "JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
+        "JOIN documents d USING (doc_id) ORDER BY c.chunk_id"
+    )
     uris, texts = zip(*rows, strict=True)
     return [manifest_id(u) for u in uris], list(texts), list(uris)
 
@@ -68,20 +72,21 @@ def bm25_baseline(doc_ids: list[str], texts: list[str]) -> Retriever:
     import bm25s
 
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False),
-                    show_progress=False)
+    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
 
     def retrieve(question: str) -> list[tuple[str, str]]:
-        ids, _ = retriever.retrieve(bm25s.tokenize([question], stopwords="en",
-                                                   show_progress=False), k=TOP,
-                                    show_progress=False)
+        ids, _ = retriever.retrieve(
+            bm25s.tokenize([question], stopwords="en", show_progress=False),
+            k=TOP,
+            show_progress=False,
+        )
         return [(doc_ids[i], texts[i]) for i in ids[0]]
 
     return retrieve
 
 
 def vector_baseline(doc_ids: list[str], texts: list[str], embed: Callable) -> Retriever:
-    matrix = np.concatenate([embed(texts[i:i + 64]) for i in range(0, len(texts), 64)])
+    matrix = np.concatenate([embed(texts[i : i + 64]) for i in range(0, len(texts), 64)])
 
     def retrieve(question: str) -> list[tuple[str, str]]:
         scores = matrix @ embed([question])[0]
@@ -90,11 +95,43 @@ def vector_baseline(doc_ids: list[str], texts: list[str], embed: Callable) -> Re
     return retrieve
 
 
+def abstention_curve(qs: list[dict[str, Any]], confidence: Callable[[str], float]) -> list[dict]:
+    """Share of answerable / unanswerable questions abstained at each threshold of the retrieval
+    confidence (the best cosine between question and passage)."""
+    scored = [(confidence(str(q["question"])), bool(q["doc_ids"])) for q in qs]
+    answerable = [c for c, a in scored if a]
+    unanswerable = [c for c, a in scored if not a]
+    curve = []
+    for step in range(20, 66):
+        threshold = step / 100
+        curve.append(
+            {
+                "threshold": threshold,
+                "answerable_abstained": round(
+                    sum(c < threshold for c in answerable) / len(answerable), 3
+                ),
+                "unanswerable_abstained": round(
+                    sum(c < threshold for c in unanswerable) / max(1, len(unanswerable)), 3
+                ),
+            }
+        )
+    return curve
+
+
+def calibrate(curve: list[dict], max_answerable: float = 0.05) -> dict:
+    """The threshold that abstains on most unanswerable questions while abstaining on at most
+    ``max_answerable`` of the answerable ones (the lowest such threshold on ties)."""
+    allowed = [c for c in curve if c["answerable_abstained"] <= max_answerable]
+    return max(allowed, key=lambda c: (c["unanswerable_abstained"], -c["threshold"]))
+
+
 def markdown(results: dict[str, dict[str, float]]) -> str:
     cols = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "evidence@5"]
     lines = ["| system | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
-    lines += [f"| {name} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |"
-              for name, r in results.items()]
+    lines += [
+        f"| {name} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |"
+        for name, r in results.items()
+    ]
     return "\n".join(lines)
 
 
@@ -108,8 +145,9 @@ def chart(results: dict[str, dict[str, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(results)
     for i, (name, r) in enumerate(results.items()):
-        ax.bar([m + i * width for m in range(len(metrics))], [r[m] for m in metrics], width,
-               label=name)
+        ax.bar(
+            [m + i * width for m in range(len(metrics))], [r[m] for m in metrics], width, label=name
+        )
     ax.set_xticks([m + 0.4 - width / 2 for m in range(len(metrics))], metrics)
     ax.set_ylim(0, 1)
     ax.set_title("Retrieval on questions-dev.jsonl (answerable questions)")
@@ -138,22 +176,39 @@ def main() -> None:
         searcher = Searcher(wiring.search_index(settings), embeddings)
 
         def mode(name: str) -> Retriever:
-            return lambda q: [(manifest_id(h.source_uri), h.text)
-                              for h in searcher.search("eval", q, TOP, name)]  # type: ignore[arg-type]
+            return lambda q: [
+                (manifest_id(h.source_uri), h.text) for h in searcher.search("eval", q, TOP, name)
+            ]  # type: ignore[arg-type]
 
         doc_ids, texts, _ = chunk_table(settings.data_dir / "index" / "eval.db")
         results = {
             "baseline: BM25 (bm25s)": score(qs, bm25_baseline(doc_ids, texts), loose),
-            "baseline: vector": score(qs, vector_baseline(doc_ids, texts, embeddings.embed),
-                                      loose),
+            "baseline: vector": score(qs, vector_baseline(doc_ids, texts, embeddings.embed), loose),
             "keyword": score(qs, mode("keyword"), loose),
             "vector": score(qs, mode("vector"), loose),
             "hybrid": score(qs, mode("hybrid"), loose),
         }
+        index = wiring.search_index(settings)
+        curve = abstention_curve(
+            qs,
+            lambda q: max(
+                (
+                    h.score
+                    for h in index.vector_search("eval", embeddings.embed([q])[0].tolist(), 1)
+                ),
+                default=0.0,
+            ),
+        )
+    chosen = calibrate(curve)
+    print(f"abstention: threshold {chosen}", file=sys.stderr)
     table = markdown(results)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "retrieval-eval.json").write_text(json.dumps(results, indent=2))
+    (args.out / "retrieval-eval.json").write_text(
+        json.dumps(
+            {"retrieval": results, "abstention_curve": curve, "calibrated": chosen}, indent=2
+        )
+    )
     (args.out / "retrieval-eval.md").write_text(table + "\n")
     chart(results, args.out / "retrieval-eval.png")
 

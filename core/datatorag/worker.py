@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import structlog
 
@@ -35,6 +36,37 @@ FailureRecorder = Callable[[Message, str], None]
 log = get_logger(__name__)
 
 
+@contextmanager
+def extend_visibility(
+    queue: Queue, receipt: str, timeout_seconds: float, *, interval_seconds: float | None = None
+) -> Iterator[None]:
+    """Keep a message hidden while the block runs (long jobs), for any Queue adapter.
+
+    A background thread sets the visibility to ``timeout_seconds`` every ``interval_seconds``
+    (default: a third of it), so a crashed worker's message still comes back soon. A failed
+    heartbeat is logged and retried at the next interval rather than breaking the job.
+    """
+    interval = timeout_seconds / 3 if interval_seconds is None else interval_seconds
+    if interval <= 0 or interval >= timeout_seconds:
+        raise ValueError("interval_seconds must be positive and shorter than timeout_seconds")
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(interval):
+            try:
+                queue.change_visibility(receipt, timeout_seconds)
+            except Exception:  # keep beating; the job itself decides its outcome
+                log.warning("visibility.extend_failed", queue=queue.name, exc_info=True)
+
+    thread = threading.Thread(target=heartbeat, name=f"extend-visibility-{queue.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 class Worker:
     def __init__(
         self,
@@ -43,6 +75,7 @@ class Worker:
         record_failure: FailureRecorder,
         *,
         max_receives: int,
+        visibility_timeout_s: float = 120.0,
         poll_wait_s: float = 1.0,
         retry_delay_s: float = 5.0,
     ) -> None:
@@ -50,6 +83,7 @@ class Worker:
         self.handle = handle
         self.record_failure = record_failure
         self.max_receives = max_receives
+        self.visibility_timeout_s = visibility_timeout_s
         self.poll_wait_s = poll_wait_s
         self.retry_delay_s = retry_delay_s
         self.stop = threading.Event()
@@ -91,7 +125,10 @@ class Worker:
             self._give_up(received, message, f"gave up after {self.max_receives} attempts")
             return
         try:
-            self.handle(message)
+            # A large document may take longer than the visibility timeout: keep it hidden
+            # while we work, so no second worker starts on it (a crash still frees it soon).
+            with extend_visibility(self.queue, received.receipt, self.visibility_timeout_s):
+                self.handle(message)
         except PermanentError as err:
             self._give_up(received, message, str(err))
             return

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from datatorag.adapters.local.queue import extend_visibility
+
 from datatorag.ports import Queue, ReceivedMessage
+from datatorag.worker import extend_visibility
 
 MakeQueue = Callable[..., Queue]
 

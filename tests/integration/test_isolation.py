@@ -431,7 +431,7 @@ def test_generated_queries_and_filters_stay_in_the_tenant(pair):
     answered: list[int] = []  # hits seen on 200 answers: the test must not pass on errors alone
 
     @settings(
-        max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     @given(
         query=queries,

@@ -32,5 +32,6 @@ def bootstrap(settings: Settings) -> Worker:
         processor.handle,
         processor.record_failure,
         max_receives=settings.max_receives,
+        visibility_timeout_s=settings.visibility_timeout_s,
         poll_wait_s=settings.poll_wait_s,
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from datatorag.ports import Queue, ReceivedMessage
+from datatorag.ports import ReceivedMessage
 
 log = logging.getLogger(__name__)
 
@@ -183,34 +183,3 @@ class SqliteQueue:
                 "SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)
             ).fetchone()
         return int(count)
-
-
-@contextmanager
-def extend_visibility(
-    queue: Queue, receipt: str, timeout_seconds: float, *, interval_seconds: float | None = None
-) -> Iterator[None]:
-    """Keep a message hidden while the block runs (long jobs), for any Queue adapter.
-
-    A background thread sets the visibility to ``timeout_seconds`` every ``interval_seconds``
-    (default: a third of it), so a crashed worker's message still comes back soon. A failed
-    heartbeat is logged and retried at the next interval rather than breaking the job.
-    """
-    interval = timeout_seconds / 3 if interval_seconds is None else interval_seconds
-    if interval <= 0 or interval >= timeout_seconds:
-        raise ValueError("interval_seconds must be positive and shorter than timeout_seconds")
-    stop = threading.Event()
-
-    def heartbeat() -> None:
-        while not stop.wait(interval):
-            try:
-                queue.change_visibility(receipt, timeout_seconds)
-            except Exception:  # keep beating; the job itself decides its outcome
-                log.warning("could not extend visibility on queue %s", queue.name, exc_info=True)
-
-    thread = threading.Thread(target=heartbeat, name=f"extend-visibility-{queue.name}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
