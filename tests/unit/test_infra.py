@@ -313,12 +313,20 @@ def test_each_task_role_can_do_only_its_services_work() -> None:
             "endpoint/${EmbeddingEndpointName}" in r["Fn::Sub"]
             for r in role["sagemaker:InvokeEndpoint"]
         )
-    # The API reads the index and nothing else in storage; only the embedder-client deletes.
-    assert not any(a.startswith(("s3:", "sqs:")) for a in api)
+    # The API reads the index, keeps hashed keys in the bucket and takes uploads (raw file,
+    # record, announcement); it never receives from a queue, and only the embedder deletes.
+    assert {r["Fn::Sub"] for r in api["s3:GetObject"]} == {"${BucketArn}/system/api-keys/*"}
+    assert {r["Fn::Sub"] for r in api["s3:PutObject"]} == {
+        "${BucketArn}/system/api-keys/*",
+        "${BucketArn}/tenants/*/raw/*",
+        "${BucketArn}/sqs-payloads/*",
+    }
+    assert refs(api["sqs:SendMessage"]) == {"DocumentsQueueArn", "ChunksQueueArn"}
     assert {a for a in api if a.startswith("es:")} <= {
         "es:ESHttpGet",
         "es:ESHttpHead",
         "es:ESHttpPost",
+        "es:ESHttpPut",
     }
     assert [r for r in (connector, processor, api) if "es:ESHttpDelete" in r] == []
     # Secrets: the pepper for the API, source credentials for the connector.
@@ -329,8 +337,9 @@ def test_each_task_role_can_do_only_its_services_work() -> None:
     assert {r["Fn::Sub"] for r in connector["s3:PutObject"]} == {
         "${BucketArn}/tenants/*/raw/*",
         "${BucketArn}/sqs-payloads/*",
+        "${BucketArn}/system/sources/*",
     }
-    assert "s3:GetObject" not in connector
+    assert {r["Fn::Sub"] for r in connector["s3:GetObject"]} == {"${BucketArn}/system/sources/*"}
 
 
 def test_opensearch_admits_only_the_stacks_roles() -> None:

@@ -8,7 +8,6 @@ readers run beside the single writer; every receive claims its messages inside
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 import time
@@ -18,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from datatorag.ports import ReceivedMessage
-
-log = logging.getLogger(__name__)
 
 REDRIVE_REASON = "max receives exceeded"  # reason shown for messages the queue moved itself
 DLQ_SUFFIX = "-dlq"
