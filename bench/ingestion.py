@@ -72,7 +72,7 @@ def main() -> None:
     from bench.model_throughput import fastest_chunks_per_second
 
     chunks = sum(d.chunk_count for d in docs)
-    bare = fastest_chunks_per_second(texts)
+    bare = fastest_chunks_per_second(passages=texts).chunks_per_s
     result = {
         "documents": len(docs),
         "failed": [d.source_uri for d in docs if d.status == DocumentStatus.FAILED],

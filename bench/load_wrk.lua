@@ -1,13 +1,15 @@
 -- wrk script for bench/load.py: POSTs JSON bodies read from a file, prints the result as JSON.
 --
 --   DATATORAG_LOAD_KEY=<api key> wrk -t2 -c32 -d15s --timeout 30s -s bench/load_wrk.lua \
---       http://127.0.0.1:8000/v1/search -- <bodies file> <unique|repeated> <salt>
+--       http://127.0.0.1:8000/v1/search -- <bodies file> <unique|repeated> <salt> [think ms]
 --
 -- The bodies file holds one JSON body per line. "repeated" sends the first line on every
 -- request (the query API's caches answer). "unique" rotates through the lines and replaces the
 -- marker @@PAD@@ in each with trailing whitespace that encodes a number unique to the request:
 -- the tokenizer and the keyword index ignore whitespace, so every request costs exactly what its
 -- question costs, but no cache keyed on the query text can answer it.
+-- With a think time, each connection waits that long (+-50 %, random) between a response and
+-- its next request, like a person reading the answer; without, it sends at once (saturation).
 -- The key comes from the environment, not the command line, so `ps` does not show it.
 
 local threads = {}
@@ -30,6 +32,8 @@ function init(args)
    end
    mode = args[2] or "unique"
    salt = tonumber(args[3] or "0")
+   think = tonumber(args[4] or "0")
+   math.randomseed(salt * 16 + index)
    index = index or 0 -- thread:set() in setup() made it a global of this thread's state
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"
@@ -61,6 +65,13 @@ function request()
    -- Unique across threads (16 at most) and across runs of one benchmark (one salt per run).
    local n = salt * 16777216 + counter * 16 + index
    return wrk.format(nil, nil, nil, (line:gsub("@@PAD@@", whitespace(n))))
+end
+
+function delay()
+   if think <= 0 then
+      return 0
+   end
+   return think * (0.5 + math.random())
 end
 
 function done(summary, latency, requests)

@@ -177,8 +177,10 @@ def fastest_chunks_per_second(
     batches: int = 4,
     batch_size: int = 32,
     precisions: Sequence[Precision] | None = None,
+    passages: Sequence[str] | None = None,
 ) -> Throughput:
-    """The bare model's best chunks/s over ``precisions`` on 200-250 word-piece passages.
+    """The bare model's best chunks/s over ``precisions`` on 200-250 word-piece passages, or on
+    ``passages`` (e.g. the very chunks the pipeline embedded, for a like-for-like ratio).
 
     By default bf16 is tried only where the CPU runs it natively (AMX/AVX512-BF16); elsewhere it
     is emulated and several times slower than fp32, so measuring it would only cost time.
@@ -187,7 +189,7 @@ def fastest_chunks_per_second(
         ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"]
     )
     model = load_model(model_name or default_model_name(), precision="fp32", batch_size=batch_size)
-    passages = corpus_passages(model, batches * batch_size)
+    passages = list(passages) if passages else corpus_passages(model, batches * batch_size)
     results = [measure(model, passages, p, batch_size)[0] for p in candidates]
     return max(results, key=lambda r: r.chunks_per_s)
 

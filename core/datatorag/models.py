@@ -62,6 +62,11 @@ class Chunk(BaseModel):
     token_count: int = 0
 
 
+def chunk_ordinal(chunk_id: str) -> int:
+    """A chunk's position in its document, from the id the processor gave it."""
+    return int(chunk_id.rsplit(":", 1)[1])
+
+
 class IndexedChunk(Chunk):
     """A chunk with its embedding, ready for the index."""
 

@@ -23,6 +23,7 @@ import uvicorn
 from datatorag.settings import Settings
 from datatorag_query_api.answers import ABSTENTION
 from datatorag_query_api.bootstrap import bootstrap, build_answerer, key_store
+from datatorag_query_api.uploads import safe_filename, upload_uri
 from tests.fixtures.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -287,6 +288,10 @@ def test_upload_versions_and_delete_a_document(running_stack):
         assert doc["metadata"]["country"] == "AU"
         hits = keyword(api, "wombat sabbatical")
         assert hits and {h["doc_id"] for h in hits} == {accepted["doc_id"]}
+        tagged = api.post(
+            "/v1/search", json={"query": "sabbatical", "filters": {"metadata.tags": "animals"}}
+        )
+        assert {h["doc_id"] for h in tagged.json()["hits"]} == {accepted["doc_id"]}
         answer = api.post("/v1/query", json={"question": "How long is the wombat sabbatical?"})
         assert_grounded(answer.json())
         assert "seven weeks" in answer.json()["answer"]
@@ -309,6 +314,28 @@ def test_upload_versions_and_delete_a_document(running_stack):
         assert keyword(api, "wombat") == []
         again = api.delete(accepted["status_url"])
         assert again.status_code == 202 and again.json()["status"] == "deleted"
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\leave.pdf", "leave.pdf"),
+        ("/abs/path/Policy 2024.pdf", "Policy 2024.pdf"),
+        ("..", "upload"),
+        ("", "upload"),
+        (None, "upload"),
+        ("...hidden.md", "hidden.md"),
+        ("tab\tand\x00nul\x1b[31m.md", "tabandnul[31m.md"),
+        ("right\u202eto-left\u200b.md", "rightto-left.md"),
+        ("Congés été — 2024.pdf", "Congés été — 2024.pdf"),
+        ("a" * 500 + ".pdf", "a" * 196 + ".pdf"),
+        ("trailing dots...", "trailing dots"),
+    ],
+)
+def test_upload_filenames_are_reduced_to_a_safe_name(raw, safe):
+    assert safe_filename(raw) == safe
+    assert "/" not in upload_uri("t", safe_filename(raw)).removeprefix("upload://t/")
 
 
 def test_upload_rejects_bad_forms(running_stack):
