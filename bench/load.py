@@ -55,6 +55,7 @@ from datatorag import wiring
 from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk
 from datatorag.ports import SearchIndex
 from datatorag.settings import Settings
+from datatorag.stack import Stack
 
 LUA = REPO / "bench" / "load_wrk.lua"
 DOC = REPO / "docs" / "benchmarks-load.md"
@@ -62,6 +63,7 @@ BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 PAD = "@@PAD@@"  # replaced by the wrk script with whitespace unique to each request
 TOP_K = 10
 DEPTH = 50  # candidates per retriever in hybrid search (datatorag_query_api.search.CANDIDATES)
+PROFILE_RATE = 100  # samples/s: py-spy falls behind at 200 on a busy 2-core machine
 TARGETS = {32: 150.0, 100: 500.0}  # p95 ms, from the issue
 
 
@@ -269,6 +271,8 @@ class Run:
     errors: int
     cpu_ms_per_request: dict[str, float]  # per process
     load_before: float  # 1-minute load average when the run started
+    think_ms: int = 0  # pause of each client between a response and its next request
+    texts_per_batch: float | None = None  # mean texts per model call in the endpoint
 
 
 def bodies_file(endpoint: str, mode: str, texts: Sequence[str], folder: Path) -> Path:
@@ -283,12 +287,13 @@ def bodies_file(endpoint: str, mode: str, texts: Sequence[str], folder: Path) ->
 
 
 def run_wrk(
-    url: str, bodies: Path, mode: str, clients: int, duration: float, key: str, salt: int
-) -> dict[str, Any]:
+    url: str, bodies: Path, mode: str, clients: int, duration: float, key: str, salt: int,
+    think_ms: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     threads = min(2, clients)
     command = [
         "wrk", f"-t{threads}", f"-c{clients}", f"-d{int(duration)}s", "--timeout", "30s",
-        "-s", str(LUA), url, "--", str(bodies), mode, str(salt),
+        "-s", str(LUA), url, "--", str(bodies), mode, str(salt), str(think_ms),
     ]  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "DATATORAG_LOAD_KEY": key}
@@ -303,15 +308,19 @@ def run_wrk(
 @dataclass
 class Target:
     api: str
+    embedding_url: str
     keys: dict[int, str]  # size -> API key of its tenant
     pids: dict[str, int]  # processes whose CPU is counted
     folder: Path
     salt: int = 0
 
-    def run(self, endpoint: str, size: int, mode: str, clients: int, duration: float) -> Run:
+    def run(
+        self, endpoint: str, size: int, mode: str, clients: int, duration: float, think_ms: int = 0
+    ) -> Run:
         bodies = self.folder / f"{endpoint}-{mode}.jsonl"
         self.salt += 1
         load = os.getloadavg()[0]
+        batches = self.batch_stats()
         with cpu_meter(self.pids) as cpu:
             out = run_wrk(
                 self.api + ENDPOINTS[endpoint][0],
@@ -321,7 +330,10 @@ class Target:
                 duration,
                 self.keys[size],
                 self.salt,
+                think_ms,
             )
+        after = self.batch_stats()
+        texts, calls = after[0] - batches[0], after[1] - batches[1]
         n, lat = out["requests"], out["latency_us"]
         seconds = out["duration_us"] / 1e6
         return Run(
@@ -339,7 +351,14 @@ class Target:
             errors=sum(out["errors"].values()),
             cpu_ms_per_request={k: round(1000 * v / max(n, 1), 2) for k, v in cpu.seconds.items()},
             load_before=round(load, 2),
+            think_ms=think_ms,
+            texts_per_batch=round(texts / calls, 1) if calls else None,
         )
+
+    def batch_stats(self) -> tuple[int, int]:
+        """Texts embedded and model calls made so far by the embedding endpoint."""
+        stats = httpx.get(self.embedding_url + "/stats", timeout=10).json()
+        return int(stats["texts"]), int(stats["batches"])
 
 
 def probe(api: str, endpoint: str, key: str, question: str) -> int:
@@ -451,8 +470,8 @@ def profile_api(pid: int, seconds: float, out: Path) -> dict[str, float] | None:
     if not Path(spy).exists():
         return None
     command = [
-        spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-        "--format", "raw", "--output", str(out), "--nonblocking",
+        spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+        "--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(out), "--nonblocking",
     ]  # fmt: skip
     subprocess.run(command, capture_output=True, check=True)
     return categorise(out.read_text())
@@ -505,8 +524,8 @@ def fmt(ms: float) -> str:
 def run_table(runs: list[Run]) -> str:
     lines = [
         "| clients | requests/s | p50 ms | p95 ms | p99 ms | errors | API CPU ms/req "
-        "| endpoint CPU ms/req | others' CPU (cores) | load avg before |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| endpoint CPU ms/req | texts per model call | others' CPU (cores) | load avg before |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
         cpu = r.cpu_ms_per_request
@@ -516,15 +535,33 @@ def run_table(runs: list[Run]) -> str:
         lines.append(
             f"| {r.clients} | {r.rps:.1f} | {fmt(r.p50_ms)} | {fmt(r.p95_ms)}{mark} "
             f"| {fmt(r.p99_ms)} | {r.errors} | {cpu['query-api']:.1f} "
-            f"| {cpu['embedding-endpoint']:.1f} | {others:.2f} | {r.load_before:.2f} |"
+            f"| {cpu['embedding-endpoint']:.1f} | {r.texts_per_batch or '-'} | {others:.2f} "
+            f"| {r.load_before:.2f} |"
         )
     return "\n".join(lines)
 
 
+def heading(r: Run) -> str:
+    path = ENDPOINTS[r.endpoint][0]
+    if r.mode == "repeated":
+        what = "the same question every time (the query-vector cache answers)"
+    else:
+        what = "every request a different text (no cache can answer)"
+    if r.think_ms:
+        what += f", each client pausing {r.think_ms} ms (+-50 %) between requests"
+    return f"#### `{path}`, {r.size}x corpus, {what}"
+
+
 def report(result: dict[str, Any]) -> str:
     facts = result["machine"]
+    env = result.get("env") or {}
     out = [
-        f"Command: `{result['command']}` (took {result['seconds']:.0f} s).",
+        f"Command: `{result['command']}` (took {result['seconds']:.0f} s)"
+        + (
+            f"; services ran with {', '.join(f'`{k}={v}`' for k, v in env.items())}."
+            if env
+            else "."
+        ),
         "",
         f"Machine: {facts['nproc']} cores ({facts['cpu']}), {facts['memory_gib']} GiB, Python "
         f"{facts['python']}, {facts['wrk']}. Load average (1, 5, 15 min) at the start: "
@@ -542,18 +579,11 @@ def report(result: dict[str, Any]) -> str:
         )
     for note in result["notes"]:
         out += ["", note]
-    runs = [Run(**r) for r in result["runs"]]
-    groups: dict[tuple[str, int, str], list[Run]] = {}
-    for r in runs:
-        groups.setdefault((r.endpoint, r.size, r.mode), []).append(r)
-    for (endpoint, size, mode), group in groups.items():
-        path = ENDPOINTS[endpoint][0]
-        what = (
-            "every request a different text (no cache can answer)"
-            if mode == "unique"
-            else "the same question every time (the query-vector cache answers)"
-        )
-        out += ["", f"#### `{path}`, {size}x corpus, {what}", "", run_table(group)]
+    groups: dict[str, list[Run]] = {}
+    for r in (Run(**r) for r in result["runs"]):
+        groups.setdefault(heading(r), []).append(r)
+    for title, group in groups.items():
+        out += ["", title, "", run_table(group)]
     out += component_section(result)
     return "\n".join(out)
 
@@ -616,51 +646,60 @@ def ints(text: str) -> list[int]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=15, help="seconds per run")
-    parser.add_argument("--levels", type=ints, default=[1, 10, 32, 100], help="clients per run")
-    parser.add_argument("--sizes", type=ints, default=[1, 10], help="corpus multiples to load")
-    parser.add_argument(
-        "--repeated-levels", type=ints, default=[1, 32, 100], help="clients, cache runs"
-    )
-    parser.add_argument(
-        "--component-sizes", type=ints, default=[1, 10], help="corpus multiples to time pieces"
-    )
-    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy run")
-    parser.add_argument("--json", type=Path, help="write the results here too")
-    parser.add_argument("--data-dir", type=Path, help="reuse a data dir (keeps the tenants)")
-    parser.add_argument("--no-doc", action="store_true", help="do not rewrite the docs file")
+    add = parser.add_argument
+    add("--duration", type=int, default=12, help="seconds per run (default 12)")
+    add("--levels", type=ints, default=[1, 10, 32, 100], help="clients per run")
+    add("--sizes", type=ints, default=[1, 10], help="corpus multiples to load")
+    add("--endpoints", default="search,query", help="of: search, query")
+    add("--repeated-levels", type=ints, default=[32, 100], help="clients, repeated-query runs")
+    add("--think-levels", type=ints, default=[32, 100], help="clients, runs with think time")
+    add("--think-ms", type=int, default=1000, help="think time of those runs")
+    add("--component-sizes", type=ints, default=[1, 10, 100], help="sizes to time pieces at")
+    add("--no-profile", action="store_true", help="skip the py-spy run")
+    add("--env", action="append", default=[], help="KEY=VALUE for every service (repeatable)")
+    add("--wait-quiet", type=float, default=0, help="first wait (10 min at most) for the "
+        "1-minute load average to fall below this")  # fmt: skip
+    add("--json", type=Path, help="write the results here too")
+    add("--data-dir", type=Path, help="reuse a data dir (keeps its tenants)")
+    add("--no-doc", action="store_true", help="do not rewrite docs/benchmarks-load.md")
     return parser.parse_args()
+
+
+def wait_quiet(threshold: float, limit_s: float = 600) -> None:
+    deadline = time.monotonic() + limit_s
+    while threshold and os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"waiting for load < {threshold}: {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        time.sleep(15)
 
 
 def main() -> None:
     args = parse_args()
+    wait_quiet(args.wait_quiet)
     started = time.perf_counter()
     texts = [str(q["question"]) for q in questions(CORPUS / "questions-dev.jsonl")]
+    env = dict(item.split("=", 1) for item in args.env)
     result: dict[str, Any] = {
         "command": "python bench/load.py " + " ".join(sys.argv[1:]),
         "machine": machine_facts(),
+        "env": env,
         "notes": [],
     }
     folder = Path(tempfile.mkdtemp(prefix="datatorag-load-"))
-    with running_stack(args.data_dir) as stack:
+    with running_stack(args.data_dir, **env) as stack:
         settings = stack.settings
-        corpora = [ingest_base(settings)]
-        sizes = sorted(set(args.sizes) | set(args.component_sizes) | {1})
-        corpora += [replicate(settings, tenant_of(1), s) for s in sizes if s > 1]
-        result["corpora"] = [asdict(c) for c in corpora]
-        from datatorag_query_api.bootstrap import key_store
-
-        store = key_store(settings)
-        keys = {c.size: store.create(c.tenant) for c in corpora}
-        pids = {name: stack.processes[name].pid for name in ("query-api", "embedding-endpoint")}
-        target = Target(settings.api_url, keys, pids, folder)
-        endpoints = available_endpoints(settings.api_url, keys, texts, result["notes"])
+        target = prepare(stack, args, result)
+        target.folder = folder
+        endpoints = [
+            e
+            for e in available_endpoints(settings.api_url, target.keys, texts, result["notes"])
+            if e in args.endpoints.split(",")
+        ]
         for endpoint in endpoints:
             for mode in ("unique", "repeated"):
                 bodies_file(endpoint, mode, texts, folder)
         result["runs"] = [asdict(r) for r in load_runs(target, endpoints, args)]
         result["components"] = {
-            size: components(settings, settings.api_url, keys[size], tenant_of(size), texts)
+            size: components(settings, settings.api_url, target.keys[size], tenant_of(size), texts)
             for size in args.component_sizes
         }
         if not args.no_profile:
@@ -673,6 +712,21 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=2))
     if not args.no_doc:
         write_doc(markdown)
+
+
+def prepare(stack: Stack, args: argparse.Namespace, result: dict[str, Any]) -> Target:
+    """The tenants of every size, an API key for each, and what the runs need to know."""
+    from datatorag_query_api.bootstrap import key_store
+
+    settings = stack.settings
+    corpora = [ingest_base(settings)]
+    sizes = sorted(set(args.sizes) | set(args.component_sizes) | {1})
+    corpora += [replicate(settings, tenant_of(1), s) for s in sizes if s > 1]
+    result["corpora"] = [asdict(c) for c in corpora]
+    store = key_store(settings)
+    keys = {c.size: store.create(c.tenant) for c in corpora}
+    pids = {name: stack.processes[name].pid for name in ("query-api", "embedding-endpoint")}
+    return Target(settings.api_url, settings.embedding_url, keys, pids, Path())
 
 
 def available_endpoints(
@@ -694,15 +748,21 @@ def available_endpoints(
 
 
 def load_runs(target: Target, endpoints: list[str], args: argparse.Namespace) -> list[Run]:
+    plan = [
+        (e, size, "unique", c, 0) for e in endpoints for size in args.sizes for c in args.levels
+    ]
+    plan += [
+        ("search", size, "repeated", c, 0) for size in args.sizes for c in args.repeated_levels
+    ]
+    plan += [
+        ("search", size, "unique", c, args.think_ms)
+        for size in args.sizes
+        for c in args.think_levels
+    ]
     runs = []
-    for endpoint in endpoints:
-        for size in args.sizes:
-            for clients in args.levels:
-                runs.append(target.run(endpoint, size, "unique", clients, args.duration))
-                print(summary_line(runs[-1]), file=sys.stderr, flush=True)
-    for size in args.sizes:
-        for clients in args.repeated_levels:
-            runs.append(target.run("search", size, "repeated", clients, args.duration))
+    for endpoint, size, mode, clients, think in plan:
+        if endpoint in endpoints:
+            runs.append(target.run(endpoint, size, mode, clients, args.duration, think))
             print(summary_line(runs[-1]), file=sys.stderr, flush=True)
     return runs
 
@@ -726,10 +786,11 @@ def profiled_run(target: Target, size: int, duration: float, folder: Path) -> di
     if shares is None:
         return {}
     samples = sum(int(line.rpartition(" ")[2]) for line in out.read_text().splitlines() if line)
+    rate = PROFILE_RATE
     return {
         "what": f"`/v1/search`, {size}x corpus, 32 clients, every request unique "
         f"({run.rps} req/s, p95 {fmt(run.p95_ms)} ms while sampled)",
-        "samples_note": f"py-spy record --rate 200 --nonblocking for {seconds:.0f} s: {samples} "
+        "samples_note": f"py-spy record --rate {rate} --nonblocking for {seconds:.0f} s: {samples} "
         "samples of threads on CPU (threads waiting on a socket or for the GIL are idle and "
         "not counted). A sample counts for the first row whose pattern its stack matches, top "
         "of the table first.",

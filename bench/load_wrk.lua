@@ -33,8 +33,8 @@ function init(args)
    mode = args[2] or "unique"
    salt = tonumber(args[3] or "0")
    think = tonumber(args[4] or "0")
-   math.randomseed(salt * 16 + index)
    index = index or 0 -- thread:set() in setup() made it a global of this thread's state
+   math.randomseed(salt * 16 + index)
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"
    wrk.headers["X-API-Key"] = os.getenv("DATATORAG_LOAD_KEY") or ""
