@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import CORPUS, ingest, running_stack  # noqa: E402
-from datatorag.models import DocumentStatus  # noqa: E402
-from datatorag.text import contextual_text, source_label  # noqa: E402
+from bench.harness import CORPUS, ingest, running_stack
+from datatorag.models import DocumentStatus
+from datatorag.text import contextual_text, source_label
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -55,8 +55,9 @@ def indexed_texts(index_db: Path) -> list[str]:
         "SELECT t.title, t.heading, t.text, d.metadata FROM chunks c"
         " JOIN chunk_texts t ON t.id = c.id JOIN documents d USING (doc_id)"
     )
-    return [contextual_text(t, h, x, source_label(json.loads(m).get("path", "")))
-            for t, h, x, m in rows]
+    return [
+        contextual_text(t, h, x, source_label(json.loads(m).get("path", ""))) for t, h, x, m in rows
+    ]
 
 
 def main() -> None:

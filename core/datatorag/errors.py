@@ -31,7 +31,7 @@ class EmbeddingUnavailable(RetryableError):
 
 
 class EmbeddingRequestRejected(PermanentError):
-    """The embedding endpoint refused the request (4xx): sending the same texts again cannot help."""
+    """The embedding endpoint refused the request (4xx): sending the same texts cannot help."""
 
 
 class InvalidKey(DatatoRAGError):

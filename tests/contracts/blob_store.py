@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from datatorag.errors import BlobNotFound, InvalidKey
 from datatorag.ports import BlobStore
 

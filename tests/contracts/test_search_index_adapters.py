@@ -371,7 +371,8 @@ def test_list_metadata_matches_when_any_item_does(value: Any, expected: list[int
     with sqlite3.connect(":memory:") as conn:
         conn.execute("CREATE TABLE t (id INTEGER, doc_id, source_id, media_type, metadata TEXT)")
         conn.executemany(
-            "INSERT INTO t VALUES (?, 'd', 's', 'm', ?)", [(i, json.dumps(m)) for i, m in enumerate(rows)]
+            "INSERT INTO t VALUES (?, 'd', 's', 'm', ?)",
+            [(i, json.dumps(m)) for i, m in enumerate(rows)],
         )
         in_sql = [i for (i,) in conn.execute(f"SELECT id FROM t WHERE {clause}", params)]
     in_python = [i for i, m in enumerate(rows) if where.matches(DocAttrs("d", "s", "m", m))]

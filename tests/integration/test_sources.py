@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
+
 from datatorag.errors import DocumentRejected, SourceError
 from datatorag_connector.sources import (
     FileTooLarge,
@@ -26,7 +27,6 @@ from datatorag_connector.sources import (
     parse_location,
 )
 from datatorag_connector.sources.sftp import SftpSource
-
 from tests.fixtures.file_servers import (
     FTP_PASSWORD,
     FTP_USER,

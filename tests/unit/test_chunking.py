@@ -149,4 +149,5 @@ def test_source_labels_read_as_words():
     from datatorag.text import source_label
 
     assert source_label("benefits/us/parental-leave.pdf") == "benefits / us / parental leave"
-    assert contextual_text("PTO", "Rules", "Ask first.", "hr / pto") == "hr / pto: PTO > Rules\nAsk first."
+    text = contextual_text("PTO", "Rules", "Ask first.", "hr / pto")
+    assert text == "hr / pto: PTO > Rules\nAsk first."

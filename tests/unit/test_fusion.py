@@ -38,15 +38,28 @@ def test_fusion_truncates_and_keeps_scores_descending():
 
 
 def chunk(doc: str, ordinal: int, text: str, pages: list[int]) -> SearchHit:
-    return SearchHit(chunk_id=f"{doc}:v:{ordinal}", doc_id=doc, title="", source_uri="",
-                     pages=pages, heading=f"h{ordinal}", text=text, score=1.0 / (ordinal + 1))
+    return SearchHit(
+        chunk_id=f"{doc}:v:{ordinal}",
+        doc_id=doc,
+        title="",
+        source_uri="",
+        pages=pages,
+        heading=f"h{ordinal}",
+        text=text,
+        score=1.0 / (ordinal + 1),
+    )
 
 
 def test_neighbouring_chunks_of_a_document_become_one_passage():
     from datatorag_query_api.search import merge_neighbours
 
-    ranked = [chunk("a", 3, "c\nd", [2]), chunk("b", 0, "x", [1]), chunk("a", 2, "b\nc", [1]),
-              chunk("a", 7, "z", [5]), chunk("c", 0, "y", [1])]
+    ranked = [
+        chunk("a", 3, "c\nd", [2]),
+        chunk("b", 0, "x", [1]),
+        chunk("a", 2, "b\nc", [1]),
+        chunk("a", 7, "z", [5]),
+        chunk("c", 0, "y", [1]),
+    ]
     merged = merge_neighbours(ranked, top_k=3)
     assert [h.doc_id for h in merged] == ["a", "b", "a"]
     first = merged[0]

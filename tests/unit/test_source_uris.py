@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from datatorag.errors import SourceError
 from datatorag_connector.sources import Location, open_source, parse_location, redact_uri
 from datatorag_connector.sources.base import (

@@ -58,7 +58,11 @@ class Processor:
             max_bytes=self.max_document_bytes,
             max_pages=self.max_document_pages,
         )
-        title = doc.title or PurePosixPath(message.filename).stem.replace("-", " ").capitalize()
+        title = (  # a title the uploader gave wins over the one the document states
+            str(message.metadata.get("title") or "")
+            or doc.title
+            or PurePosixPath(message.filename).stem.replace("-", " ").capitalize()
+        )
         label = source_label(str(message.metadata.get("path") or message.filename))
         chunks = self.chunker.chunk(message.doc_id, message.version, title, doc, label)
         if not chunks:

@@ -95,10 +95,10 @@ class Condition:
         else:
             self._range_sql("j.value", parts, params)
         where = " AND ".join(parts)
-        return (
-            f"json_type({alias}.metadata, {path}) != 'object' AND "
-            f"EXISTS (SELECT 1 FROM json_each({alias}.metadata, {path}) AS j WHERE {where})"
-        ), params
+        # The key is validated above; values are bound parameters.
+        scalar_or_array = f"json_type({alias}.metadata, {path}) != 'object'"
+        items = f"SELECT 1 FROM json_each({alias}.metadata, {path}) AS j WHERE {where}"  # noqa: S608
+        return f"{scalar_or_array} AND EXISTS ({items})", params
 
     def _range_sql(self, column: str, parts: list[str], params: list[Any]) -> None:
         for op, bound in self.value:

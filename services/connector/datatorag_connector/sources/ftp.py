@@ -20,7 +20,6 @@ from typing import NamedTuple, TypeVar
 
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
-
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,

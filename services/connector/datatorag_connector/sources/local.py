@@ -13,7 +13,6 @@ from pathlib import Path
 
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
-
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import paramiko
+
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
-
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
