@@ -139,10 +139,11 @@ def chunks_of(db: sqlite3.Connection, doc_id: str) -> list[dict[str, Any]]:
 def replicate(settings: Settings, source: str, copies: int) -> Corpus:
     """Tenant ``load-<copies>x``: every indexed document of ``source`` ``copies`` times.
 
-    Copy 0 keeps the document and chunk ids; copy i > 0 gets ``<id>-copy-<i>`` and a source URI
-    ending in ``#copy-<i>``. Documents go in through the port (``upsert_document`` then
-    ``replace_chunks``, as the embedder-client writes them), so the FTS index, the generation
-    counter and the API's in-memory matrix behave as after a real ingestion.
+    Copy 0 keeps the document and chunk ids; copy i > 0 gets the document id ``<id>-copy-<i>``
+    (its chunk ids follow) and a source URI ending in ``#copy-<i>``. Documents go in through
+    the port (``upsert_document`` then ``replace_chunks``, as the embedder-client writes them),
+    so the FTS index, the generation counter and the API's in-memory matrix behave as after a
+    real ingestion.
     """
     target = tenant_of(copies)
     index = wiring.search_index(settings)
@@ -162,8 +163,8 @@ def replicate(settings: Settings, source: str, copies: int) -> Corpus:
         documents=len(docs),
         chunks=sum(d.chunk_count for d in docs),
         seconds=round(time.perf_counter() - started, 1),
-        how=f"{copies} copies of each 1x document (chunks and vectors) written through "
-        "upsert_document + replace_chunks under doc ids suffixed -copy-<i>",
+        how=f"{copies} copies of each 1x document, chunks and vectors read from the 1x index file "
+        "and written through upsert_document + replace_chunks under doc ids suffixed -copy-<i>",
     )
 
 
@@ -185,12 +186,25 @@ def _copy_document(
             )
         )
         copied = [
-            IndexedChunk(**{**c, "chunk_id": c["chunk_id"] + suffix, "doc_id": doc_id})
+            IndexedChunk(
+                **{
+                    **c,
+                    "doc_id": doc_id,
+                    "chunk_id": copy_chunk_id(c["chunk_id"], doc.doc_id, doc_id),
+                }
+            )
             for c in chunks
         ]
         index.replace_chunks(
             target, doc_id, doc.version, copied, title=doc.title, page_count=doc.page_count
         )
+
+
+def copy_chunk_id(chunk_id: str, doc_id: str, new_doc_id: str) -> str:
+    """``<doc id>:<version>:<ordinal>`` (the processor's form) with the copy's document id."""
+    if not chunk_id.startswith(doc_id + ":"):
+        raise ValueError(f"chunk id {chunk_id!r} does not start with its doc id {doc_id!r}")
+    return new_doc_id + chunk_id[len(doc_id) :]
 
 
 def ingest_base(settings: Settings) -> Corpus:
@@ -410,7 +424,8 @@ def components(
             for name, ms in one_search(index, embeddings, keys, key, tenant, text, unique):
                 times.setdefault(name, []).append(ms)
             ms, answer = timed(partial(client.post, api + "/v1/search", json=search_body(unique)))
-            times.setdefault("whole request over HTTP, client-side", []).append(ms)
+            wall = (ms[0], float("nan"))  # the CPU is this client's, not the server's
+            times.setdefault("whole request over HTTP, client-side", []).append(wall)
             took = float(answer.json()["took_ms"])
             times.setdefault("  of which the server's took_ms", []).append((took, float("nan")))
     index.close()
@@ -428,7 +443,7 @@ def one_search(
 
     yield "API key check", timed(partial(keys.authenticate, key))[0]
     ms, vectors = timed(partial(embeddings.embed, [unique]))
-    yield "query embedding over HTTP (CPU: client side only)", ms
+    yield "query embedding over HTTP (CPU: the API side of the call)", ms
     vector = vectors[0].tolist()
     ms, keyword = timed(partial(index.keyword_search, tenant, text, DEPTH))
     yield f"keyword search (SQLite FTS5, top {DEPTH})", ms
@@ -605,11 +620,11 @@ def component_section(result: dict[str, Any]) -> list[str]:
         ]
         for name in comps[sizes[0]]:
             cells = [comps[s][name] for s in sizes]
-            out.append(
-                f"| {name} | "
-                + " | ".join(f"{c['p50']:.2f} / {c['p95']:.2f}" for c in cells)
-                + " |"
+            row = " | ".join(
+                f"{c['p50']:.2f} / {c['p95']:.2f} / {c['cpu_p50']:.2f}".replace(" / nan", "")
+                for c in cells
             )
+            out.append(f"| {name} | {row} |")
     profile = result.get("profile")
     if profile:
         out += [
@@ -662,6 +677,7 @@ def parse_args() -> argparse.Namespace:
     add("--json", type=Path, help="write the results here too")
     add("--data-dir", type=Path, help="reuse a data dir (keeps its tenants)")
     add("--no-doc", action="store_true", help="do not rewrite docs/benchmarks-load.md")
+    add("--from-json", type=Path, help="only render the results of an earlier --json run")
     return parser.parse_args()
 
 
@@ -674,6 +690,9 @@ def wait_quiet(threshold: float, limit_s: float = 600) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.from_json:
+        publish(json.loads(args.from_json.read_text()), None, args.no_doc)
+        return
     wait_quiet(args.wait_quiet)
     started = time.perf_counter()
     texts = [str(q["question"]) for q in questions(CORPUS / "questions-dev.jsonl")]
@@ -706,11 +725,15 @@ def main() -> None:
             result["profile"] = profiled_run(target, max(args.sizes), args.duration, folder)
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - started, 1)
+    publish(result, args.json, args.no_doc)
+
+
+def publish(result: dict[str, Any], json_path: Path | None, no_doc: bool) -> None:
     markdown = report(result)
     print(markdown)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    if not args.no_doc:
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+    if not no_doc:
         write_doc(markdown)
 
 
