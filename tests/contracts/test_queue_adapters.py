@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 import multiprocessing
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
