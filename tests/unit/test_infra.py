@@ -9,6 +9,7 @@ server on loopback; the connector's start-up wrapper runs in a real shell.
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import json
@@ -518,6 +519,119 @@ def test_dashboard_names_the_deployed_services() -> None:
     body = template("observability.yaml")["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
     shown = set(re.findall(r'"ServiceName", "([a-z-]+)"', body["Fn::Sub"]))
     assert shown == services
+
+
+# ---------------------------------------------------------------------------- application metrics
+
+LOG_CALLS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+@functools.cache
+def logged_events(root: Path) -> dict[str, set[str]]:
+    """Event name -> the fields logged with it, from every ``log.<level>("event", k=v)`` call."""
+    events: dict[str, set[str]] = {}
+    for module in root.rglob("*.py"):
+        for call in ast.walk(ast.parse(module.read_text())):
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr in LOG_CALLS
+                and call.args
+            ):
+                continue
+            first = call.args[0]  # "a" if x else "b" logs either event with the same fields
+            for name in [first.body, first.orelse] if isinstance(first, ast.IfExp) else [first]:
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    fields = {k.arg for k in call.keywords if k.arg}
+                    events.setdefault(name.value, set()).update(fields)
+    return events
+
+
+def log_group_service(parameter: str) -> str:
+    """The service whose awslogs group main.yaml passes to observability.yaml as ``parameter``."""
+    main = template("main.yaml")["Resources"]
+    stack, attribute = main["ObservabilityStack"]["Properties"]["Parameters"][parameter][
+        "Fn::GetAtt"
+    ]
+    child = main[stack]["Properties"]["TemplateURL"].removeprefix("./")
+    group = template(child)["Outputs"][attribute.removeprefix("Outputs.")]["Value"]["Ref"]
+    name: str = template(child)["Resources"][group]["Properties"]["LogGroupName"]["Fn::Sub"]
+    service = name.rsplit("/", 1)[1]
+    shipped = containers()[service]["LogConfiguration"]["Options"]["awslogs-group"]
+    assert shipped == {"Ref": group}, f"{service} does not log to {group}"
+    return service
+
+
+def metric_filters() -> dict[str, dict[str, Any]]:
+    return {
+        name: f["Properties"]
+        for name, f in resources("observability.yaml", "AWS::Logs::MetricFilter").items()
+    }
+
+
+def test_metric_filters_match_events_the_services_log() -> None:
+    """Renaming an event or a field in the code, or moving it to another service, fails here."""
+    filters = metric_filters()
+    assert len(filters) == 10
+    core = logged_events(REPO / "core")
+    for name, props in filters.items():
+        service = log_group_service(props["LogGroupName"]["Ref"])
+        logged = core | logged_events(REPO / "services" / service)
+        pattern = props["FilterPattern"]
+        assert pattern.startswith("{ ") and pattern.endswith(" }"), f"{name}: not a JSON pattern"
+        events = re.findall(r'\$\.event = "([^"]+)"', pattern)
+        assert events, f"{name}: the pattern names no event"
+        for event in events:
+            assert event in logged, f"{name}: {service} never logs {event!r}"
+        (metric,) = props["MetricTransformations"]
+        assert metric["MetricNamespace"] == {"Fn::Sub": "DatatoRAG/${Environment}"}, name
+        fields = set(re.findall(r"\$\.(\w+)", f"{pattern} {metric['MetricValue']}")) - {"event"}
+        for field in fields:
+            assert any(field in logged[e] for e in events), f"{name}: no {events} logs {field!r}"
+        assert metric["MetricValue"] == "1" or metric["MetricValue"].startswith("$."), name
+
+
+def test_application_metrics_are_on_the_dashboard_and_alarmed() -> None:
+    published = {
+        m["MetricName"] for f in metric_filters().values() for m in f["MetricTransformations"]
+    }
+    assert published == {
+        "DocumentsIndexed",
+        "ChunksIndexed",
+        "DocumentsFailed",
+        "MessageRetries",
+        "EmbedBatchSeconds",
+        "SearchLatencyMs",
+        "QueryLatencyMs",
+        "Api5xx",
+    }
+    body = template("observability.yaml")["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    filled = re.sub(r"\$\{[^}]+\}", "x", body["Fn::Sub"].replace("${Environment}", "dev"))
+    widgets = json.loads(filled)["widgets"]
+    stats: dict[str, set[str]] = {}
+    for widget in widgets:
+        default = widget["properties"].get("stat", "Average")
+        for line in widget["properties"].get("metrics", []):
+            if line[0] == "DatatoRAG/dev":
+                options = line[-1] if isinstance(line[-1], dict) else {}
+                stats.setdefault(line[1], set()).add(options.get("stat", default))
+    assert set(stats) == published
+    for timing in ("EmbedBatchSeconds", "SearchLatencyMs", "QueryLatencyMs"):
+        assert stats[timing] == {"p50", "p95"}, timing
+    for count in ("DocumentsIndexed", "DocumentsFailed", "MessageRetries", "Api5xx"):
+        assert stats[count] == {"Sum"}, count
+    alarm = resources("observability.yaml", "AWS::CloudWatch::Alarm")["DocumentsFailedAlarm"]
+    props = alarm["Properties"]
+    assert props["Namespace"] == {"Fn::Sub": "DatatoRAG/${Environment}"}
+    assert (props["MetricName"], props["Statistic"], props["Period"]) == (
+        "DocumentsFailed",
+        "Sum",
+        300,
+    )
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert "${DocumentsFailedAlarm.Arn}" in body["Fn::Sub"]
 
 
 # ---------------------------------------------------------------------------- OpenSearch roles
