@@ -118,6 +118,24 @@ def abstention_curve(qs: list[dict[str, Any]], confidence: Callable[[str], float
     return curve
 
 
+def answer_quality(qs: list[dict[str, Any]], ask: Callable[[str], Any]) -> dict[str, float]:
+    """/v1/query end to end: how often it abstains, and whether answers cite a gold document."""
+    answerable = [q for q in qs if q["doc_ids"]]
+    unanswerable = [q for q in qs if not q["doc_ids"]]
+    abstained_answerable = cited_gold = 0
+    for q in answerable:
+        answer = ask(str(q["question"]))
+        abstained_answerable += answer.abstained
+        cited = {manifest_id(c.source_uri) for c in answer.citations}
+        cited_gold += bool(cited & set(q["doc_ids"]))
+    abstained_unanswerable = sum(ask(str(q["question"])).abstained for q in unanswerable)
+    return {
+        "answerable_abstained": round(abstained_answerable / len(answerable), 3),
+        "unanswerable_abstained": round(abstained_unanswerable / max(1, len(unanswerable)), 3),
+        "answers_citing_a_gold_document": round(cited_gold / len(answerable), 3),
+    }
+
+
 def calibrate(curve: list[dict], max_answerable: float = 0.05) -> dict:
     """The threshold that abstains on most unanswerable questions while abstaining on at most
     ``max_answerable`` of the answerable ones (the lowest such threshold on ties)."""
@@ -188,19 +206,14 @@ def main() -> None:
             "vector": score(qs, mode("vector"), loose),
             "hybrid": score(qs, mode("hybrid"), loose),
         }
-        index = wiring.search_index(settings)
-        curve = abstention_curve(
-            qs,
-            lambda q: max(
-                (
-                    h.score
-                    for h in index.vector_search("eval", embeddings.embed([q])[0].tolist(), 1)
-                ),
-                default=0.0,
-            ),
-        )
+        from datatorag_query_api.bootstrap import build_answerer
+
+        answerer = build_answerer(settings, searcher)
+        curve = abstention_curve(qs, lambda q: answerer.confidence("eval", q))
+        answers = answer_quality(qs, lambda q: answerer.answer("eval", q))
     chosen = calibrate(curve)
-    print(f"abstention: threshold {chosen}", file=sys.stderr)
+    print(f"abstention: calibrated threshold {chosen}", file=sys.stderr)
+    print(f"answers at abstain_below={settings.abstain_below}: {answers}", file=sys.stderr)
     table = markdown(results)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
