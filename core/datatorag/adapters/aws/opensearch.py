@@ -111,6 +111,8 @@ from datatorag.adapters.local.index import (
     MAX_QUERY_TERMS,
     REPLACE_META,
     STOP_WORDS,
+    chunk_vectors,
+    unit_vector,
     validate_tenant,
 )
 from datatorag.errors import DatatoRAGError, PermanentError, RetryableError
@@ -640,7 +642,7 @@ class OpenSearchIndex:
         unknown = set(meta) - REPLACE_META
         if unknown:
             raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
-        vectors = _chunk_vectors(doc_id, chunks)
+        vectors = chunk_vectors(doc_id, chunks)
         record_id = _record_id(tenant, doc_id)
         current = self._get(self.documents_index, record_id)
         if current is None or not _is_current(current.source, version):
@@ -870,7 +872,7 @@ class OpenSearchIndex:
     ) -> list[SearchHit]:
         validate_tenant(tenant)
         clauses = filter_clauses(filters)
-        query = _unit(np.asarray(vector, dtype=np.float32), "query vector")
+        query = unit_vector(np.asarray(vector, dtype=np.float32), "query vector")
         top_k = _check_top_k(top_k)
         if top_k == 0:
             return []
@@ -1047,38 +1049,6 @@ def _check_top_k(top_k: int) -> int:
     if top_k < 0:
         raise ValueError("top_k must not be negative")
     return min(top_k, MAX_K)
-
-
-def _unit(vector: npt.NDArray[np.float32], what: str) -> npt.NDArray[np.float32]:
-    if vector.ndim != 1 or vector.shape[0] == 0:
-        raise ValueError(f"{what} must be a non-empty flat list of numbers")
-    if not np.isfinite(vector).all():
-        raise ValueError(f"{what} holds NaN or infinite values")
-    norm = float(np.linalg.norm(vector))
-    if norm == 0:
-        raise ValueError(f"{what} is all zeros: cosine similarity is undefined for it")
-    return vector / norm
-
-
-def _chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> npt.NDArray[np.float32]:
-    """Validated, unit-normalised vectors of the chunks, one row each."""
-    seen: set[str] = set()
-    for chunk in chunks:
-        if chunk.doc_id != doc_id:
-            raise ValueError(
-                f"chunk {chunk.chunk_id!r} belongs to {chunk.doc_id!r}, not {doc_id!r}"
-            )
-        if chunk.chunk_id in seen:
-            raise ValueError(f"duplicate chunk id {chunk.chunk_id!r}")
-        seen.add(chunk.chunk_id)
-    if not chunks:
-        return np.zeros((0, 0), np.float32)
-    dimensions = {len(c.vector) for c in chunks}
-    if len(dimensions) != 1:
-        raise ValueError(f"chunk vectors of one document differ in length: {sorted(dimensions)}")
-    return np.stack(
-        [_unit(np.asarray(c.vector, np.float32), f"vector of chunk {c.chunk_id!r}") for c in chunks]
-    )
 
 
 def _bulk_lines(

@@ -358,7 +358,7 @@ class SqliteSearchIndex:
         unknown = set(meta) - REPLACE_META
         if unknown:
             raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
-        vectors = _chunk_vectors(doc_id, chunks)
+        vectors = chunk_vectors(doc_id, chunks)
         with self._writing(tenant) as conn, _write(conn):
             doc = conn.execute(
                 "SELECT version, status, title, source_id, media_type, metadata FROM documents "
@@ -437,7 +437,7 @@ class SqliteSearchIndex:
         self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
     ) -> list[SearchHit]:
         where = parse_filters(filters)
-        query = _unit(np.asarray(vector, dtype=np.float32), "query vector")
+        query = unit_vector(np.asarray(vector, dtype=np.float32), "query vector")
         if _check_top_k(top_k) == 0:
             return []
         with self._reading(tenant) as conn:
@@ -647,7 +647,7 @@ def _check_top_k(top_k: int) -> int:
     return top_k
 
 
-def _unit(vector: FloatArray, what: str) -> FloatArray:
+def unit_vector(vector: FloatArray, what: str) -> FloatArray:
     if vector.ndim != 1 or vector.shape[0] == 0:
         raise ValueError(f"{what} must be a non-empty flat list of numbers")
     if not np.isfinite(vector).all():
@@ -682,7 +682,7 @@ def _insert_chunk(
     conn.execute("INSERT INTO chunk_vectors (id, vector) VALUES (?, ?)", (row, vector.tobytes()))
 
 
-def _chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
+def chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
     """Validated, unit-normalised vectors of the chunks, one row each."""
     seen: set[str] = set()
     for chunk in chunks:
@@ -701,7 +701,7 @@ def _chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
     matrix = np.asarray([c.vector for c in chunks], dtype=np.float32)
     return np.stack(
         [
-            _unit(row, f"vector of chunk {c.chunk_id!r}")
+            unit_vector(row, f"vector of chunk {c.chunk_id!r}")
             for row, c in zip(matrix, chunks, strict=True)
         ]
     )
