@@ -279,12 +279,17 @@ class Sentence:
 
 
 def _sentence(
-    passage: int, position: int, text: str, is_item: bool, lead: frozenset[str]
+    passage: int,
+    position: int,
+    text: str,
+    is_item: bool,
+    lead: frozenset[str],
+    labels: frozenset[str] = frozenset(),
 ) -> Sentence:
     words = terms(text)
     count = len(text.split())
-    if text.rstrip().endswith("?"):
-        candidate = False
+    if text.rstrip().endswith("?") or text.strip().casefold() in labels:
+        candidate = False  # a question, or the document's title or a heading: context only
     elif is_item:
         candidate = "\t" in text or " | " in text or count >= MIN_ITEM_WORDS
     else:
@@ -488,8 +493,11 @@ class _Scorer:
 def _sentences(passages: Sequence[SearchHit]) -> Iterator[Sentence]:
     for p_index, passage in enumerate(passages):
         lead: frozenset[str] = frozenset()
+        labels = frozenset(
+            part.strip().casefold() for part in (passage.title, *passage.heading.split(" > "))
+        )
         for position, (text, is_item) in enumerate(split_sentences(passage.text)):
-            sentence = _sentence(p_index, position, text, is_item, lead)
+            sentence = _sentence(p_index, position, text, is_item, lead, labels)
             yield sentence
             # A question or a label hands its terms to the sentence after it (FAQ answers).
             lead = frozenset(sentence.terms) if not sentence.is_candidate else frozenset()
