@@ -46,10 +46,10 @@ unit: install ## Only the fast tests
 test-aws-local: install ## Start moto and the stack in AWS mode, ingest, query; exit 0 if answered
 	$(BIN)/python scripts/aws_local.py --check
 
-bench: install system-packages ## Benchmarks (ingestion, model, load); results in docs/benchmarks.md
+bench: install system-packages ## All benchmarks (raw results in out/bench/; recorded in docs/benchmarks.md)
 	$(BIN)/python bench/run_all.py
 
-eval: install ## Retrieval evaluation on ../shared/corpus; results in docs/benchmarks.md
+eval: install ## Retrieval and answer evaluation on ../shared/corpus -> docs/retrieval-eval.*
 	$(BIN)/python bench/retrieval_eval.py
 
 clean: ## Remove the local data directory and caches (not .venv)
