@@ -1,7 +1,8 @@
 """HTTP load test of the running stack with wrk, and where a request's time goes.
 
-    .venv/bin/python bench/load.py [--duration 15] [--levels 1,10,32,100] [--json out.json]
-        [--sizes 1,10] [--component-sizes 1,10,100] [--no-profile] [--data-dir DIR]
+    .venv/bin/python bench/load.py [--duration 12] [--levels 1,10,32,100] [--json out.json]
+        [--sizes 1,10] [--component-sizes 1,10,100] [--env KEY=VALUE] [--no-profile]
+        [--data-dir DIR] [--wait-quiet LOAD] [--from-json FILE]
 
 Starts the whole stack (every service a process, fresh data directory unless ``--data-dir``),
 ingests ``../shared/corpus/pdf/libreoffice`` (102 documents) into tenant ``load-1x`` through the
@@ -9,9 +10,10 @@ pipeline, and builds bigger tenants (``load-10x``...) by replicating the indexed
 included, under new document ids (see ``replicate``). Then, per endpoint (``/v1/search`` hybrid,
 ``/v1/query`` when it answers 200), corpus size and number of clients, wrk sends POSTs for a fixed
 duration (``bench/load_wrk.lua``): the dev questions in rotation, each made unique so that no
-cache keyed on the query text answers it. A second set of runs repeats one question to show what
-the caches save. Each run records throughput, p50/p95/p99 latency, errors and the CPU seconds
-that the API, the embedding endpoint, wrk and everything else on the machine spent.
+cache keyed on the query text answers it. More runs repeat one question (what the caches save)
+and give every client a think time (people, not a saturating loop). Each run records
+throughput, p50/p95/p99 latency, errors and the CPU seconds that the API, the embedding endpoint,
+wrk and the rest of the machine spent.
 
 Where the time goes: each component of a hybrid search is timed in this process, one request at
 a time (API-key check, query embedding over HTTP, keyword search, vector search, fusion,
@@ -63,8 +65,14 @@ BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 PAD = "@@PAD@@"  # replaced by the wrk script with whitespace unique to each request
 TOP_K = 10
 DEPTH = 50  # candidates per retriever in hybrid search (datatorag_query_api.search.CANDIDATES)
+SHARED_CORES = 0.25  # others' CPU above this marks a run as disturbed
 PROFILE_RATE = 100  # samples/s: py-spy falls behind at 200 on a busy 2-core machine
 TARGETS = {32: 150.0, 100: 500.0}  # p95 ms, from the issue
+
+
+def whitespace(n: int) -> str:
+    """``n`` as spaces and tabs (as the wrk script pads): unique text, the same question."""
+    return " " + "".join(" \t"[int(bit)] for bit in bin(n)[2:])
 
 
 def search_body(query: str) -> dict[str, Any]:
@@ -238,8 +246,11 @@ def process_cpu_s(pid: int) -> float:
 
 
 def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    """CPU seconds all cores spent busy since boot (everything but idle and iowait).
+
+    Only the first 8 fields: guest time is already counted in user time.
+    """
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
     return (sum(values) - values[3] - values[4]) / CLK_TCK
 
 
@@ -420,7 +431,7 @@ def components(
     times: dict[str, list[tuple[float, float]]] = {}
     with httpx.Client(timeout=60, headers={"X-API-Key": key}) as client:
         for text in texts:
-            unique = f"{text} {time.monotonic_ns()}"  # a miss in every cache
+            unique = text + whitespace(time.monotonic_ns())  # a miss in every cache
             for name, ms in one_search(index, embeddings, keys, key, tenant, text, unique):
                 times.setdefault(name, []).append(ms)
             ms, answer = timed(partial(client.post, api + "/v1/search", json=search_body(unique)))
@@ -547,10 +558,12 @@ def run_table(runs: list[Run]) -> str:
         others = cpu["others"] * r.requests / 1000 / max(r.seconds, 1e-9)
         target = TARGETS.get(r.clients)
         mark = "" if target is None else (" (ok)" if r.p95_ms < target else " (over target)")
+        shared = " (shared)" if others > SHARED_CORES else ""
         lines.append(
             f"| {r.clients} | {r.rps:.1f} | {fmt(r.p50_ms)} | {fmt(r.p95_ms)}{mark} "
             f"| {fmt(r.p99_ms)} | {r.errors} | {cpu['query-api']:.1f} "
-            f"| {cpu['embedding-endpoint']:.1f} | {r.texts_per_batch or '-'} | {others:.2f} "
+            f"| {cpu['embedding-endpoint']:.1f} | {r.texts_per_batch or '-'} "
+            f"| {others:.2f}{shared} "
             f"| {r.load_before:.2f} |"
         )
     return "\n".join(lines)
@@ -599,6 +612,14 @@ def report(result: dict[str, Any]) -> str:
         groups.setdefault(heading(r), []).append(r)
     for title, group in groups.items():
         out += ["", title, "", run_table(group)]
+    out += [
+        "",
+        "API and endpoint CPU are per request, summed over all threads of the process. Others' "
+        "CPU is the rest of the machine in cores (idle workers polling their queues, other "
+        f"people's jobs); rows where it exceeds {SHARED_CORES} ran with that much of the 2 cores "
+        "taken, and their latencies are inflated. The load average counts the benchmark's own "
+        "threads (wrk, the API's thread pool), so it overstates how busy the machine was.",
+    ]
     out += component_section(result)
     return "\n".join(out)
 

@@ -169,7 +169,7 @@ def chart(results: dict[str, dict[str, float]], path: Path) -> None:
     ax.set_xticks([m + 0.4 - width / 2 for m in range(len(metrics))], metrics)
     ax.set_ylim(0, 1)
     ax.set_title("Retrieval on questions-dev.jsonl (answerable questions)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(results))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -219,7 +219,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "retrieval-eval.json").write_text(
         json.dumps(
-            {"retrieval": results, "abstention_curve": curve, "calibrated": chosen}, indent=2
+            {
+                "retrieval": results,
+                "answers": answers,
+                "abstention_curve": curve,
+                "calibrated": chosen,
+            },
+            indent=2,
         )
     )
     (args.out / "retrieval-eval.md").write_text(table + "\n")

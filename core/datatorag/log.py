@@ -15,12 +15,25 @@ import structlog
 
 def configure(service: str, level: str | None = None) -> None:
     level_name = (level or os.environ.get("DATATORAG_LOG_LEVEL", "INFO")).upper()
-    logging.basicConfig(stream=sys.stderr, level=level_name, format="%(message)s")
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    # Libraries' stdlib logging (uvicorn, botocore, ...) comes out as the same JSON lines.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=structlog.processors.JSONRenderer(),
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_name)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.dict_tracebacks,
             structlog.processors.JSONRenderer(),
         ],
