@@ -725,7 +725,28 @@ def main() -> None:
         "notes": [],
     }
     folder = Path(tempfile.mkdtemp(prefix="datatorag-load-"))
-    with running_stack(args.data_dir, **env) as stack:
+    data_dir = args.data_dir or folder / "data"  # a fresh one is removed at the end (~0.5 GB)
+    try:
+        measure(data_dir, env, texts, folder, args, result)
+    except BaseException:
+        print(f"kept {folder} (service logs under data/logs)", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    publish(result, args.json, args.no_doc)
+
+
+def measure(
+    data_dir: Path,
+    env: dict[str, str],
+    texts: list[str],
+    folder: Path,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+) -> None:
+    """Everything that needs the running stack; fills ``result``."""
+    with running_stack(data_dir, **env) as stack:
         settings = stack.settings
         target = prepare(stack, args, result)
         target.folder = folder
@@ -744,9 +765,6 @@ def main() -> None:
         }
         if not args.no_profile:
             result["profile"] = profiled_run(target, max(args.sizes), args.duration, folder)
-    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    publish(result, args.json, args.no_doc)
 
 
 def publish(result: dict[str, Any], json_path: Path | None, no_doc: bool) -> None:
