@@ -40,7 +40,7 @@ def running_stack(data_dir: Path | None = None, **extra_env: str) -> Iterator[St
         **extra_env,
     }
     os.environ.update(env)
-    stack = Stack(Settings(_env_file=None), env=env)
+    stack = Stack(Settings(_env_file=None), env=env)  # type: ignore[call-arg]
     stack.start()
     try:
         stack.wait_ready(timeout=300)
