@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -127,25 +127,12 @@ def status_url(doc_id: str) -> str:
     return f"/v1/documents/{doc_id}"
 
 
-# Routes are sync and CPU-bound (search, fusion): with Starlette's default 40 threads they fight
-# over the GIL. Measured on 2 cores with cached queries: 81 -> 200-300 requests/s, p95 630 ->
-# 160-195 ms with 4 (docs/benchmarks.md).
-WORKER_THREADS = 4
-
-
-@asynccontextmanager
-async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
-    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    yield
-
-
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="DatatoRAG",
         version="0.1.0",
         description="Cited answers and passages from your HR documents. "
         "Authenticate with `X-API-Key`.",
-        lifespan=_lifespan,
     )
     app.state.services = services
     problems.install(app)
