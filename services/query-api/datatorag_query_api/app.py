@@ -6,11 +6,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 import structlog
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
