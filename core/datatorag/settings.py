@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".datatorag")
     host: str = "127.0.0.1"
     port: int = 8000  # query API
+    # Query API processes. Searching is CPU-bound Python: one process serialises it on the GIL,
+    # so use about one per core the API may have (docs/benchmarks-load.md measured 2 on 2 cores).
+    api_workers: int = Field(default=2, ge=1)
 
     # Which adapter backs each port; nothing else in the services looks at these.
     blob_backend: Literal["local", "s3"] = "local"

@@ -7,6 +7,7 @@ CLI can tell whether workers are running before it waits on them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,8 +93,7 @@ class Stack:
     def restart(self, name: str) -> None:
         """Kill a service outright (SIGKILL, as a crash would) and start it again."""
         proc = self.processes.pop(name)
-        proc.kill()
-        proc.wait()
+        _kill_group(proc)
         self.start([name])
 
     def check_alive(self) -> None:
@@ -114,10 +114,16 @@ class Stack:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                _kill_group(proc)
         self.processes.clear()
         self.state_file.unlink(missing_ok=True)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a service with its children (the API's worker processes): its own session."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def running_services(settings: Settings) -> set[str]:

@@ -153,3 +153,31 @@ def test_killing_workers_mid_batch_loses_and_duplicates_nothing(
     assert len(counts) == len(pdfs)
     for doc_id, (n, distinct) in counts.items():
         assert n == distinct == recorded[doc_id]  # no duplicated chunk
+
+
+def _children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, just not reaped yet
+
+
+def test_a_killed_api_restarts_without_leaving_its_worker_processes_behind(running_stack):
+    api = running_stack.stack.processes["query-api"]
+    workers = _children(api.pid)
+    # uvicorn's worker processes, and multiprocessing's resource tracker
+    assert len(workers) > running_stack.settings.api_workers > 1
+    running_stack.stack.restart("query-api")  # SIGKILL, as a crash of the supervisor would
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # An orphaned worker would keep the port and serve with stale code.
+    assert not any(map(_running, workers))
+    running_stack.stack.wait_ready(timeout=60)
+    response = running_stack.client("restart").get("/v1/documents")
+    assert response.status_code == 200, response.text

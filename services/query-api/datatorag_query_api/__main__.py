@@ -1,17 +1,18 @@
-"""``python -m datatorag_query_api``: serve the HTTP API."""
+"""``python -m datatorag_query_api``: serve the HTTP API with ``DATATORAG_API_WORKERS`` processes."""
 
 import uvicorn
 
 from datatorag.log import configure
 from datatorag.settings import Settings
-from datatorag_query_api.bootstrap import bootstrap
 
 
 def main() -> None:
     configure("query-api")
     settings = Settings()
     uvicorn.run(
-        bootstrap(settings),
+        "datatorag_query_api.bootstrap:app_from_environment",
+        factory=True,
+        workers=settings.api_workers,
         host=settings.host,
         port=settings.port,
         log_level="warning",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from datatorag import wiring
+from datatorag.log import configure
 from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
@@ -62,3 +63,9 @@ def build_services(
 
 def bootstrap(settings: Settings) -> FastAPI:
     return create_app(build_services(settings))
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process: each builds its own from the environment."""
+    configure("query-api")
+    return bootstrap(Settings())
