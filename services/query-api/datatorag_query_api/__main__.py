@@ -1,4 +1,4 @@
-"""``python -m datatorag_query_api``: serve the HTTP API with ``DATATORAG_API_WORKERS`` processes."""
+"""``python -m datatorag_query_api``: the HTTP API in ``DATATORAG_API_WORKERS`` processes."""
 
 import uvicorn
 
