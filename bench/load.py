@@ -240,9 +240,22 @@ def ingest_base(settings: Settings) -> Corpus:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """User + system CPU seconds of a process and its descendants (the API's workers)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        child = int(stat.parent.name)
+        parents[child], ticks[child] = int(fields[1]), int(fields[11]) + int(fields[12])
+    tree, grew = {pid}, True
+    while grew:
+        found = {p for p, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(ticks.get(p, 0) for p in tree) / CLK_TCK
 
 
 def machine_busy_s() -> float:
@@ -498,6 +511,7 @@ def profile_api(pid: int, seconds: float, out: Path) -> dict[str, float] | None:
     command = [
         spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
         "--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(out), "--nonblocking",
+        "--subprocesses",
     ]  # fmt: skip
     subprocess.run(command, capture_output=True, check=True)
     return categorise(out.read_text())

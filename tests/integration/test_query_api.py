@@ -398,3 +398,11 @@ def test_uploads_over_the_limit_are_413(running_stack):
         assert streamed.status_code == 413 and streamed.headers["content-type"] == PROBLEM
         names = {d["source_uri"] for d in api.get("/v1/documents").json()["documents"]}
         assert names == {"upload://qa-limits/fits.md"}
+
+
+def test_every_response_carries_a_request_id(api):
+    given = api.post("/v1/search", json={"query": "vacation"}, headers={"X-Request-ID": "r-1"})
+    assert given.headers["X-Request-ID"] == "r-1"  # the caller's id, for tracing across hops
+    made = {api.get("/v1/documents").headers["X-Request-ID"] for _ in range(2)}
+    refused = api.post("/v1/search", json={}).headers["X-Request-ID"]  # a 422 problem too
+    assert len(made | {refused}) == 3

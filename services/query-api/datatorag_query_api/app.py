@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -15,6 +14,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datatorag.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
@@ -99,6 +100,44 @@ class Services:
     max_document_bytes: int
 
 
+class RequestContext:
+    """A request id (the caller's ``X-Request-ID`` or a new one) on the response and the logs,
+    and one access-log line per request.
+
+    Plain ASGI: ``@app.middleware`` would wrap every request in a task group and a stream.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started, status = time.perf_counter(), 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round(1000 * (time.perf_counter() - started), 1),
+            )
+            structlog.contextvars.unbind_contextvars("request_id", "tenant")
+
+
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -135,26 +174,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id", "tenant")
-        response.headers["X-Request-ID"] = request_id
-        log.info(
-            "request",
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            ms=round(1000 * (time.perf_counter() - started), 1),
-        )
-        return response
+    app.add_middleware(RequestContext)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
