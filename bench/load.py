@@ -150,8 +150,8 @@ def replicate(settings: Settings, source: str, copies: int) -> Corpus:
     Copy 0 keeps the document and chunk ids; copy i > 0 gets the document id ``<id>-copy-<i>``
     (its chunk ids follow) and a source URI ending in ``#copy-<i>``. Documents go in through
     the port (``upsert_document`` then ``replace_chunks``, as the embedder-client writes them),
-    so the FTS index, the generation counter and the API's in-memory matrix behave as after a
-    real ingestion.
+    so the stored term counts, the generation counter and the API's in-memory index behave as
+    after a real ingestion.
     """
     target = tenant_of(copies)
     index = wiring.search_index(settings)
@@ -470,7 +470,7 @@ def one_search(
     yield "query embedding over HTTP (CPU: the API side of the call)", ms
     vector = vectors[0].tolist()
     ms, keyword = timed(partial(index.keyword_search, tenant, text, DEPTH))
-    yield f"keyword search (SQLite FTS5, top {DEPTH})", ms
+    yield f"keyword search (in-memory BM25, top {DEPTH})", ms
     ms, semantic = timed(partial(index.vector_search, tenant, vector, DEPTH))
     yield f"vector search (numpy exact, top {DEPTH}, rows read)", ms
     ms, hits = timed(partial(reciprocal_rank_fusion, [keyword, semantic], TOP_K))
@@ -490,7 +490,7 @@ def serialise(body: Any, encoder: Callable[[Any], Any]) -> bytes:
 CATEGORIES = [
     ("API key check", r"authenticate \("),
     ("query embedding (HTTP client)", r"embeddings\.py|httpx|httpcore"),
-    ("keyword search (SQLite FTS5)", r"keyword_search \("),
+    ("keyword search (BM25)", r"keyword_search \("),
     ("vector scoring (numpy)", r"_top_k \("),
     ("vector search: snapshot, hit rows", r"vector_search \(|_fetch_hits \(|_read_snapshot \("),
     ("fusion", r"reciprocal_rank_fusion \("),

@@ -25,13 +25,13 @@ returns ``size`` = top_k: recall of a 100-candidate beam at any top_k. Its score
 hits report the cosine itself, as the port promises.
 
 Text: BM25 runs on ``search_text``, the chunk's title twice, its heading and its text in one
-field: the embedded index's FTS5 ``bm25`` with column weights (2, 1, 1) counts weighted term
+field: the embedded index's BM25 with column weights (2, 1, 1) counts weighted term
 frequencies against one document length, and so does one combined field (per-field BM25 summed
 by a ``multi_match`` would rank a short chunk with fewer matches above a longer one with more).
 ``title`` and ``heading`` are also text fields of their own; ``text`` is stored, not indexed
 twice. The analyzer, ``english_folded``, is the standard tokenizer, English possessive
 stemming, lowercase, ASCII folding and the Porter stemmer, like the embedded index's
-``porter unicode61 remove_diacritics``. It has no stop filter: the adapter drops the embedded
+words (``datatorag.adapters.local.bm25``). It has no stop filter: the adapter drops the embedded
 index's stop words from queries (so a query made only of stop words still matches) and sends
 the words as a ``match`` query (never query syntax).
 

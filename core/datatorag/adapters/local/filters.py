@@ -1,6 +1,7 @@
-"""Search filters: parsed once, then applied as SQL (keyword search) or per document (vectors).
+"""Search filters: parsed once, then evaluated per document, in memory, by both searches.
 
-Both forms must agree on every input, so the rules are kept deliberately small:
+The OpenSearch adapter translates the same conditions into queries that must agree with them on
+every input, so the rules are kept deliberately small:
 
 - ``{"source_id": "x"}``: equality; ``{"media_type": ["a", "b"]}``: any of the listed values;
 - ``{"metadata.country": "US"}``: a key of the document's metadata (missing equals ``None``);
@@ -10,13 +11,12 @@ Both forms must agree on every input, so the rules are kept deliberately small:
   with strings (ISO dates sort lexically), numbers with numbers; any other pairing never matches.
 
 ``effective_date`` is shorthand for ``metadata.effective_date``. Every filter is a property of
-the document (the chunks carry a copy taken when they were indexed), so vector search can
-evaluate a filter once per document instead of once per chunk.
+the document (the chunks carry a copy taken when they were indexed), so a search can evaluate a
+filter once per document instead of once per chunk.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -27,7 +27,7 @@ Scalar = str | int | float | bool | None
 
 FIELDS = ("doc_id", "source_id", "media_type")  # document fields copied onto every chunk
 ALIASES = {"effective_date": "metadata.effective_date"}
-RANGE_OPERATORS = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
+RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -63,49 +63,6 @@ class Condition:
             return any(_same(actual, v) for v in self.value)
         return all(_compare(actual, op, bound) for op, bound in self.value)
 
-    def sql(self, alias: str) -> tuple[str, list[Any]]:
-        if self.key is not None:
-            return self._metadata_sql(alias)
-        column, parts = f"{alias}.{self.field}", []
-        params: list[Any] = []
-        if self.kind == "eq":
-            parts.append(f"{column} IS ?")
-            params.append(self.value)
-        elif self.kind == "in":
-            parts.append(f"{column} IN (SELECT value FROM json_each(?))")  # noqa: S608
-            params.append(json.dumps(list(self.value)))
-        else:
-            self._range_sql(column, parts, params)
-        return " AND ".join(parts), params
-
-    def _metadata_sql(self, alias: str) -> tuple[str, list[Any]]:
-        # The key is validated: letters, digits, '_' and '-' only. json_each yields one row for a
-        # scalar and one per item for an array, so lists match when any item does.
-        path = f"'$.\"{self.key}\"'"
-        if self.kind == "eq" and self.value is None:
-            return f"coalesce(json_type({alias}.metadata, {path}), 'null') = 'null'", []
-        parts = ["j.type NOT IN ('array', 'object')"]
-        params: list[Any] = []
-        if self.kind == "eq":
-            parts.append("j.value IS ?")
-            params.append(self.value)
-        elif self.kind == "in":
-            parts.append("j.value IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(self.value)))
-        else:
-            self._range_sql("j.value", parts, params)
-        where = " AND ".join(parts)
-        # The key is validated above; values are bound parameters.
-        scalar_or_array = f"json_type({alias}.metadata, {path}) != 'object'"
-        items = f"SELECT 1 FROM json_each({alias}.metadata, {path}) AS j WHERE {where}"  # noqa: S608
-        return f"{scalar_or_array} AND EXISTS ({items})", params
-
-    def _range_sql(self, column: str, parts: list[str], params: list[Any]) -> None:
-        for op, bound in self.value:
-            kinds = "'text'" if isinstance(bound, str) else "'integer', 'real'"
-            parts.append(f"typeof({column}) IN ({kinds}) AND {column} {RANGE_OPERATORS[op]} ?")
-            params.append(bound)
-
 
 @dataclass(frozen=True)
 class Filter:
@@ -115,17 +72,6 @@ class Filter:
 
     def matches(self, attrs: DocAttrs) -> bool:
         return all(c.matches(attrs) for c in self.conditions)
-
-    def sql(self, alias: str) -> tuple[str, list[Any]]:
-        """A WHERE fragment over a table with the FIELDS columns and a JSON ``metadata`` column."""
-        if not self.conditions:
-            return "1", []
-        clauses, params = [], []
-        for condition in self.conditions:
-            clause, values = condition.sql(alias)
-            clauses.append(f"({clause})")
-            params.extend(values)
-        return " AND ".join(clauses), params
 
 
 def parse_filters(filters: Mapping[str, Any] | None) -> Filter:
@@ -192,7 +138,7 @@ def _finite(name: str, value: Scalar) -> Scalar:
 
 
 def _is_number(value: Any) -> bool:
-    # SQLite stores JSON true/false as the integers 1/0; Python's bool is an int: they agree.
+    # JSON true/false compare as the numbers 1/0 (as SQLite and OpenSearch hold them).
     return isinstance(value, int | float)
 
 

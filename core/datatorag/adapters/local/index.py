@@ -1,4 +1,4 @@
-"""The embedded search index: one SQLite file per tenant, FTS5 for BM25, numpy for vectors.
+"""The embedded search index: one SQLite file per tenant, BM25 and vectors in memory.
 
 Isolation is physical: ``<root>/<tenant>.db`` holds one tenant's documents and chunks, so a query
 can only ever read its own tenant's file. Files run in WAL mode, which gives every read
@@ -6,10 +6,12 @@ transaction a consistent snapshot while one process writes (the embedder-client)
 (query API, connector, CLI).
 
 Vector search is exact: each process keeps a tenant's vectors as a float32 matrix in memory and
-scores a query with one matrix-vector product. Every transaction that changes chunks bumps a
-``generation`` counter; a reader compares it with the matrix it holds and catches up
-incrementally (chunk ids only grow, and deleted ids are logged in ``chunk_tombstones``), so a
-document swap costs readers a few rows, not a reload.
+scores a query with one matrix-vector product. Keyword search ranks with BM25 (FTS5's formula) from
+postings kept beside the matrix (``bm25.py``): each chunk's weighted term counts are stored when
+it is written (``chunk_terms``), so loading them only decodes arrays. Every transaction that
+changes chunks bumps a ``generation`` counter; a reader compares it with the snapshot it holds
+and catches up incrementally (chunk ids only grow, and deleted ids are logged in
+``chunk_tombstones``), so a document swap costs readers a few rows, not a reload.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,33 +32,24 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from datatorag.adapters.local import bm25
+from datatorag.adapters.local.bm25 import BM25_WEIGHTS as BM25_WEIGHTS  # for opensearch.py
+from datatorag.adapters.local.bm25 import MAX_QUERY_TERMS as MAX_QUERY_TERMS
+from datatorag.adapters.local.bm25 import STOP_WORDS as STOP_WORDS
 from datatorag.adapters.local.filters import DocAttrs, Filter, parse_filters
 from datatorag.errors import InvalidKey
 from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
 from datatorag.ports import Filters
 
-SCHEMA_VERSION = 1
+# 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises
+# its chunks (_retokenise).
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # used with fullmatch
-TOKENIZER = "porter unicode61 remove_diacritics 2"
-BM25_WEIGHTS = (2.0, 1.0, 1.0)  # title, heading, text: see bench/index_latency.py
-MAX_QUERY_TERMS = 64  # caps the cost of one keyword query
 MAX_IDLE_CONNECTIONS = 8  # per tenant; more concurrent callers open and close their own
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
 REPLACE_META = frozenset({"page_count", "title", "metadata"})
-
-# Short function words that match nearly every chunk: they add cost to an OR query, not rank.
-STOP_WORDS = frozenset(
-    """a about above after again all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers him his how i if in into is it its itself just me more most my
-    no nor not of off on once only or other our ours out over own same she should so some such
-    than that the their theirs them then there these they this those through to too under until
-    up very was we were what when where which while who whom why will with would you your yours
-    s t d ll m re ve also get got many much
-    """.split()  # noqa: SIM905 (a word list reads better as text)
-)
-_QUERY_TOKEN = re.compile(r"[^\W_]+")
+BACKFILL_BATCH = 2000  # chunks tokenised per step when an older file is migrated
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -77,9 +71,11 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_by_uri ON documents (source_uri, doc_id);
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents (source_id, source_uri, doc_id);
--- A chunk is split in three tables so that ranking and filtering read small rows: ``chunks``
--- (what filters and hits need), ``chunk_texts`` (the FTS5 external content) and
--- ``chunk_vectors`` (read only when a process loads its matrix).
+-- A chunk is split in four tables so that each reader reads what it needs: ``chunks`` (what
+-- filters and hits need), ``chunk_texts`` (read for hits), ``chunk_vectors`` and
+-- ``chunk_terms`` (read only when a process loads its snapshot). ``chunk_terms.postings`` holds
+-- bm25.POSTING records: ids from ``terms`` (never deleted, so ids stay valid) and weighted
+-- counts; ``length`` is the chunk's token count.
 -- AUTOINCREMENT: ids are never reused, so "id > the last one I loaded" finds every new chunk.
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,24 +93,18 @@ CREATE TABLE IF NOT EXISTS chunk_texts (
     id INTEGER PRIMARY KEY, title TEXT NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunk_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, heading, text, content='chunk_texts', content_rowid='id', tokenize='{TOKENIZER}'
+CREATE TABLE IF NOT EXISTS chunk_terms (
+    id INTEGER PRIMARY KEY, length INTEGER NOT NULL, postings BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS chunk_tombstones (
     chunk_rowid INTEGER PRIMARY KEY, generation INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunk_tombstones_by_generation ON chunk_tombstones (generation);
-CREATE TRIGGER IF NOT EXISTS chunk_texts_insert AFTER INSERT ON chunk_texts BEGIN
-    INSERT INTO chunks_fts (rowid, title, heading, text)
-    VALUES (new.id, new.title, new.heading, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS chunk_texts_delete AFTER DELETE ON chunk_texts BEGIN
-    INSERT INTO chunks_fts (chunks_fts, rowid, title, heading, text)
-    VALUES ('delete', old.id, old.title, old.heading, old.text);
-END;
 CREATE TRIGGER IF NOT EXISTS chunks_delete AFTER DELETE ON chunks BEGIN
     DELETE FROM chunk_texts WHERE id = old.id;
     DELETE FROM chunk_vectors WHERE id = old.id;
+    DELETE FROM chunk_terms WHERE id = old.id;
     INSERT INTO chunk_tombstones
     VALUES (old.id, (SELECT value FROM meta WHERE key = 'generation'));
 END;
@@ -127,8 +117,19 @@ END;
 CREATE TRIGGER IF NOT EXISTS chunk_vectors_immutable BEFORE UPDATE ON chunk_vectors BEGIN
     SELECT RAISE(ABORT, 'chunks are immutable: replace them');
 END;
+CREATE TRIGGER IF NOT EXISTS chunk_terms_immutable BEFORE UPDATE ON chunk_terms BEGIN
+    SELECT RAISE(ABORT, 'chunks are immutable: replace them');
+END;
 PRAGMA user_version = {SCHEMA_VERSION};
 """  # noqa: S608 (constants only)
+
+# Version 1 kept an FTS5 index of chunk_texts, maintained by triggers.
+_DROP_V1 = (
+    "DROP TRIGGER IF EXISTS chunk_texts_insert",
+    "DROP TRIGGER IF EXISTS chunk_texts_delete",
+    "DROP TRIGGER IF EXISTS chunks_delete",  # recreated: it now also deletes chunk_terms
+    "DROP TABLE IF EXISTS chunks_fts",
+)
 
 _DOCUMENT_COLUMNS = (
     "doc_id, source_id, source_uri, title, media_type, version, status, reason, size_bytes, "
@@ -149,22 +150,15 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query that ORs the words of ``text``, each quoted: user text is never syntax."""
-    terms = list(dict.fromkeys(t.lower() for t in _QUERY_TOKEN.findall(text)))
-    content = [t for t in terms if t not in STOP_WORDS] or terms
-    if not content:
-        return None
-    return " OR ".join(f'"{t}"' for t in content[:MAX_QUERY_TERMS])
-
-
 @dataclass(frozen=True)
 class _Snapshot:
-    """One generation of a tenant's vectors, as a reader sees it. Never mutated once published.
+    """One generation of a tenant's vectors and postings, as a reader sees it. Never mutated
+    once published.
 
     The arrays are growable buffers of which the first ``size`` rows belong to this snapshot;
     the snapshot that follows may append rows after ``size`` but never writes below it, so
-    threads still scoring an older snapshot are undisturbed.
+    threads still scoring an older snapshot are undisturbed. Postings are immutable segments
+    addressed by the same row positions.
     """
 
     epoch: int  # random id of the database file: generations of a recreated file start over
@@ -173,11 +167,15 @@ class _Snapshot:
     vectors: FloatArray  # (capacity, dimension) unit rows
     ids: npt.NDArray[np.int64]  # chunk row ids, ascending
     doc_codes: npt.NDArray[np.int32]  # index into ``docs``
+    lengths: npt.NDArray[np.int32]  # tokens in each chunk (title, heading and text)
+    postings: bm25.Postings
     alive: npt.NDArray[np.bool_]  # (size,), False once the chunk is deleted
     dead: int
+    live_tokens: int  # tokens in the live chunks
     docs: list[DocAttrs]
     codes: dict[str, int]  # doc_id -> doc code
     masks: dict[Filter, npt.NDArray[np.bool_]] = field(default_factory=dict, compare=False)
+    norms: list[bm25.FloatArray] = field(default_factory=list, compare=False)  # computed once
 
     @property
     def matrix(self) -> FloatArray:
@@ -186,6 +184,14 @@ class _Snapshot:
     @property
     def rowids(self) -> npt.NDArray[np.int64]:
         return self.ids[: self.size]
+
+    @property
+    def length_norms(self) -> bm25.FloatArray:
+        """The length part of each row's BM25 denominator (it depends on the average)."""
+        if not self.norms:
+            lengths = self.lengths[: self.size]
+            self.norms.append(bm25.length_norms(lengths, self.live_tokens, self.size - self.dead))
+        return self.norms[0]
 
     @property
     def max_rowid(self) -> int:
@@ -213,8 +219,11 @@ def _empty_snapshot(epoch: int) -> _Snapshot:
         vectors=np.zeros((0, 0), np.float32),
         ids=np.zeros(0, np.int64),
         doc_codes=np.zeros(0, np.int32),
+        lengths=np.zeros(0, np.int32),
+        postings=bm25.Postings(),
         alive=np.zeros(0, np.bool_),
         dead=0,
+        live_tokens=0,
         docs=[],
         codes={},
     )
@@ -359,6 +368,8 @@ class SqliteSearchIndex:
         if unknown:
             raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
         vectors = chunk_vectors(doc_id, chunks)
+        # Tokenised before taking the write lock; the title is known only inside.
+        bodies = [(bm25.column_counts(c.heading), bm25.column_counts(c.text)) for c in chunks]
         with self._writing(tenant) as conn, _write(conn):
             doc = conn.execute(
                 "SELECT version, status, title, source_id, media_type, metadata FROM documents "
@@ -371,8 +382,10 @@ class SqliteSearchIndex:
             title = meta.get("title") or doc[2]
             metadata = json.dumps({**meta.get("metadata", {}), **json.loads(doc[5])})
             self._drop_chunks(conn, doc_id)
-            for chunk, vector in zip(chunks, vectors, strict=True):
-                _insert_chunk(conn, chunk, vector, title, (doc[3], doc[4], metadata))
+            title_counts = bm25.column_counts(title)
+            terms = _chunk_terms(conn, [(title_counts, *body) for body in bodies])
+            for chunk, vector, counted in zip(chunks, vectors, terms, strict=True):
+                _insert_chunk(conn, chunk, vector, title, (doc[3], doc[4], metadata), counted)
             conn.execute(
                 "UPDATE documents SET status = ?, reason = NULL, chunk_count = ?, title = ?, "
                 "page_count = coalesce(?, page_count), metadata = ?, updated_at = ? "
@@ -404,34 +417,19 @@ class SqliteSearchIndex:
         self, tenant: str, query: str, top_k: int, filters: Filters | None = None
     ) -> list[SearchHit]:
         where = parse_filters(filters)
-        match = fts_query(query)
-        if match is None or _check_top_k(top_k) == 0:
+        terms = bm25.query_terms(query)
+        if not terms or _check_top_k(top_k) == 0:
             return []
-        weights = ", ".join(map(str, BM25_WEIGHTS))
-        if where.conditions:
-            clause, params = where.sql("c")
-            ranked = (
-                f"SELECT f.rowid AS id, -bm25(chunks_fts, {weights}) AS score "  # noqa: S608
-                "FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-                f"WHERE chunks_fts MATCH ? AND {clause} ORDER BY score DESC, id LIMIT ?"
-            )
-        else:
-            ranked = (
-                f"SELECT rowid AS id, -bm25(chunks_fts, {weights}) AS score "  # noqa: S608
-                "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC, id LIMIT ?"
-            )
-            params = []
-        # Rank on small rows first; read texts and titles for the top_k only.
         with self._reading(tenant) as conn:
             if conn is None:
                 return []
-            rows = conn.execute(
-                f"SELECT {_HIT_COLUMNS}, r.score FROM ({ranked}) r "  # noqa: S608
-                "JOIN chunks c ON c.id = r.id JOIN chunk_texts t ON t.id = r.id "
-                "JOIN documents d ON d.doc_id = c.doc_id ORDER BY r.score DESC, r.id",
-                [match, *params, top_k],
-            ).fetchall()
-        return [_hit(row) for row in rows]
+            with self._read_snapshot(tenant, conn) as snapshot:
+                if snapshot.size == snapshot.dead:
+                    return []
+                known = _known_terms(conn, terms)
+                term_ids = [known.get(t) for t in terms]
+                rowids, scores = _keyword_top_k(snapshot, term_ids, top_k, where)
+                return self._fetch_hits(conn, rowids, scores)
 
     def vector_search(
         self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
@@ -566,9 +564,13 @@ class SqliteSearchIndex:
         )
         conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; WAL stays safe
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            conn.execute("PRAGMA journal_mode = WAL")
-            with _write(conn):
-                _create_schema(conn)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                with _write(conn):
+                    _create_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
         return conn
 
     def close(self) -> None:
@@ -597,11 +599,49 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
         return  # another process created it while we waited for the lock
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the index file has schema version {version}; this DatatoRAG reads up to "
+            f"{SCHEMA_VERSION}: upgrade it"
+        )
+    if version == 1:
+        for statement in _DROP_V1:
+            conn.execute(statement)
     for statement in _split_statements(_SCHEMA):
         conn.execute(statement)
+    if 0 < version < SCHEMA_VERSION:
+        _retokenise(conn)
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.randbits(62),))
+
+
+def _retokenise(conn: sqlite3.Connection) -> None:
+    """Store the term counts of every chunk of an older file, with the current tokenizer:
+    version 1 had none (it ranked with FTS5), version 2 those of FTS5's tokenizer. Old terms
+    stay in ``terms``: ids held by readers of the older release keep their meaning."""
+    conn.execute("DELETE FROM chunk_terms")
+    titles: dict[str, _Counted] = {}  # a document's chunks share its title
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, title, heading, text FROM chunk_texts WHERE id > ? ORDER BY id LIMIT ?",
+            (last, BACKFILL_BATCH),
+        ).fetchall()
+        if not rows:
+            return
+        columns = []
+        for _, title, heading, text in rows:
+            counted = titles.get(title)
+            if counted is None:
+                counted = titles[title] = bm25.column_counts(title)
+            columns.append((counted, bm25.column_counts(heading), bm25.column_counts(text)))
+        conn.executemany(
+            "INSERT INTO chunk_terms (id, length, postings) VALUES (?, ?, ?)",
+            [(r[0], *t) for r, t in zip(rows, _chunk_terms(conn, columns), strict=True)],
+        )
+        last = rows[-1][0]
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -662,6 +702,7 @@ def _insert_chunk(
     vector: FloatArray,
     title: str,
     copied: Sequence[Any],  # the document's source_id, media_type and metadata (JSON)
+    terms: tuple[int, bytes],  # length and encoded postings (_chunk_terms)
 ) -> None:
     row = conn.execute(
         "INSERT INTO chunks (doc_id, chunk_id, ordinal, source_id, media_type, metadata, pages, "
@@ -680,6 +721,33 @@ def _insert_chunk(
         (row, title, chunk.heading, chunk.text),
     )
     conn.execute("INSERT INTO chunk_vectors (id, vector) VALUES (?, ?)", (row, vector.tobytes()))
+    conn.execute("INSERT INTO chunk_terms (id, length, postings) VALUES (?, ?, ?)", (row, *terms))
+
+
+_Counted = tuple[int, Counter[str]]  # a column's token count and term counts
+
+
+def _chunk_terms(
+    conn: sqlite3.Connection, columns: Sequence[tuple[_Counted, _Counted, _Counted]]
+) -> list[tuple[int, bytes]]:
+    """Each chunk's length and encoded postings, given its title, heading and text counts;
+    new terms get ids (inside the caller's write transaction)."""
+    weighed = [bm25.weigh(c) for c in columns]
+    words = json.dumps(sorted({t for _, frequencies in weighed for t in frequencies}))
+    conn.execute("INSERT OR IGNORE INTO terms (term) SELECT value FROM json_each(?)", (words,))
+    ids = _known_terms(conn, json.loads(words))
+    return [
+        (length, bm25.encode([ids[t] for t in frequencies], list(frequencies.values())))
+        for length, frequencies in weighed
+    ]
+
+
+def _known_terms(conn: sqlite3.Connection, terms: Collection[str]) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT t.term, t.id FROM json_each(?) AS j JOIN terms t ON t.term = j.value",
+        (json.dumps(list(terms)),),
+    )
+    return dict(rows.fetchall())
 
 
 def chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
@@ -760,12 +828,17 @@ def _hit(row: Sequence[Any]) -> SearchHit:
     )
 
 
-# -- vectors in memory -------------------------------------------------------------------------
+# -- vectors and postings in memory -----------------------------------------------------------
+
+# What a snapshot reads of each new chunk: _append and _doc_code index these columns.
+_LOAD_COLUMNS = (
+    "c.id, c.doc_id, v.vector, c.source_id, c.media_type, c.metadata, t.length, t.postings"
+)
 
 
 def _catch_up(base: _Snapshot, conn: sqlite3.Connection, generation: int) -> _Snapshot:
     """``base`` advanced to ``generation``, read inside the caller's read transaction."""
-    alive, dead = base.alive.copy(), base.dead
+    alive, dead, live_tokens = base.alive.copy(), base.dead, base.live_tokens
     if base.size:
         deleted = np.fromiter(
             (
@@ -781,37 +854,45 @@ def _catch_up(base: _Snapshot, conn: sqlite3.Connection, generation: int) -> _Sn
         positions = np.searchsorted(base.rowids, deleted)
         inside = positions < base.size
         positions = positions[inside][base.rowids[positions[inside]] == deleted[inside]]
-        dead += int(alive[positions].sum())
+        positions = positions[alive[positions]]  # newly deleted
+        dead += positions.shape[0]
+        live_tokens -= int(base.lengths[positions].sum())
         alive[positions] = False
     rows = conn.execute(
-        "SELECT c.id, c.doc_id, v.vector, c.source_id, c.media_type, c.metadata FROM chunks c "
-        "JOIN chunk_vectors v ON v.id = c.id WHERE c.id > ? ORDER BY c.id",
+        f"SELECT {_LOAD_COLUMNS} FROM chunks c JOIN chunk_vectors v ON v.id = c.id "  # noqa: S608
+        "JOIN chunk_terms t ON t.id = c.id WHERE c.id > ? ORDER BY c.id",
         (base.max_rowid,),
     ).fetchall()
-    snapshot = _append(base, rows, alive, dead, generation)
+    snapshot = _append(
+        replace(base, alive=alive, dead=dead, live_tokens=live_tokens, masks={}, norms=[]),
+        rows,
+        generation,
+    )
     if snapshot.dead > max(1024, snapshot.size // 4):
         snapshot = _compact(snapshot)
     return snapshot
 
 
-def _append(
-    base: _Snapshot, rows: list[Any], alive: npt.NDArray[np.bool_], dead: int, generation: int
-) -> _Snapshot:
+def _append(base: _Snapshot, rows: list[Any], generation: int) -> _Snapshot:
+    """``base`` (with its tombstones applied) plus ``rows``, at ``generation``."""
     if not rows:
-        return replace(base, generation=generation, alive=alive, dead=dead, masks={})
+        return replace(base, generation=generation)
     n, k = base.size, len(rows)
     dimension = len(rows[0][2]) // 4
-    vectors, ids, codes = base.vectors, base.ids, base.doc_codes
+    vectors, ids, codes, lengths = base.vectors, base.ids, base.doc_codes, base.lengths
     if n + k > ids.shape[0] or vectors.shape[1] != dimension:
         capacity = 1024 + (n + k) * 3 // 2  # headroom for swaps; untouched rows stay unmapped
         vectors = _grow(vectors[:n], (capacity, dimension))
         ids, codes = _grow(ids[:n], (capacity,)), _grow(codes[:n], (capacity,))
+        lengths = _grow(lengths[:n], (capacity,))
     vectors[n : n + k] = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(
         k, dimension
     )
     ids[n : n + k] = [r[0] for r in rows]
+    lengths[n : n + k] = [r[6] for r in rows]
     docs, code_of, fresh = list(base.docs), dict(base.codes), set[str]()
     codes[n : n + k] = [_doc_code(r, docs, code_of, fresh) for r in rows]
+    segment = bm25.Segment.build(*bm25.decode(n, [r[7] for r in rows]))
     return _Snapshot(
         epoch=base.epoch,
         generation=generation,
@@ -819,8 +900,11 @@ def _append(
         vectors=vectors,
         ids=ids,
         doc_codes=codes,
-        alive=np.concatenate([alive, np.ones(k, np.bool_)]),
-        dead=dead,
+        lengths=lengths,
+        postings=base.postings.append(segment),
+        alive=np.concatenate([base.alive, np.ones(k, np.bool_)]),
+        dead=base.dead,
+        live_tokens=base.live_tokens + int(lengths[n : n + k].sum()),
         docs=docs,
         codes=code_of,
     )
@@ -830,7 +914,7 @@ def _doc_code(
     row: Sequence[Any], docs: list[DocAttrs], codes: dict[str, int], fresh: set[str]
 ) -> int:
     """The document's code; its attributes come from its newest chunks (read first in a batch)."""
-    _, doc_id, _, source_id, media_type, metadata = row
+    doc_id, source_id, media_type, metadata = row[1], row[3], row[4], row[5]
     code = codes.get(doc_id)
     if code is None:
         code = codes[doc_id] = len(docs)
@@ -861,8 +945,11 @@ def _compact(snapshot: _Snapshot) -> _Snapshot:
         vectors=np.ascontiguousarray(snapshot.matrix[keep]),
         ids=snapshot.rowids[keep].copy(),
         doc_codes=snapshot.doc_codes[: snapshot.size][keep].copy(),
+        lengths=snapshot.lengths[: snapshot.size][keep].copy(),
+        postings=snapshot.postings.compact(keep),
         alive=np.ones(int(keep.sum()), np.bool_),
         dead=0,
+        live_tokens=snapshot.live_tokens,
         docs=snapshot.docs,
         codes=snapshot.codes,
     )
@@ -886,3 +973,19 @@ def _top_k(
     best = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(k)
     best = best[np.argsort(-scores[best], kind="stable")]
     return snapshot.rowids[candidates[best]].tolist(), scores[best].tolist()
+
+
+def _keyword_top_k(
+    snapshot: _Snapshot, term_ids: Sequence[int | None], top_k: int, where: Filter
+) -> tuple[list[int], list[float]]:
+    """Row ids and BM25 scores of the best ``top_k`` rows that match and pass the filter."""
+    scores = bm25.score(
+        snapshot.postings,
+        snapshot.length_norms,
+        snapshot.alive if snapshot.dead else None,  # dead rows score 0: never candidates
+        snapshot.size - snapshot.dead,
+        term_ids,
+    )
+    allowed = snapshot.allowed(where) if where.conditions else None
+    positions, values = bm25.best(scores, allowed, top_k)
+    return snapshot.rowids[positions].tolist(), values.tolist()
