@@ -16,6 +16,7 @@ import json
 import sqlite3
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -71,9 +72,15 @@ def main() -> None:
         batches = batch_seconds(stack.log("embedder-client"))
         texts = indexed_texts(stack.settings.data_dir / "index" / "bench.db")
     from bench.model_throughput import fastest_chunks_per_second
+    from datatorag_embedding_endpoint.model import resolve_runtime
 
     chunks = sum(d.chunk_count for d in docs)
-    bare = fastest_chunks_per_second(passages=texts).chunks_per_s
+    settings = stack.settings  # the bare model runs as the endpoint did
+    runtime = resolve_runtime(settings.embedding_runtime, settings.embedding_precision)
+    with tempfile.TemporaryDirectory() as cache:
+        bare = fastest_chunks_per_second(
+            passages=texts, runtime=runtime, cache_dir=Path(cache)
+        ).chunks_per_s
     result = {
         "documents": len(docs),
         "failed": [d.source_uri for d in docs if d.status == DocumentStatus.FAILED],

@@ -9,6 +9,14 @@ table checks what sorting a mixed-length request by length (sentence-transformer
 
     python bench/model_throughput.py [--batches 6] [--precisions fp32,bf16] [--json out.json]
 
+``--runtimes torch,onnx`` measures the runtimes instead (torch fp32 against ONNX Runtime fp32):
+process CPU ms per text (all threads counted) and texts/s, the median of ``--repeats`` passes run
+alternately, for the dev questions at batch 1, 4 and 16 and for passages of exactly 254 word
+pieces (a full chunk) at batch 32, each with ``--threads`` (default 1,2) threads, plus the
+ONNX export and load times and the vectors' cosine agreement.
+
+    python bench/model_throughput.py --runtimes torch,onnx [--threads 1,2] [--repeats 5]
+
 The pipeline benchmark reuses ``fastest_chunks_per_second`` for "the bare model's chunks/s in its
 fastest configuration".
 """
@@ -17,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,11 +41,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TRUTH_DIR = REPO / ".." / "shared" / "corpus" / "truth"
+QUESTIONS = REPO / ".." / "shared" / "corpus" / "questions-dev.jsonl"
 
 try:
     from datatorag_embedding_endpoint.model import (
         EmbeddingModel,
         Precision,
+        Runtime,
         cpu_name,
         cpu_supports_bf16,
         load_model,
@@ -45,6 +57,7 @@ except ImportError:  # run from a checkout without ``pip install -e``
     from datatorag_embedding_endpoint.model import (
         EmbeddingModel,
         Precision,
+        Runtime,
         cpu_name,
         cpu_supports_bf16,
         load_model,
@@ -178,20 +191,167 @@ def fastest_chunks_per_second(
     batch_size: int = 32,
     precisions: Sequence[Precision] | None = None,
     passages: Sequence[str] | None = None,
+    runtime: Runtime = "torch",
+    cache_dir: Path | None = None,
 ) -> Throughput:
     """The bare model's best chunks/s over ``precisions`` on 200-250 word-piece passages, or on
     ``passages`` (e.g. the very chunks the pipeline embedded, for a like-for-like ratio).
 
     By default bf16 is tried only where the CPU runs it natively (AMX/AVX512-BF16); elsewhere it
-    is emulated and several times slower than fp32, so measuring it would only cost time.
+    is emulated and several times slower than fp32, so measuring it would only cost time. The
+    onnx runtime runs fp32 only (its export is cached in ``cache_dir``, default a temporary one).
     """
     candidates: Sequence[Precision] = precisions or (
-        ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"]
+        ["fp32", "bf16"] if cpu_supports_bf16() and runtime == "torch" else ["fp32"]
     )
-    model = load_model(model_name or default_model_name(), precision="fp32", batch_size=batch_size)
+    with tempfile.TemporaryDirectory(prefix="onnx-cache-") as scratch:
+        model = load_model(
+            model_name or default_model_name(),
+            precision="fp32",
+            batch_size=batch_size,
+            runtime=runtime,
+            cache_dir=cache_dir or scratch,
+        )
     passages = list(passages) if passages else corpus_passages(model, batches * batch_size)
     results = [measure(model, passages, p, batch_size)[0] for p in candidates]
     return max(results, key=lambda r: r.chunks_per_s)
+
+
+@dataclass
+class RuntimeCost:
+    """One runtime on one workload: medians over passes that alternate between the runtimes."""
+
+    runtime: Runtime
+    threads: int
+    workload: str  # "questions" or "chunks"
+    batch_size: int
+    texts: int
+    tokens_mean: float
+    cpu_ms_per_text: float  # process CPU time (every thread), median over the passes
+    wall_ms_per_text: float
+    texts_per_s: float  # from the median wall time
+    passes: int
+
+
+def dev_questions(path: Path = QUESTIONS) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()]
+
+
+def _one_pass(model: EmbeddingModel, texts: Sequence[str], batch_size: int) -> tuple[float, float]:
+    """(CPU s, wall s) to embed ``texts`` in requests of ``batch_size``, as the endpoint would."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        model.embed(texts[start : start + batch_size])
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def compare_runtimes(
+    models: dict[Runtime, EmbeddingModel],
+    threads: int,
+    workloads: dict[str, tuple[Sequence[str], Sequence[int]]],
+    repeats: int,
+) -> list[RuntimeCost]:
+    """Each workload at each batch size, the runtimes taking turns pass by pass (so that noise
+    from other jobs on the machine falls on all of them alike)."""
+    results: list[RuntimeCost] = []
+    for workload, (texts, batch_sizes) in workloads.items():
+        tokens = statistics.mean(
+            models["torch" if "torch" in models else "onnx"].token_count(t) for t in texts
+        )
+        for batch_size in batch_sizes:
+            for model in models.values():
+                model.batch_size = batch_size
+                model.embed(texts[:batch_size])  # warm-up: allocations, kernel choice
+            samples: dict[Runtime, list[tuple[float, float]]] = {r: [] for r in models}
+            for _ in range(repeats):
+                for runtime, model in models.items():
+                    samples[runtime].append(_one_pass(model, texts, batch_size))
+            for runtime, passes in samples.items():
+                cpu = statistics.median(c for c, _ in passes)
+                wall = statistics.median(w for _, w in passes)
+                results.append(
+                    RuntimeCost(
+                        runtime=runtime,
+                        threads=threads,
+                        workload=workload,
+                        batch_size=batch_size,
+                        texts=len(texts),
+                        tokens_mean=tokens,
+                        cpu_ms_per_text=1000 * cpu / len(texts),
+                        wall_ms_per_text=1000 * wall / len(texts),
+                        texts_per_s=len(texts) / wall,
+                        passes=repeats,
+                    )
+                )
+    return results
+
+
+def runtime_report(
+    model_name: str,
+    runtimes: Sequence[Runtime],
+    thread_counts: Sequence[int],
+    repeats: int,
+    chunks: int,
+    cache_dir: Path,
+) -> dict[str, Any]:
+    """Export and load times, cosine agreement and the cost table for ``runtimes``."""
+    import torch
+
+    report: dict[str, Any] = {"model": model_name, "runtimes": list(runtimes), "loads": {}}
+    began = time.perf_counter()
+    reference = load_model(model_name, precision="fp32", runtime="torch")
+    report["loads"]["torch_s"] = time.perf_counter() - began
+    questions = dev_questions()
+    passages = corpus_passages(reference, chunks, min_tokens=254, max_tokens=254)
+    workloads: dict[str, tuple[Sequence[str], Sequence[int]]] = {
+        "questions": (questions, (1, 4, 16)),
+        "chunks": (passages, (32,)),
+    }
+    results: list[RuntimeCost] = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)  # the onnx session created below follows it
+        models: dict[Runtime, EmbeddingModel] = {}
+        for runtime in runtimes:
+            if runtime == "torch":
+                models[runtime] = reference
+                continue
+            began = time.perf_counter()
+            models[runtime] = load_model(model_name, runtime="onnx", cache_dir=cache_dir)
+            key = "onnx_export_and_load_s" if models[runtime].onnx_exported else "onnx_cached_s"
+            report["loads"].setdefault(key, time.perf_counter() - began)
+        results += compare_runtimes(models, threads, workloads, repeats)
+        if "onnx" in models and threads == thread_counts[0]:
+            texts = [*questions, *passages]
+            cosines = np.sum(reference.embed(texts) * models["onnx"].embed(texts), axis=1)
+            report["onnx_cosine_vs_torch"] = {
+                "min": float(cosines.min()),
+                "mean": float(cosines.mean()),
+            }
+    report["results"] = [asdict(r) for r in results]
+    return report
+
+
+def runtime_markdown(report: dict[str, Any]) -> str:
+    m, loads = report["machine"], report["loads"]
+    name = "/".join(Path(report["model"]).parts[-2:])
+    lines = [
+        f"Model `{name}` on {m['cpu']} (torch {m['torch']}, onnxruntime {m['onnxruntime']}); "
+        f"process CPU time, medians of {report['results'][0]['passes']} alternating passes.",
+        "",
+        "| workload | batch | threads | runtime | CPU ms/text | wall ms/text | texts/s |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for r in report["results"]:
+        label = f"{r['workload']} ({r['texts']}, {r['tokens_mean']:.0f} wp)"
+        lines.append(
+            f"| {label} | {r['batch_size']} | {r['threads']} | {r['runtime']} | "
+            f"{r['cpu_ms_per_text']:.2f} | {r['wall_ms_per_text']:.2f} | {r['texts_per_s']:.1f} |"
+        )
+    lines += ["", "Loads: " + ", ".join(f"{k} {v:.2f}" for k, v in loads.items())]
+    if cosine := report.get("onnx_cosine_vs_torch"):
+        lines.append(f"ONNX vs torch cosine: min {cosine['min']:.7f}, mean {cosine['mean']:.7f}")
+    return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
@@ -247,7 +407,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32,bf16")
     parser.add_argument("--skip-sorting", action="store_true", help="skip the sorting table")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--runtimes", help="compare runtimes instead, e.g. torch,onnx")
+    parser.add_argument("--threads", default="1,2", help="with --runtimes: thread counts")
+    parser.add_argument("--repeats", type=int, default=5, help="with --runtimes: passes each")
+    parser.add_argument("--chunks", type=int, default=64, help="with --runtimes: 254-wp passages")
+    parser.add_argument("--cache-dir", type=Path, help="with --runtimes: ONNX cache (default: new)")
     args = parser.parse_args(argv)
+    if args.runtimes:
+        run_runtimes(args, parser)
+        return
 
     precisions: list[Precision] = []
     for name in args.precisions.split(","):
@@ -271,6 +439,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         sorting = length_sorting(model, best, args.batch_size, len(passages))
         report["length_sorting"] = {"precision": best, **sorting}
     print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def run_runtimes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    import onnxruntime
+
+    runtimes: list[Runtime] = []
+    for name in args.runtimes.split(","):
+        if name not in ("torch", "onnx"):
+            parser.error(f"unknown runtime {name!r}; use torch and/or onnx")
+        runtimes.append("onnx" if name == "onnx" else "torch")
+    threads = [int(t) for t in args.threads.split(",")]
+    # As the endpoint runs (its __main__): idle OpenMP threads sleep instead of spinning.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with tempfile.TemporaryDirectory(prefix="onnx-cache-") as scratch:
+        report = runtime_report(
+            args.model or default_model_name(),
+            runtimes,
+            threads,
+            args.repeats,
+            args.chunks,
+            args.cache_dir or Path(scratch),
+        )
+    report["machine"] = {**machine(), "onnxruntime": onnxruntime.__version__}
+    print(runtime_markdown(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

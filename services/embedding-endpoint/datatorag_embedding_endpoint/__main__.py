@@ -1,8 +1,8 @@
 """``python -m datatorag_embedding_endpoint``: serve the model on ``DATATORAG_EMBEDDING_PORT``.
 
 Settings: ``DATATORAG_EMBEDDING_MODEL`` (a sentence-transformers model dir or cached hub name),
-``DATATORAG_EMBEDDING_PRECISION`` (auto|fp32|bf16), ``DATATORAG_EMBEDDING_BATCH_SIZE``,
-``DATATORAG_HOST``.
+``DATATORAG_EMBEDDING_PRECISION`` (auto|fp32|bf16), ``DATATORAG_EMBEDDING_RUNTIME``
+(auto|torch|onnx), ``DATATORAG_EMBEDDING_BATCH_SIZE``, ``DATATORAG_HOST``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def main() -> None:
             settings.embedding_model,
             precision=settings.embedding_precision,
             batch_size=settings.embedding_batch_size,
+            runtime=settings.embedding_runtime,
+            cache_dir=settings.data_dir / "models",
         )
 
     app = create_app(load)
