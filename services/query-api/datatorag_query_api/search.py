@@ -11,7 +11,9 @@ from datatorag.ports import Embeddings, Filters, SearchIndex
 
 Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 60  # the constant from Cormack et al. (2009); dampens the weight of top ranks
-CANDIDATES = 50  # hits each retriever contributes to the fusion
+# Hits each retriever contributes to the fusion. Their texts are read from the index, so depth
+# costs CPU on every query; 15-80 scored the same on the dev set (docs/benchmarks.md).
+CANDIDATES = 30
 # Employees paraphrase policies; the vector ranking copes better with that than BM25, so it
 # counts a little more in the fusion (docs/benchmarks.md: the sweep behind this number).
 VECTOR_WEIGHT = 1.5
