@@ -46,6 +46,13 @@ def search_index(settings: Settings) -> SearchIndex:
     return SqliteSearchIndex(settings.data_dir / "index")
 
 
+def search_threads(settings: Settings) -> int:
+    """How many searches one API process should run at once. The embedded index searches in
+    the process's own CPU, where more threads only convoy on the GIL (docs/benchmarks-load.md);
+    OpenSearch searches wait on the network, where more overlap."""
+    return 32 if settings.index_backend == "opensearch" else 2
+
+
 def embeddings(settings: Settings) -> Embeddings:
     if settings.embeddings_backend == "sagemaker":
         from datatorag.adapters.aws.sagemaker import SageMakerEmbeddings

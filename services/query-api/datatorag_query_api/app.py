@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -98,6 +100,7 @@ class Services:
     answerer: Answerer
     uploads: Uploads
     max_document_bytes: int
+    search_threads: int = 2  # searches at once (wiring.search_threads)
 
 
 class RequestContext:
@@ -172,6 +175,7 @@ def create_app(services: Services) -> FastAPI:
         "Authenticate with `X-API-Key`.",
     )
     app.state.services = services
+    search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
 
     app.add_middleware(RequestContext)
@@ -191,10 +195,19 @@ def create_app(services: Services) -> FastAPI:
         return {"status": "ready", "embedding_dimension": dimension}
 
     @app.post("/v1/search", tags=["search"])
-    def search(body: SearchRequest, who: Caller) -> SearchResponse:
+    async def search(body: SearchRequest, who: Caller) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
-        hits = services.searcher.search(who.tenant, body.query, body.top_k, body.mode, body.filters)
+        searcher, vector = services.searcher, None
+        if body.mode != "keyword":
+            # Waiting on the embedding endpoint: any number at once, so it can batch them.
+            vector = searcher.query_vectors.cached(body.query) or await run_in_threadpool(
+                searcher.query_vectors.vector, body.query
+            )
+        search = partial(
+            searcher.search, who.tenant, body.query, body.top_k, body.mode, body.filters, vector
+        )
+        hits = await to_thread.run_sync(search, limiter=search_threads)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
     @app.post("/v1/query", tags=["search"])

@@ -58,6 +58,7 @@ def build_services(
         answerer=build_answerer(settings, searcher),
         uploads=build_uploads(settings, index, blobs),
         max_document_bytes=settings.max_document_bytes,
+        search_threads=wiring.search_threads(settings),
     )
 
 

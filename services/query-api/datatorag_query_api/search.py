@@ -28,6 +28,10 @@ class QueryVectorCache:
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = Lock()
 
+    def cached(self, query: str) -> list[float] | None:
+        with self._lock:
+            return self._cache.get(query)
+
     def vector(self, query: str) -> list[float]:
         with self._lock:
             if query in self._cache:
@@ -53,23 +57,20 @@ class Searcher:
         top_k: int,
         mode: Mode = "hybrid",
         filters: Filters | None = None,
+        vector: list[float] | None = None,
     ) -> list[SearchHit]:
+        """``vector``: the query's embedding when the caller already has it."""
         depth = max(CANDIDATES, 2 * top_k)  # merging neighbours needs spare candidates
         if mode == "keyword":
-            ranked = self.index.keyword_search(tenant, query, depth, filters)
-        elif mode == "vector":
-            ranked = self.index.vector_search(
-                tenant, self.query_vectors.vector(query), depth, filters
-            )
-        else:
-            keyword = self.index.keyword_search(tenant, query, depth, filters)
-            semantic = self.index.vector_search(
-                tenant, self.query_vectors.vector(query), depth, filters
-            )
-            ranked = reciprocal_rank_fusion(
-                [keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT]
-            )
-        return merge_neighbours(ranked, top_k)
+            return merge_neighbours(self.index.keyword_search(tenant, query, depth, filters), top_k)
+        semantic = self.index.vector_search(
+            tenant, vector or self.query_vectors.vector(query), depth, filters
+        )
+        if mode == "vector":
+            return merge_neighbours(semantic, top_k)
+        keyword = self.index.keyword_search(tenant, query, depth, filters)
+        fused = reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
+        return merge_neighbours(fused, top_k)
 
 
 def reciprocal_rank_fusion(
