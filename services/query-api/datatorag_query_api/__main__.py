@@ -1,15 +1,30 @@
 """``python -m datatorag_query_api``: the HTTP API in ``DATATORAG_API_WORKERS`` processes."""
 
+import socket
+
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from datatorag.log import configure
 from datatorag.settings import Settings
 
 
+def listening_socket(config: uvicorn.Config) -> socket.socket:
+    """uvicorn's socket for its worker processes, with Nagle's algorithm off.
+
+    uvicorn binds it with protocol 0, so asyncio does not set TCP_NODELAY on the connections
+    it accepts, and each response then waits ~40 ms for the client's delayed ACK (measured:
+    44 ms instead of 1 ms per request). Accepted connections inherit the listener's option.
+    """
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def main() -> None:
     configure("query-api")
     settings = Settings()
-    uvicorn.run(
+    config = uvicorn.Config(
         "datatorag_query_api.bootstrap:app_from_environment",
         factory=True,
         workers=settings.api_workers,
@@ -18,6 +33,10 @@ def main() -> None:
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+    if config.workers == 1:
+        uvicorn.Server(config).run()
+    else:
+        Multiprocess(config, sockets=[listening_socket(config)]).run()
 
 
 if __name__ == "__main__":
