@@ -7,6 +7,7 @@ Commands that touch the index or the queues work on the data directory of ``DATA
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,10 @@ def up(
     settings = Settings()
     stack = Stack(settings)
     console.print(f"Starting DatatoRAG in [bold]{settings.data_dir.resolve()}[/] ...")
+    # A service manager's stop (SIGTERM) or a closed terminal (SIGHUP) stops the services too,
+    # as Ctrl-C does: they run in sessions of their own and would otherwise live on.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.default_int_handler)
     try:
         stack.start()
         with console.status("Loading the embedding model ..."):
