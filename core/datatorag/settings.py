@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     # so use about one per core the API may have (docs/benchmarks-load.md measured 2 on 2 cores).
     api_workers: int = Field(default=2, ge=1)
 
-    # Which adapter backs each port; nothing else in the services looks at these.
+    # Which adapter backs each port; only wiring.py builds adapters from these.
     blob_backend: Literal["local", "s3"] = "local"
     queue_backend: Literal["local", "sqs"] = "local"
     index_backend: Literal["local", "opensearch"] = "local"
