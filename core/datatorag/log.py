@@ -34,7 +34,11 @@ def configure(service: str, level: str | None = None) -> None:
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without frame locals: those hold request headers (API keys),
+            # source URIs with passwords and document text.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
