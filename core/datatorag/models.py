@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+# The metadata keys a search filter can name (``metadata.<key>``).
+METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def utcnow() -> datetime:

@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from datatorag.models import SearchHit
-from datatorag_query_api.search import RRF_K, reciprocal_rank_fusion
+from datatorag_query_api.search import RRF_K, QueryVectorCache, reciprocal_rank_fusion
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +67,29 @@ def test_neighbouring_chunks_of_a_document_become_one_passage():
     assert first.text == "b\nc\nd"  # the overlapping line once, in document order
     assert first.pages == [1, 2] and first.heading == "h2"
     assert first.chunk_id == "a:v:3"  # keeps the better-ranked chunk's place and id
+
+
+class CountingEmbeddings:
+    """Stands in for the embedding endpoint: the cache is what is under test, not the vectors."""
+
+    dimension = 2
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts += texts
+        return np.ones((len(texts), self.dimension), dtype=np.float32)
+
+
+def test_query_vectors_are_cached_per_tenant():
+    embeddings = CountingEmbeddings()
+    cache = QueryVectorCache(embeddings)
+    cache.vector("acme", "is acme planning layoffs?")
+    assert cache.cached("acme", "is acme planning layoffs?") is not None
+    # Another tenant asking the same words pays for its own vector: a shared entry would answer
+    # it faster, telling it that someone else asked exactly this.
+    assert cache.cached("beta", "is acme planning layoffs?") is None
+    cache.vector("beta", "is acme planning layoffs?")
+    cache.vector("acme", "is acme planning layoffs?")
+    assert embeddings.texts == ["is acme planning layoffs?"] * 2

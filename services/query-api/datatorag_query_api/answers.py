@@ -56,7 +56,7 @@ class Answerer:
 
         Exposed on its own so ``min_retrieval_score`` can be calibrated on a dev set.
         """
-        vector = self.searcher.query_vectors.vector(question)
+        vector = self.searcher.query_vectors.vector(tenant, question)
         best = self.searcher.index.vector_search(tenant, vector, 1, filters)
         return best[0].score if best else 0.0
 

@@ -53,6 +53,10 @@ class QueryRequest(BaseModel):
     filters: dict[str, Any] | None = None
 
 
+# Far past any real listing, and offset + limit still fits the index's 64-bit integers.
+MAX_OFFSET = 2**62
+
+
 class DocumentList(BaseModel):
     documents: list[DocumentRecord]
     limit: int
@@ -201,9 +205,9 @@ def create_app(services: Services) -> FastAPI:
         searcher, vector = services.searcher, None
         if body.mode != "keyword":
             # Waiting on the embedding endpoint: any number at once, so it can batch them.
-            vector = searcher.query_vectors.cached(body.query) or await run_in_threadpool(
-                searcher.query_vectors.vector, body.query
-            )
+            vector = searcher.query_vectors.cached(
+                who.tenant, body.query
+            ) or await run_in_threadpool(searcher.query_vectors.vector, who.tenant, body.query)
         search = partial(
             searcher.search, who.tenant, body.query, body.top_k, body.mode, body.filters, vector
         )
@@ -254,15 +258,15 @@ def create_app(services: Services) -> FastAPI:
             headers={"Location": url},
         )
 
-    @app.delete("/v1/documents/{doc_id}", tags=["documents"], status_code=202)
+    @app.delete("/v1/documents/{doc_id}", tags=["documents"])
     def delete_document(doc_id: str, who: Caller, response: Response) -> Accepted:
-        """Remove a document: its passages leave search shortly; its status becomes deleted."""
+        """Remove a document at once: its passages leave search and its stored files are
+        deleted before this answers; its status becomes deleted. Deleting it again is a no-op."""
         doc = services.uploads.remove(who.tenant, doc_id)
         if doc is None:
             raise Problem(404, "Not found", f"no document {doc_id!r}")
         response.headers["Location"] = status_url(doc_id)
-        status = doc.status if doc.status == DocumentStatus.DELETED else "deleting"
-        return Accepted(doc_id=doc_id, status=status, status_url=status_url(doc_id))
+        return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
 
     @app.get("/v1/documents", tags=["documents"])
     def list_documents(
@@ -270,7 +274,7 @@ def create_app(services: Services) -> FastAPI:
         status: DocumentStatus | None = None,
         source_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> DocumentList:
         """The tenant's documents with their status (fetched, processing, indexed, failed).
 

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from datatorag import wiring
 from datatorag.log import configure
-from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.messages import DOCUMENTS_QUEUE
 from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
 from datatorag_query_api.answers import Answerer
@@ -35,12 +35,7 @@ def build_answerer(settings: Settings, searcher: Searcher | None = None) -> Answ
 
 
 def build_uploads(settings: Settings, index: SearchIndex, blobs: BlobStore) -> Uploads:
-    return Uploads(
-        blobs,
-        index,
-        wiring.queue(settings, DOCUMENTS_QUEUE),
-        wiring.queue(settings, CHUNKS_QUEUE),
-    )
+    return Uploads(blobs, index, wiring.queue(settings, DOCUMENTS_QUEUE))
 
 
 def build_services(

@@ -86,7 +86,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EmbeddingUnavailable)
     async def _embedding(request: Request, exc: EmbeddingUnavailable) -> JSONResponse:
-        return problem_response(request, 503, "Embedding endpoint unavailable", str(exc))
+        # The cause names internal hosts: it goes to the log, the caller learns when to retry.
+        log.warning("embedding.unavailable", path=request.url.path, cause=str(exc))
+        return problem_response(
+            request,
+            503,
+            "Embedding endpoint unavailable",
+            "the embedding model cannot be reached right now; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
 
     @app.exception_handler(RetryableError)
     async def _retryable(request: Request, exc: RetryableError) -> JSONResponse:

@@ -20,26 +20,31 @@ VECTOR_WEIGHT = 1.5
 
 
 class QueryVectorCache:
-    """Repeated queries skip the model: an LRU of query text -> vector."""
+    """Repeated queries skip the model: an LRU of (tenant, query text) -> vector.
+
+    Keyed by tenant too, although the vector does not depend on it: a shared entry would let a
+    tenant time its search and learn that another tenant asked the very same question.
+    """
 
     def __init__(self, embeddings: Embeddings, size: int = 4096) -> None:
         self.embeddings = embeddings
         self.size = size
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._lock = Lock()
 
-    def cached(self, query: str) -> list[float] | None:
+    def cached(self, tenant: str, query: str) -> list[float] | None:
         with self._lock:
-            return self._cache.get(query)
+            return self._cache.get((tenant, query))
 
-    def vector(self, query: str) -> list[float]:
+    def vector(self, tenant: str, query: str) -> list[float]:
+        key = (tenant, query)
         with self._lock:
-            if query in self._cache:
-                self._cache.move_to_end(query)
-                return self._cache[query]
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         vector: list[float] = self.embeddings.embed([query])[0].tolist()
         with self._lock:
-            self._cache[query] = vector
+            self._cache[key] = vector
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)
         return vector
@@ -64,7 +69,7 @@ class Searcher:
         if mode == "keyword":
             return merge_neighbours(self.index.keyword_search(tenant, query, depth, filters), top_k)
         semantic = self.index.vector_search(
-            tenant, vector or self.query_vectors.vector(query), depth, filters
+            tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
         )
         if mode == "vector":
             return merge_neighbours(semantic, top_k)

@@ -22,9 +22,9 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from datatorag.messages import DocumentRemoved, encode
-from datatorag.models import DocumentRecord, DocumentStatus, document_id
+from datatorag.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
 from datatorag.ports import BlobStore, Queue, SearchIndex
+from datatorag.removal import remove_document
 from datatorag_connector.sources.base import quote_path
 from datatorag_connector.sync import Announcement, announce_document
 from datatorag_query_api.problems import Problem
@@ -158,28 +158,49 @@ def _tags(value: str | UploadFile | None) -> list[str]:
 
 
 def _metadata(value: str | UploadFile | None) -> dict[str, Any]:
+    """A flat JSON object of filterable keys: scalars or lists of scalars, as filters match."""
     text = _text_field(value, "metadata")
     if not text.strip():
         return {}
     try:
-        metadata = json.loads(text)
+        metadata = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
-        raise Problem(422, "Invalid upload", f"'metadata' is not valid JSON: {err.msg}") from err
+        raise _bad_metadata(f"is not valid JSON: {err.msg}") from err
+    except (ValueError, RecursionError) as err:  # NaN/Infinity, huge integers, deep nesting
+        raise _bad_metadata(
+            "holds NaN, Infinity, an integer of thousands of digits or deep nesting"
+        ) from err
     if not isinstance(metadata, dict):
-        raise Problem(422, "Invalid upload", "'metadata' must be a JSON object")
+        raise _bad_metadata("must be a JSON object")
+    for key, item in metadata.items():
+        if not METADATA_KEY.match(key):
+            raise _bad_metadata(
+                f"key {key[:70]!r} is not a filterable name (letters, digits, '_' or '-', "
+                "at most 64)"
+            )
+        items = item if isinstance(item, list) else [item]
+        if not all(isinstance(i, str | int | float | bool) or i is None for i in items):
+            raise _bad_metadata(
+                f"{key!r} must be a string, number, boolean, null or a list of them"
+            )
     return metadata
 
 
-class Uploads:
-    """Stores uploaded documents into a tenant and announces removals."""
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
 
-    def __init__(
-        self, blobs: BlobStore, index: SearchIndex, documents_queue: Queue, chunks_queue: Queue
-    ) -> None:
+
+def _bad_metadata(detail: str) -> Problem:
+    return Problem(422, "Invalid upload", f"'metadata' {detail}")
+
+
+class Uploads:
+    """Stores uploaded documents into a tenant and deletes documents on request."""
+
+    def __init__(self, blobs: BlobStore, index: SearchIndex, documents_queue: Queue) -> None:
         self.blobs = blobs
         self.index = index
         self.documents_queue = documents_queue
-        self.chunks_queue = chunks_queue
 
     def store(self, tenant: str, form: UploadForm) -> Announcement:
         """A new document, a new version of the same name, or nothing when the bytes match."""
@@ -204,8 +225,10 @@ class Uploads:
         )
 
     def remove(self, tenant: str, doc_id: str) -> DocumentRecord | None:
-        """Announce the document's removal; None when the tenant has no such document."""
+        """Delete the document now (out of search, status deleted, files gone); None when the
+        tenant has no such document."""
         doc = self.index.get_document(tenant, doc_id)
-        if doc is not None and doc.status != DocumentStatus.DELETED:
-            self.chunks_queue.send(encode(DocumentRemoved(tenant=tenant, doc_id=doc_id)))
-        return doc
+        if doc is None or doc.status == DocumentStatus.DELETED:
+            return doc
+        remove_document(self.blobs, self.index, tenant, doc_id)
+        return self.index.get_document(tenant, doc_id)

@@ -116,7 +116,14 @@ from datatorag.adapters.local.index import (
     validate_tenant,
 )
 from datatorag.errors import DatatoRAGError, PermanentError, RetryableError
-from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
+from datatorag.models import (
+    METADATA_KEY,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+    utcnow,
+)
 from datatorag.ports import Filters
 from datatorag.settings import Settings
 
@@ -143,7 +150,6 @@ TEXT_REPEATS = tuple(max(1, round(w)) for w in BM25_WEIGHTS)
 META_TEXT = "meta_text"
 META_NUMBER = "meta_number"
 META_KEYS = "meta_keys"
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the only keys a filter can name
 _QUERY_TOKEN = re.compile(r"[^\W_]+")
 
 # Writes.
@@ -400,7 +406,7 @@ def metadata_fields(metadata: Mapping[str, Any]) -> Body:
     numbers: dict[str, float] = {}
     keys: list[str] = []
     for key, value in metadata.items():
-        if value is None or not _METADATA_KEY.match(key):
+        if value is None or not METADATA_KEY.match(key):
             continue  # null equals missing; other keys cannot be named by a filter
         keys.append(key)
         if isinstance(value, str):

@@ -18,17 +18,17 @@ filter once per document instead of once per chunk.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from datatorag.models import METADATA_KEY
 
 Scalar = str | int | float | bool | None
 
 FIELDS = ("doc_id", "source_id", "media_type")  # document fields copied onto every chunk
 ALIASES = {"effective_date": "metadata.effective_date"}
 RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _field(name: str) -> tuple[str, str | None]:
         return name, None
     if name.startswith("metadata."):
         key = name.removeprefix("metadata.")
-        if not _METADATA_KEY.match(key):
+        if not METADATA_KEY.match(key):
             raise ValueError(
                 f"invalid metadata filter key {key!r}: use letters, digits, '_' or '-' (at most 64)"
             )
