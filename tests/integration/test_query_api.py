@@ -440,9 +440,17 @@ def test_uploads_over_the_limit_are_413(running_stack):
         assert names == {"upload://qa-limits/fits.md"}
 
 
-def test_every_response_carries_a_request_id(api):
+def test_every_response_carries_a_request_id(api, running_stack):
     given = api.post("/v1/search", json={"query": "vacation"}, headers={"X-Request-ID": "r-1"})
     assert given.headers["X-Request-ID"] == "r-1"  # the caller's id, for tracing across hops
     made = {api.get("/v1/documents").headers["X-Request-ID"] for _ in range(2)}
     refused = api.post("/v1/search", json={}).headers["X-Request-ID"]  # a 422 problem too
     assert len(made | {refused}) == 3
+    # The access-log line names the tenant too (the key check runs in a thread of its own).
+    log = running_stack.settings.data_dir / "logs" / "query-api.log"
+    deadline = time.monotonic() + 10
+    while not (lines := [line for line in log.read_text().splitlines() if '"r-1"' in line]):
+        assert time.monotonic() < deadline, "no access-log line for request r-1"
+        time.sleep(0.1)
+    access = json.loads(lines[-1])
+    assert access["event"] == "request" and access["tenant"] == TENANT

@@ -141,6 +141,7 @@ class RequestContext:
                 path=scope["path"],
                 status=status,
                 ms=round(1000 * (time.perf_counter() - started), 1),
+                tenant=scope.get("state", {}).get("tenant"),
             )
             structlog.contextvars.unbind_contextvars("request_id", "tenant")
 
@@ -160,7 +161,8 @@ def caller(
     info = services_of(request).keys.authenticate(key) if key else None
     if info is None:
         raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
-    structlog.contextvars.bind_contextvars(tenant=info.tenant)
+    structlog.contextvars.bind_contextvars(tenant=info.tenant)  # this thread's log lines
+    request.state.tenant = info.tenant  # the access-log line (a sync dependency runs in a thread)
     return info
 
 
