@@ -53,14 +53,15 @@ def search_threads(settings: Settings) -> int:
     return 32 if settings.index_backend == "opensearch" else 2
 
 
-def embeddings(settings: Settings) -> Embeddings:
+def embeddings(settings: Settings, *, timeout_s: float = 60.0) -> Embeddings:
+    """``timeout_s`` per request: batches of chunks may take a while, a question should not."""
     if settings.embeddings_backend == "sagemaker":
         from datatorag.adapters.aws.sagemaker import SageMakerEmbeddings
 
-        return SageMakerEmbeddings.from_settings(settings)
+        return SageMakerEmbeddings.from_settings(settings, timeout_s=timeout_s)
     from datatorag.adapters.local.embeddings import HttpEmbeddings
 
-    return HttpEmbeddings(settings.embedding_url)
+    return HttpEmbeddings(settings.embedding_url, timeout=timeout_s)
 
 
 def answer_generator(settings: Settings) -> AnswerGenerator:

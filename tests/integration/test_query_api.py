@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import statistics
 import threading
 import time
@@ -22,7 +23,12 @@ import uvicorn
 
 from datatorag.settings import Settings
 from datatorag_query_api.answers import ABSTENTION
-from datatorag_query_api.bootstrap import bootstrap, build_answerer, key_store
+from datatorag_query_api.bootstrap import (
+    QUERY_EMBEDDING_TIMEOUT_S,
+    bootstrap,
+    build_answerer,
+    key_store,
+)
 from datatorag_query_api.uploads import safe_filename, upload_uri
 from tests.fixtures.stack import free_port
 
@@ -244,6 +250,18 @@ def test_an_unreachable_embedding_endpoint_is_a_503_naming_no_host(running_stack
         assert "127.0.0.1" not in down.text and closed not in down.text
         keyword = api.post("/v1/search", json={"query": "parental leave", "mode": "keyword"})
         assert keyword.status_code == 200 and keyword.json()["hits"]  # needs no model
+
+
+def test_a_stalled_embedding_endpoint_fails_a_question_within_seconds(running_stack, samples):
+    with socket.create_server(("127.0.0.1", 0)) as stalled:  # accepts connections, never answers
+        url = f"http://127.0.0.1:{stalled.getsockname()[1]}"
+        settings = in_process_settings(running_stack, embedding_url=url)
+        with InProcessApi(settings) as server, server.client(TENANT) as api:
+            started = time.monotonic()
+            response = api.post("/v1/search", json={"query": "stalled endpoint question"})
+            waited = time.monotonic() - started
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert QUERY_EMBEDDING_TIMEOUT_S <= waited < 2 * QUERY_EMBEDDING_TIMEOUT_S  # not a minute
 
 
 def test_cli_ask_prints_the_same_answer_as_the_api(running_stack, api):

@@ -96,8 +96,9 @@ class SageMakerEmbeddings:
         self._dimension = dimension
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SageMakerEmbeddings:
-        return cls(sagemaker_runtime_client(settings), settings.sagemaker_endpoint_name)
+    def from_settings(cls, settings: Settings, *, timeout_s: float = 60.0) -> SageMakerEmbeddings:
+        client = sagemaker_runtime_client(settings, read_timeout=timeout_s)
+        return cls(client, settings.sagemaker_endpoint_name)
 
     @property
     def dimension(self) -> int:
