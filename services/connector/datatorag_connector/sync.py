@@ -3,10 +3,14 @@
 Order per file: raw bytes to the blob store, then the document record, then the announcement.
 A crash between the last two leaves a record in ``fetched`` that the next sync announces again
 (handlers are idempotent, so a duplicate announcement costs work, never correctness).
+
+A document is removed only when the folder it was in was listed and it was not there: one
+under a folder that could not be listed is kept as it is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,7 +22,7 @@ from datatorag.log import get_logger
 from datatorag.messages import DocumentFetched, DocumentRemoved, encode
 from datatorag.models import DocumentRecord, DocumentStatus, content_hash, document_id, utcnow
 from datatorag.ports import BlobStore, Queue, SearchIndex
-from datatorag_connector.sources import Source, SourceFile
+from datatorag_connector.sources import Listing, Source, SourceFile
 
 log = get_logger(__name__)
 
@@ -31,8 +35,13 @@ MEDIA_TYPES = {
     ".markdown": "text/markdown",
     ".txt": "text/plain",
 }
-# An announced document nobody picked up for this long is announced again.
+# An announced document nobody picked up for this long is announced again; so is one that
+# failed because a transient fault outlasted the worker's retries, once this long has passed.
 REANNOUNCE_AFTER = timedelta(minutes=10)
+# How datatorag.worker words a retryable error that outlasted the retries. Permanent reasons
+# (encrypted, corrupt, too large) differ, and so does "gave up after N attempts" with no
+# error: a message that crashed the worker every time, which must not be sent again.
+_RAN_OUT_OF_RETRIES = re.compile(r"gave up after \d+ attempts: ")
 
 
 @dataclass
@@ -42,7 +51,8 @@ class SyncReport:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    unreadable: dict[str, str] = field(default_factory=dict)  # source_uri -> reason
+    # URI of a file that could not be read, or of a folder that could not be listed -> reason
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def doc_ids(self) -> list[str]:
@@ -70,8 +80,9 @@ class Syncer:
     ) -> SyncReport:
         report = SyncReport(source.source_id)
         known = {d.source_uri: d for d in self._documents(tenant, source.source_id)}
-        files = source.list_files()
-        for file in files:
+        listing = source.listing()
+        report.unreadable.update(listing.unlisted)
+        for file in listing.files:
             uri = source.uri_of(file)
             try:
                 self._sync_file(source, file, uri, tenant, known.get(uri), metadata or {}, report)
@@ -83,19 +94,32 @@ class Syncer:
                 log.warning("source.file_unreadable", source_uri=uri, reason=str(err))
             if progress:
                 progress(uri)
-        listed = {source.uri_of(f) for f in files}
-        for uri, doc in known.items():
-            if uri not in listed and doc.status != DocumentStatus.DELETED:
-                self.chunks_queue.send(encode(DocumentRemoved(tenant=tenant, doc_id=doc.doc_id)))
-                report.removed.append(uri)
+        self._remove_gone(tenant, known, listing, source, report)
         log.info(
             "source.synced",
             source_id=source.source_id,
             added=len(report.added),
             changed=len(report.changed),
             removed=len(report.removed),
+            unreadable=len(report.unreadable),
         )
         return report
+
+    def _remove_gone(
+        self,
+        tenant: str,
+        known: dict[str, DocumentRecord],
+        listing: Listing,
+        source: Source,
+        report: SyncReport,
+    ) -> None:
+        """Remove the known documents the listing shows are gone from the source."""
+        listed = {source.uri_of(f) for f in listing.files}
+        for uri, doc in known.items():
+            if uri in listed or doc.status == DocumentStatus.DELETED or listing.may_hold(uri):
+                continue
+            self.chunks_queue.send(encode(DocumentRemoved(tenant=tenant, doc_id=doc.doc_id)))
+            report.removed.append(uri)
 
     def _documents(self, tenant: str, source_id: str) -> Iterator[DocumentRecord]:
         offset, page = 0, 500
@@ -218,4 +242,11 @@ def announce_document(
 def _needs_announcing(doc: DocumentRecord) -> bool:
     if doc.status == DocumentStatus.DELETED:
         return True  # the file came back
-    return doc.status == DocumentStatus.FETCHED and utcnow() - doc.updated_at > REANNOUNCE_AFTER
+    if utcnow() - doc.updated_at <= REANNOUNCE_AFTER:
+        return False
+    return doc.status == DocumentStatus.FETCHED or _ran_out_of_retries(doc)
+
+
+def _ran_out_of_retries(doc: DocumentRecord) -> bool:
+    """Failed on a transient fault (an outage) rather than on the document itself."""
+    return doc.status == DocumentStatus.FAILED and bool(_RAN_OUT_OF_RETRIES.match(doc.reason or ""))

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from datatorag.errors import DocumentRejected, SourceError
+from datatorag.log import get_logger
+
+log = get_logger(__name__)
 
 # Document types the processor can turn into text; anything else is not listed.
 SUPPORTED_EXTENSIONS = frozenset({".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"})
@@ -51,6 +54,22 @@ class SourceFile:
         check_relative_path(self.path)  # raises UnsafePath: no SourceFile can point outside
 
 
+@dataclass
+class Listing:
+    """What one walk of a source found.
+
+    A folder that could not be listed (permissions, a broken name) is named in ``unlisted``:
+    its files are unknown, not gone, so a sync must not treat them as removed.
+    """
+
+    files: list[SourceFile] = field(default_factory=list)
+    unlisted: dict[str, str] = field(default_factory=dict)  # folder URI -> reason
+
+    def may_hold(self, uri: str) -> bool:
+        """True if ``uri`` lies under a folder that could not be listed."""
+        return any(uri.startswith(folder + "/") for folder in self.unlisted)
+
+
 @runtime_checkable
 class Source(Protocol):
     """A folder of documents: local, FTP or SFTP. Use as a context manager or call ``close``."""
@@ -58,12 +77,16 @@ class Source(Protocol):
     source_id: str  # "src_" + sha256(display_uri)[:12]: stable across runs and credentials
     display_uri: str  # the URI without user, password or secret query parameters
 
-    def list_files(self) -> list[SourceFile]:
+    def listing(self) -> Listing:
         """Every supported document under the root, recursively, sorted by path.
 
         Hidden files and folders (name starting with '.'), unsafe names and links that lead
-        outside the root are left out. Raises ``SourceError`` when the root cannot be listed.
+        outside the root are left out. A subfolder that cannot be listed is named in
+        ``Listing.unlisted``; ``SourceError`` when the root cannot be listed.
         """
+
+    def list_files(self) -> list[SourceFile]:
+        """``listing().files``."""
 
     def read(self, file: SourceFile) -> bytes:
         """The file's bytes. Raises ``FileTooLarge`` over the size limit, else ``SourceError``."""
@@ -167,8 +190,30 @@ class BaseSource:
         self.source_id = source_id_for(display_uri)
         self.max_bytes = max_bytes
 
+    def list_files(self) -> list[SourceFile]:
+        return self.listing().files
+
+    def listing(self) -> Listing:
+        raise NotImplementedError
+
     def uri_of(self, file: SourceFile) -> str:
-        return self.display_uri.rstrip("/") + "/" + quote_path(check_relative_path(file.path))
+        return self._uri_of_path(check_relative_path(file.path))
+
+    def _uri_of_path(self, path: str) -> str:
+        return self.display_uri.rstrip("/") + "/" + quote_path(path)
+
+    def _unlisted(self, listing: Listing, folder: str, reason: str) -> None:
+        """``folder`` (relative, '' for the root) could not be listed.
+
+        The root fails the whole listing; a subfolder is recorded so that a sync keeps the
+        documents under it rather than removing them.
+        """
+        if not folder:
+            raise SourceError(f"cannot list {self.display_uri}: {reason}")
+        log.warning(
+            "source.unreadable_folder", source=self.display_uri, folder=folder, reason=reason
+        )
+        listing.unlisted[self._uri_of_path(folder)] = reason
 
     def close(self) -> None:
         """Release connections; nothing to do for a local folder."""

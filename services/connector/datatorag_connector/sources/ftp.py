@@ -4,10 +4,14 @@ Passive mode; directories are listed with MLSD (RFC 3659) when the server has it
 (Unix or MS-DOS format), else NLST plus SIZE. Every name the server sends is checked with
 ``is_safe_name``: a listing cannot make the client ask for ``../`` or an absolute path. Links
 cannot be resolved over FTP; the server's own root confinement applies to them.
+
+Names travel as UTF-8 (RFC 2640). A name that is not UTF-8 (a legacy Latin-1 server) is kept
+byte for byte on the wire and shown with its odd bytes read as Latin-1.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ftplib
 import functools
@@ -16,7 +20,7 @@ import re
 import ssl
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from datatorag.errors import SourceError
 from datatorag.log import get_logger
@@ -24,6 +28,7 @@ from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
     FileTooLarge,
+    Listing,
     SourceFile,
     check_relative_path,
     display_netloc,
@@ -35,9 +40,15 @@ from datatorag_connector.sources.base import (
     scrub,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 log = get_logger(__name__)
 T = TypeVar("T")
 
+# ftplib takes an encoding name only: this codec is UTF-8 with bytes that are not UTF-8 kept
+# as surrogate escapes, so a listed name goes back to the server (RETR, CWD) unchanged.
+_WIRE_ENCODING = "datatorag_ftp_names"
 _UNSUPPORTED = {"500", "502", "504"}  # reply codes meaning "command not implemented"
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
@@ -83,20 +94,25 @@ class FtpSource(BaseSource):
         self._ftp: ftplib.FTP | None = None
         self._base = ""  # absolute path of the root on the server, set on login
         self._listing = "mlsd"  # downgraded to "list", then "nlst", when the server lacks it
+        # Server paths of listed files whose names are not UTF-8 on the server (by shown path).
+        self._wire_paths: dict[str, str] = {}
         self._connect()
 
     # --- public API
 
-    def list_files(self) -> list[SourceFile]:
-        def walk(ftp: ftplib.FTP) -> list[SourceFile]:
-            files: list[SourceFile] = []
-            self._walk(ftp, "", 0, files)
-            return sorted(files, key=lambda f: f.path)
+    def listing(self) -> Listing:
+        def walk(ftp: ftplib.FTP) -> Listing:
+            found = Listing()
+            self._wire_paths = {}
+            self._walk(ftp, "", self._base, 0, found)
+            found.files.sort(key=lambda f: f.path)
+            return found
 
         return self._run(walk)
 
     def read(self, file: SourceFile) -> bytes:
-        remote = self._remote(check_relative_path(file.path))
+        path = check_relative_path(file.path)
+        remote = self._wire_paths.get(path) or self._remote(path)
         self._check_size(file, file.size)
         return self._run(lambda ftp: self._retrieve(ftp, file, remote))
 
@@ -141,9 +157,12 @@ class FtpSource(BaseSource):
 
     def _new_client(self) -> ftplib.FTP:
         if not self._tls:
-            return ftplib.FTP(timeout=self._timeout)  # noqa: S321 - plain FTP is what was asked for
+            # Plain FTP is what was asked for.
+            return ftplib.FTP(timeout=self._timeout, encoding=_WIRE_ENCODING)  # noqa: S321
         context = ssl.create_default_context(cafile=self._ca_file)
-        return ftplib.FTP_TLS(context=context, timeout=self._timeout)  # noqa: S321 - TLS
+        return ftplib.FTP_TLS(  # noqa: S321 - TLS
+            context=context, timeout=self._timeout, encoding=_WIRE_ENCODING
+        )
 
     def _resolve_root(self, ftp: ftplib.FTP) -> str:
         """The root as an absolute server path ('/~' means the login folder)."""
@@ -173,37 +192,39 @@ class FtpSource(BaseSource):
             ftp.close()
 
     def _clean(self, err: BaseException) -> str:
-        return scrub(str(err) or type(err).__name__, self._password)
+        return _readable(scrub(str(err) or type(err).__name__, self._password))
 
     def _remote(self, rel: str) -> str:
         return posixpath.join(self._base, rel) if rel else self._base
 
     # --- listing
 
-    def _walk(self, ftp: ftplib.FTP, rel: str, depth: int, out: list[SourceFile]) -> None:
+    def _walk(self, ftp: ftplib.FTP, rel: str, remote: str, depth: int, out: Listing) -> None:
+        """List the folder shown as ``rel``, ``remote`` on the server, into ``out``."""
         if depth > MAX_DEPTH:
             log.warning("source.too_deep", source=self.display_uri, folder=rel)
             return
         try:
-            entries = self._list_dir(ftp, self._remote(rel))
+            entries = self._list_dir(ftp, remote)
         except ftplib.error_perm as err:
-            if depth == 0:
-                raise SourceError(f"cannot list {self.display_uri}: {self._clean(err)}") from err
-            log.warning("source.unreadable_folder", source=self.display_uri, folder=rel)
+            self._unlisted(out, rel, self._clean(err))
             return
         seen: set[str] = set()
         for entry in sorted(entries, key=lambda e: e.name):
-            if is_hidden(entry.name) or entry.name in seen:
+            name = _readable(entry.name)
+            if is_hidden(name) or name in seen:
                 continue
-            seen.add(entry.name)
-            if not is_safe_name(entry.name):
-                log.warning("source.unsafe_name", source=self.display_uri, name=repr(entry.name))
+            seen.add(name)
+            if not is_safe_name(name):
+                log.warning("source.unsafe_name", source=self.display_uri, name=repr(name))
                 continue
-            child = join_relative(rel, entry.name)
+            child, child_remote = join_relative(rel, name), posixpath.join(remote, entry.name)
             if entry.kind == "dir":
-                self._walk(ftp, child, depth + 1, out)
-            elif entry.kind == "file" and is_supported(entry.name):
-                out.append(SourceFile(path=child, size=entry.size, modified=entry.modified))
+                self._walk(ftp, child, child_remote, depth + 1, out)
+            elif entry.kind == "file" and is_supported(name):
+                out.files.append(SourceFile(path=child, size=entry.size, modified=entry.modified))
+                if child_remote != self._remote(child):
+                    self._wire_paths[child] = child_remote
 
     def _list_dir(self, ftp: ftplib.FTP, path: str) -> list[Entry]:
         while True:
@@ -233,7 +254,7 @@ class FtpSource(BaseSource):
         _guard(lambda: ftp.voidcmd("TYPE I"))  # retrlines switched to ASCII, where SIZE is refused
         entries = []
         for name in names:
-            if is_hidden(name) or not is_safe_name(name):
+            if is_hidden(name) or not is_safe_name(_readable(name)):
                 entries.append(Entry(name, "other", 0, None))  # reported and skipped by _walk
                 continue
             entries.append(_guard(functools.partial(_probe, ftp, posixpath.join(path, name), name)))
@@ -266,6 +287,44 @@ class FtpSource(BaseSource):
 
 class _Oversize(Exception):
     pass
+
+
+def _readable(text: str) -> str:
+    """``text`` with each byte that was not UTF-8 on the wire read as Latin-1 instead."""
+    return "".join(chr(ord(c) - 0xDC00) if "\udc80" <= c <= "\udcff" else c for c in text)
+
+
+class _WireDecoder(codecs.BufferedIncrementalDecoder):
+    def _buffer_decode(self, data: ReadableBuffer, errors: str, final: bool) -> tuple[str, int]:
+        return codecs.utf_8_decode(data, "surrogateescape", final)
+
+
+class _WireEncoder(codecs.IncrementalEncoder):
+    def encode(self, text: str, final: bool = False) -> bytes:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _wire_encode(text: str, errors: str = "strict") -> tuple[bytes, int]:
+    return text.encode("utf-8", "surrogateescape"), len(text)
+
+
+def _wire_decode(data: ReadableBuffer, errors: str = "strict") -> tuple[str, int]:
+    return codecs.utf_8_decode(data, "surrogateescape", True)
+
+
+def _find_wire_codec(name: str) -> codecs.CodecInfo | None:
+    if name != _WIRE_ENCODING:
+        return None
+    return codecs.CodecInfo(
+        _wire_encode,
+        _wire_decode,
+        incrementalencoder=_WireEncoder,
+        incrementaldecoder=_WireDecoder,
+        name=_WIRE_ENCODING,
+    )
+
+
+codecs.register(_find_wire_codec)
 
 
 def _guard(call: Callable[[], T]) -> T:

@@ -16,6 +16,7 @@ from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
+    Listing,
     SourceFile,
     UnsafePath,
     check_relative_path,
@@ -41,10 +42,11 @@ class LocalSource(BaseSource):
         self.root = root
         super().__init__("file://" + quote_path(shown.as_posix()), max_bytes)
 
-    def list_files(self) -> list[SourceFile]:
-        files: list[SourceFile] = []
-        self._walk(self.root, "", 0, files)
-        return sorted(files, key=lambda f: f.path)
+    def listing(self) -> Listing:
+        found = Listing()
+        self._walk(self.root, "", 0, found)
+        found.files.sort(key=lambda f: f.path)
+        return found
 
     def read(self, file: SourceFile) -> bytes:
         real = self._inside_root(self.root / check_relative_path(file.path))
@@ -66,16 +68,14 @@ class LocalSource(BaseSource):
         self._check_size(file, len(data))
         return data
 
-    def _walk(self, folder: Path, rel: str, depth: int, out: list[SourceFile]) -> None:
+    def _walk(self, folder: Path, rel: str, depth: int, out: Listing) -> None:
         if depth > MAX_DEPTH:
             log.warning("source.too_deep", source=self.display_uri, folder=rel)
             return
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as err:
-            if depth == 0:
-                raise SourceError(f"cannot list {self.display_uri}: {err.strerror}") from err
-            log.warning("source.unreadable_folder", source=self.display_uri, folder=rel)
+            self._unlisted(out, rel, err.strerror or type(err).__name__)
             return
         for entry in entries:
             if is_hidden(entry.name):
@@ -85,7 +85,7 @@ class LocalSource(BaseSource):
                 continue
             self._visit(entry, join_relative(rel, entry.name), depth, out)
 
-    def _visit(self, entry: os.DirEntry[str], rel: str, depth: int, out: list[SourceFile]) -> None:
+    def _visit(self, entry: os.DirEntry[str], rel: str, depth: int, out: Listing) -> None:
         try:
             if entry.is_dir(follow_symlinks=False):
                 self._walk(Path(entry.path), rel, depth + 1, out)
@@ -101,7 +101,7 @@ class LocalSource(BaseSource):
         # Links to folders are not followed (loops); links to files inside the root are.
         if stat.S_ISREG(info.st_mode):
             modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
-            out.append(SourceFile(path=rel, size=info.st_size, modified=modified))
+            out.files.append(SourceFile(path=rel, size=info.st_size, modified=modified))
 
     def _inside_root(self, path: Path) -> Path | None:
         """The real path behind ``path`` if it stays inside the root, else None."""

@@ -20,6 +20,7 @@ from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
     BaseSource,
+    Listing,
     SourceFile,
     UnsafePath,
     check_relative_path,
@@ -61,6 +62,10 @@ class _TrustUnknownHost(paramiko.MissingHostKeyPolicy):
         )
 
 
+class _ConnectionLost(Exception):
+    """Internal: the SSH connection broke mid-walk; reconnect and walk again once."""
+
+
 class SftpSource(BaseSource):
     def __init__(
         self,
@@ -87,11 +92,18 @@ class SftpSource(BaseSource):
 
     # --- public API
 
-    def list_files(self) -> list[SourceFile]:
-        sftp = self._session()
-        files: list[SourceFile] = []
-        self._walk(sftp, "", 0, files)
-        return sorted(files, key=lambda f: f.path)
+    def listing(self) -> Listing:
+        for attempt in (1, 2):
+            found = Listing()
+            try:
+                self._walk(self._session(), "", 0, found)
+            except _ConnectionLost as lost:
+                if attempt == 2:
+                    raise SourceError(f"connection to {self.display_uri} lost: {lost}") from None
+                continue
+            found.files.sort(key=lambda f: f.path)
+            return found
+        raise AssertionError("unreachable")
 
     def read(self, file: SourceFile) -> bytes:
         remote = posixpath.join(self._base, check_relative_path(file.path))
@@ -204,10 +216,13 @@ class SftpSource(BaseSource):
 
     def _session(self) -> paramiko.SFTPClient:
         """The SFTP session, reconnecting if the server closed it while idle."""
-        transport = self._client.get_transport() if self._client is not None else None
-        if self._sftp is None or transport is None or not transport.is_active():
+        if self._sftp is None or not self._connected():
             return self._connect()
         return self._sftp
+
+    def _connected(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
 
     def _clean(self, err: BaseException) -> str:
         return scrub(str(err) or type(err).__name__, self._password)
@@ -217,17 +232,20 @@ class SftpSource(BaseSource):
 
     # --- listing
 
-    def _walk(self, sftp: paramiko.SFTPClient, rel: str, depth: int, out: list[SourceFile]) -> None:
+    def _walk(self, sftp: paramiko.SFTPClient, rel: str, depth: int, out: Listing) -> None:
         if depth > MAX_DEPTH:
             log.warning("source.too_deep", source=self.display_uri, folder=rel)
             return
         folder = posixpath.join(self._base, rel) if rel else self._base
         try:
             entries = sftp.listdir_attr(folder)
-        except OSError as err:
-            if depth == 0:
-                raise SourceError(f"cannot list {self.display_uri}: {self._clean(err)}") from err
-            log.warning("source.unreadable_folder", source=self.display_uri, folder=rel)
+        except UnicodeDecodeError:  # paramiko decodes names as strict UTF-8
+            self._unlisted(out, rel, "a name in this folder is not UTF-8")
+            return
+        except (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError) as err:
+            if not self._connected():  # the connection, not the folder: every later one fails
+                raise _ConnectionLost(self._clean(err)) from None
+            self._unlisted(out, rel, self._clean(err))
             return
         for entry in sorted(entries, key=lambda e: e.filename):
             name = entry.filename
@@ -245,7 +263,7 @@ class SftpSource(BaseSource):
             elif is_supported(name) and (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
                 found = self._file(sftp, child, entry, linked=stat.S_ISLNK(mode))
                 if found is not None:
-                    out.append(found)
+                    out.files.append(found)
 
     def _file(
         self, sftp: paramiko.SFTPClient, rel: str, entry: paramiko.SFTPAttributes, *, linked: bool
@@ -255,7 +273,9 @@ class SftpSource(BaseSource):
                 remote = posixpath.join(self._base, rel)
                 inside = self._inside(sftp.normalize(remote))
                 entry = sftp.stat(remote)
-            except OSError:  # dangling link
+            except OSError as err:  # dangling link, unless the connection broke
+                if not self._connected():
+                    raise _ConnectionLost(self._clean(err)) from None
                 return None
             if not inside or not stat.S_ISREG(entry.st_mode or 0):
                 log.warning("source.link_outside_root", source=self.display_uri, path=rel)
