@@ -10,6 +10,9 @@ leaves it to be delivered again; handlers are idempotent. Failures:
 - a message that crashed the worker outright comes back with a higher receive count; the
   queue's redrive limit is one above ``max_receives`` so the worker sees it, marks it failed
   and dead-letters it.
+- the queue itself failing (receive, delete, change_visibility, dead_letter) or the failure
+  record failing: logged, and the loop backs off briefly and goes on; a message it could not
+  delete comes back after its visibility timeout.
 
 SIGTERM (ECS stopping a task) sets the stop event: the message in hand is finished, then the
 loop ends.
@@ -78,6 +81,8 @@ class Worker:
         visibility_timeout_s: float = 120.0,
         poll_wait_s: float = 1.0,
         retry_delay_s: float = 5.0,
+        error_backoff_s: float = 1.0,
+        max_error_backoff_s: float = 10.0,
     ) -> None:
         self.queue = queue
         self.handle = handle
@@ -86,6 +91,8 @@ class Worker:
         self.visibility_timeout_s = visibility_timeout_s
         self.poll_wait_s = poll_wait_s
         self.retry_delay_s = retry_delay_s
+        self.error_backoff_s = error_backoff_s
+        self.max_error_backoff_s = max_error_backoff_s
         self.stop = threading.Event()
 
     def run(self, concurrency: int = 1) -> None:
@@ -101,9 +108,17 @@ class Worker:
             signal.signal(sig, lambda *_: self.stop.set())
 
     def _loop(self) -> None:
+        backoff = self.error_backoff_s  # doubles while the errors go on, up to the cap
         while not self.stop.is_set():
-            for received in self.queue.receive(max_messages=1, wait_seconds=self.poll_wait_s):
-                self.process(received)
+            try:
+                for received in self.queue.receive(max_messages=1, wait_seconds=self.poll_wait_s):
+                    self.process(received)
+            except Exception:  # a queue or index blip must not end the worker
+                log.error("worker.error", backoff_s=backoff, queue=self.queue.name, exc_info=True)
+                self.stop.wait(backoff)  # returns at once when the worker is stopped
+                backoff = min(backoff * 2, self.max_error_backoff_s)
+            else:
+                backoff = self.error_backoff_s
 
     def process(self, received: ReceivedMessage) -> None:
         try:

@@ -10,7 +10,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from datatorag.errors import DocumentRejected, PermanentError
-from datatorag_processor.extract import extract
+from datatorag_processor.extract import extract, plain_text
 from tests.fixtures.corpus import BadDocuments
 
 pytestmark = pytest.mark.unit
@@ -119,3 +119,72 @@ def test_zip_that_is_not_a_word_document() -> None:
 
 def test_document_with_only_whitespace() -> None:
     assert "contains no text" in _reason(b"  \n\n\t \n", "empty-notes.txt")
+
+
+def _nested(depth: int) -> bytes:
+    return b"<div>" * depth + b"<p>Be respectful at work.</p>" + b"</div>" * depth
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"<html><body>" + _nested(600) + b"</body></html>", "conduct.html"),
+        (b"# Conduct\n\n" + _nested(600) + b"\n", "conduct.md"),  # raw HTML inside Markdown
+    ],
+)
+def test_html_nested_too_deeply_is_refused_at_once(data: bytes, name: str) -> None:
+    # Refused as such (permanent), not a RecursionError retried five times.
+    assert "nested too deeply to read (more than 256 levels" in _reason(data, name)
+
+
+def test_html_nested_deeply_within_the_limit_is_read() -> None:
+    doc = extract(b"<html><body>" + _nested(250) + b"</body></html>", "conduct.html", **LIMITS)
+    assert plain_text(doc) == "Be respectful at work."
+
+
+def _minimal_docx(paragraphs: int) -> bytes:
+    """A valid Word package of identical paragraphs: its XML packs about 300 times."""
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    para = "<w:p><w:r><w:t>Employees accrue paid leave monthly.</w:t></w:r></w:p>"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(
+            "[Content_Types].xml",
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Override PartName="/word/document.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+        )
+        zf.writestr(
+            "_rels/.rels",
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Target="word/document.xml" Type="http://schemas.'
+            'openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
+            "</Relationships>",
+        )
+        zf.writestr(
+            "word/document.xml",
+            f'<w:document xmlns:w="{w}"><w:body>{para * paragraphs}</w:body></w:document>',
+        )
+    return out.getvalue()
+
+
+def _unpacked(data: bytes) -> int:
+    return sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+
+
+def test_docx_that_unpacks_past_the_limit_is_refused_before_parsing() -> None:
+    data = _minimal_docx(100_000)  # 7 MB of XML in 30 kB: python-docx takes ~20 s over it
+    assert len(data) < 50_000 and _unpacked(data) > 6 * 1024 * 1024
+    started = time.perf_counter()
+    reason = _reason(data, "handbook.docx", max_bytes=4 * 1024 * 1024)
+    assert time.perf_counter() - started < 1.0
+    assert "Word document unpacks to 6." in reason and "more than the limit of 4.0 MB" in reason
+    assert "DATATORAG_MAX_DOCUMENT_BYTES" in reason
+
+
+def test_docx_that_unpacks_to_just_the_limit_is_read() -> None:
+    data = _minimal_docx(100)
+    doc = extract(data, "handbook.docx", max_bytes=_unpacked(data), max_pages=1000)
+    assert len(doc.blocks) == 100

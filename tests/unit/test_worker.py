@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
+from structlog.testing import capture_logs
 
 from datatorag.adapters.local.queue import SqliteQueue
 from datatorag.errors import DocumentRejected, RetryableError
@@ -102,3 +109,95 @@ def test_other_messages_are_not_blocked_by_a_failing_one(queue):
     deliver(queue, worker)
     deliver(queue, worker)
     assert [m.doc_id for m in recorder.handled] == ["d2"]
+
+
+class FlakyQueue:
+    """Fake: the real embedded queue, but the next ``times`` calls of ``method`` fail, as an SQS
+    endpoint does during a network blip (which cannot be staged here)."""
+
+    def __init__(self, queue: SqliteQueue, method: str, times: int) -> None:
+        self.queue, self.method, self.times = queue, method, times
+        self.name = queue.name
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.queue, name)
+        if name != self.method:
+            return real
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if self.times > 0:
+                self.times -= 1
+                raise ConnectionError("Could not connect to the endpoint URL")
+            return real(*args, **kwargs)
+
+        return flaky
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[threading.Thread]:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        worker.stop.set()
+        thread.join(timeout=5)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def flaky_worker(queue: FlakyQueue, recorder: Recorder, **options: float) -> Worker:
+    return Worker(
+        queue,  # type: ignore[arg-type]
+        recorder.handle,
+        recorder.record_failure,
+        max_receives=2,
+        retry_delay_s=0,
+        poll_wait_s=0.05,
+        **{"error_backoff_s": 0.01, **options},
+    )
+
+
+def test_a_queue_error_is_logged_and_the_worker_goes_on(queue):
+    recorder = Recorder()
+    worker = flaky_worker(FlakyQueue(queue, "receive", times=4), recorder, max_error_backoff_s=0.03)
+    for doc_id in ("d1", "d2"):
+        send(queue, doc_id)
+    with capture_logs() as logs, running(worker) as thread:
+        assert wait_for(lambda: len(recorder.handled) == 2)
+        assert thread.is_alive()
+    assert queue.depth() == 0 and not recorder.failures
+    errors = [entry for entry in logs if entry["event"] == "worker.error"]
+    assert [entry["backoff_s"] for entry in errors] == [0.01, 0.02, 0.03, 0.03]  # capped
+    assert errors[0]["log_level"] == "error" and errors[0]["exc_info"] is True
+
+
+def test_a_failed_delete_leaves_the_message_to_be_handled_again(tmp_path):
+    # At-least-once: the handled message was not deleted, so it comes back (handlers are
+    # idempotent) rather than being lost or ending the worker.
+    real = SqliteQueue(tmp_path / "q.db", "documents", max_receives=3, visibility_timeout=0.3)
+    recorder = Recorder()
+    worker = flaky_worker(FlakyQueue(real, "delete", times=1), recorder)
+    worker.visibility_timeout_s = 0.3
+    send(real)
+    with running(worker):
+        assert wait_for(lambda: real.depth() == 0)
+    assert [m.doc_id for m in recorder.handled] == ["d1", "d1"]
+    assert not recorder.failures and real.dead_letters() == []
+
+
+def test_a_worker_backing_off_stops_promptly(queue):
+    recorder = Recorder()
+    worker = flaky_worker(FlakyQueue(queue, "receive", times=10**6), recorder, error_backoff_s=60)
+    with running(worker) as thread:
+        time.sleep(0.2)
+        assert thread.is_alive()  # backing off, not dead
+        started = time.monotonic()
+        worker.stop.set()
+        thread.join(timeout=5)
+        assert not thread.is_alive() and time.monotonic() - started < 1

@@ -44,6 +44,9 @@ class Embedder:
         if doc is None or doc.version != message.version or doc.status == DocumentStatus.DELETED:
             log.info("document.stale", version=message.version)
             return
+        if doc.status == DocumentStatus.INDEXED:  # a redelivery or a re-announced version
+            log.info("document.already_indexed", version=message.version)
+            return
         try:
             chunk_set = ChunkSet.model_validate_json(self.blobs.get(message.chunks_key))
         except BlobNotFound as err:
@@ -93,6 +96,11 @@ class Embedder:
 
     def record_failure(self, message: Message, reason: str) -> None:
         version = getattr(message, "version", None)
+        doc = self.index.get_document(message.tenant, message.doc_id)
+        # A late redelivery given up on must not fail a version that is searchable.
+        if doc is not None and doc.version == version and doc.status == DocumentStatus.INDEXED:
+            log.info("document.already_indexed", version=version)
+            return
         self.index.set_status(
             message.tenant, message.doc_id, DocumentStatus.FAILED, version=version, reason=reason
         )

@@ -43,6 +43,9 @@ class Processor:
     def handle(self, message: Message) -> None:
         if not isinstance(message, DocumentFetched):
             raise PermanentError(f"the processor does not handle {message.kind} messages")
+        if self._already_indexed(message):
+            log.info("document.already_indexed", version=message.version)  # a redelivery
+            return
         if not self.index.set_status(
             message.tenant, message.doc_id, DocumentStatus.PROCESSING, version=message.version
         ):
@@ -92,6 +95,14 @@ class Processor:
 
     def record_failure(self, message: Message, reason: str) -> None:
         version = getattr(message, "version", None)
+        if self._already_indexed(message):  # a late redelivery must not fail what is searchable
+            log.info("document.already_indexed", version=version)
+            return
         self.index.set_status(
             message.tenant, message.doc_id, DocumentStatus.FAILED, version=version, reason=reason
         )
+
+    def _already_indexed(self, message: Message) -> bool:
+        doc = self.index.get_document(message.tenant, message.doc_id)
+        version = getattr(message, "version", None)
+        return doc is not None and doc.version == version and doc.status == DocumentStatus.INDEXED

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datatorag.errors import DocumentRejected
 from datatorag_processor.extract import detect
+from datatorag_processor.extract.blocks import human_size
 from datatorag_processor.extract.model import Block, BlockKind, ExtractedDocument
 
 __all__ = ["Block", "BlockKind", "DocumentRejected", "ExtractedDocument", "extract", "plain_text"]
@@ -21,7 +22,7 @@ def extract(data: bytes, filename: str, *, max_bytes: int, max_pages: int) -> Ex
         raise DocumentRejected(f"{name} is empty (0 bytes): upload the file again")
     if len(data) > max_bytes:
         raise DocumentRejected(
-            f"{name} is {_size(len(data))}, more than the limit of {_size(max_bytes)}; "
+            f"{name} is {human_size(len(data))}, more than the limit of {human_size(max_bytes)}; "
             "split it or raise DATATORAG_MAX_DOCUMENT_BYTES"
         )
     media_type, what = detect.sniff(data, filename)
@@ -36,7 +37,10 @@ def extract(data: bytes, filename: str, *, max_bytes: int, max_pages: int) -> Ex
             f"{name} is {what} ({media_type}), which cannot be indexed; "
             "supported formats are PDF, Word (.docx), HTML, Markdown and plain text"
         )
-    doc = _extract(media_type, data, max_pages=max_pages)
+    try:
+        doc = _extract(media_type, data, max_bytes=max_bytes, max_pages=max_pages)
+    except RecursionError:  # the same on every try: fail now rather than after the retries
+        raise DocumentRejected(f"{name} is nested too deeply to read") from None
     if not any(block.text.strip() for block in doc.blocks):
         raise DocumentRejected(f"{name} contains no text to index")
     return doc
@@ -47,7 +51,7 @@ def plain_text(doc: ExtractedDocument) -> str:
     return "\n\n".join(block.text for block in doc.blocks if block.text.strip())
 
 
-def _extract(media_type: str, data: bytes, *, max_pages: int) -> ExtractedDocument:
+def _extract(media_type: str, data: bytes, *, max_bytes: int, max_pages: int) -> ExtractedDocument:
     if media_type == detect.PDF:
         from datatorag_processor.extract.pdf import extract_pdf
 
@@ -55,7 +59,7 @@ def _extract(media_type: str, data: bytes, *, max_pages: int) -> ExtractedDocume
     if media_type == detect.DOCX:
         from datatorag_processor.extract.docx import extract_docx
 
-        return extract_docx(data)
+        return extract_docx(data, max_bytes=max_bytes)
     text = detect.decode_text(data) or ""
     if media_type == detect.HTML:
         from datatorag_processor.extract.html import extract_html
@@ -79,10 +83,3 @@ def _text_kinds(claimed: str, found: str) -> bool:
 def _extension(filename: str) -> str:
     base = filename.rsplit("/", 1)[-1]
     return "." + base.rsplit(".", 1)[-1] if "." in base else "(no extension)"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"

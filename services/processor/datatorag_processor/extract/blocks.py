@@ -67,3 +67,11 @@ def table_rows(
         if not header:
             header = cells
     return blocks
+
+
+def human_size(n: int) -> str:
+    """A byte count as people read it: 9.8 kB, 50.0 MB."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

@@ -12,6 +12,7 @@ from datatorag.errors import DocumentRejected
 from datatorag_processor.extract.blocks import (
     clean,
     first_heading,
+    human_size,
     strip_marker,
     table_rows,
     with_heading_paths,
@@ -24,7 +25,10 @@ _MONO = re.compile(r"mono|courier|consol|code", re.IGNORECASE)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
-def extract_docx(data: bytes) -> ExtractedDocument:
+def extract_docx(data: bytes, *, max_bytes: int) -> ExtractedDocument:
+    """``max_bytes`` bounds the unpacked package too: XML packs tightly, so the file's size
+    alone does not bound the parsing work (a 60 kB file can hold 17 MB of XML)."""
+    _check_unpacked_size(data, max_bytes)
     document = _open(data)
     blocks: list[Block] = []
     for element in document.element.body.iterchildren():
@@ -42,6 +46,23 @@ def extract_docx(data: bytes) -> ExtractedDocument:
         page_count=None,
         media_type=MEDIA_TYPE,
     )
+
+
+def _check_unpacked_size(data: bytes, max_bytes: int) -> None:
+    """Refuse, before parsing, a package whose parts unpack to more than ``max_bytes``.
+
+    The sizes come from the ZIP directory; ``zipfile`` never unpacks more than a part declares.
+    """
+    try:
+        parts = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # damaged: _open says so
+    total = sum(part.file_size for part in parts)  # python-docx reads every part it uses
+    if total > max_bytes:
+        raise DocumentRejected(
+            f"the Word document unpacks to {human_size(total)}, more than the limit of "
+            f"{human_size(max_bytes)}; split it or raise DATATORAG_MAX_DOCUMENT_BYTES"
+        )
 
 
 def _open(data: bytes) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from datatorag.errors import DocumentRejected
 from datatorag_processor.extract.blocks import clean, first_heading, table_rows, with_heading_paths
 from datatorag_processor.extract.model import Block, BlockKind, ExtractedDocument
 
@@ -20,6 +21,9 @@ _CONTAINERS = {
     "details", "summary", "center", "hgroup", "menu",
 }  # fmt: skip
 _LISTS = {"ul", "ol", "menu"}
+# The walk recurses about twice per level; this keeps it well inside Python's recursion limit,
+# and no real page nests this deep (libxml2 allows XML 256 levels by default, too).
+MAX_DEPTH = 256
 
 
 def extract_html(text: str) -> ExtractedDocument:
@@ -44,9 +48,26 @@ def _parse(text: str) -> Any:
     from bs4 import BeautifulSoup
 
     try:
-        return BeautifulSoup(text, "lxml")
+        soup = BeautifulSoup(text, "lxml")
     except Exception:  # noqa: BLE001 - lxml missing or refusing the input: the stdlib parser copes
-        return BeautifulSoup(text, "html.parser")
+        soup = BeautifulSoup(text, "html.parser")
+    _check_depth(soup)
+    return soup
+
+
+def _check_depth(root: Any) -> None:
+    """Refuse a tree nested deeper than ``MAX_DEPTH`` elements (measured without recursing)."""
+    from bs4.element import Tag
+
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise DocumentRejected(
+                f"the HTML is nested too deeply to read (more than {MAX_DEPTH} levels of "
+                "elements); save it again from its editor, or as PDF or Word"
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tag))
 
 
 class _Walker:
