@@ -20,6 +20,7 @@ loop ends.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -37,6 +38,19 @@ Handler = Callable[[Message], None]
 FailureRecorder = Callable[[Message, str], None]
 
 log = get_logger(__name__)
+
+
+def ran_out_of_retries(attempts: int, error: object) -> str:
+    """The failure reason of a retryable error that outlasted the retries (an outage, most
+    likely: ``is_transient_failure`` tells a later sync to try the document again)."""
+    return f"gave up after {attempts} attempts: {error}"
+
+
+def is_transient_failure(reason: str | None) -> bool:
+    return bool(reason and _RAN_OUT_OF_RETRIES.match(reason))
+
+
+_RAN_OUT_OF_RETRIES = re.compile(r"gave up after \d+ attempts: ")
 
 
 @contextmanager
@@ -150,9 +164,7 @@ class Worker:
         except Exception as err:
             log.warning("message.retry", error=repr(err), exc_info=True)
             if received.receive_count >= self.max_receives:
-                self._give_up(
-                    received, message, f"gave up after {self.max_receives} attempts: {err}"
-                )
+                self._give_up(received, message, ran_out_of_retries(self.max_receives, err))
             else:
                 delay = self.retry_delay_s * 2 ** (received.receive_count - 1)
                 self.queue.change_visibility(received.receipt, delay)

@@ -10,7 +10,6 @@ under a folder that could not be listed is kept as it is.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +21,7 @@ from datatorag.log import get_logger
 from datatorag.messages import DocumentFetched, DocumentRemoved, encode
 from datatorag.models import DocumentRecord, DocumentStatus, content_hash, document_id, utcnow
 from datatorag.ports import BlobStore, Queue, SearchIndex
+from datatorag.worker import is_transient_failure
 from datatorag_connector.sources import Listing, Source, SourceFile
 
 log = get_logger(__name__)
@@ -38,10 +38,6 @@ MEDIA_TYPES = {
 # An announced document nobody picked up for this long is announced again; so is one that
 # failed because a transient fault outlasted the worker's retries, once this long has passed.
 REANNOUNCE_AFTER = timedelta(minutes=10)
-# How datatorag.worker words a retryable error that outlasted the retries. Permanent reasons
-# (encrypted, corrupt, too large) differ, and so does "gave up after N attempts" with no
-# error: a message that crashed the worker every time, which must not be sent again.
-_RAN_OUT_OF_RETRIES = re.compile(r"gave up after \d+ attempts: ")
 
 
 @dataclass
@@ -244,9 +240,7 @@ def _needs_announcing(doc: DocumentRecord) -> bool:
         return True  # the file came back
     if utcnow() - doc.updated_at <= REANNOUNCE_AFTER:
         return False
-    return doc.status == DocumentStatus.FETCHED or _ran_out_of_retries(doc)
-
-
-def _ran_out_of_retries(doc: DocumentRecord) -> bool:
-    """Failed on a transient fault (an outage) rather than on the document itself."""
-    return doc.status == DocumentStatus.FAILED and bool(_RAN_OUT_OF_RETRIES.match(doc.reason or ""))
+    # Not a permanent reason (encrypted, corrupt, too large), nor a message that crashed the
+    # worker every time ("gave up after N attempts" with no error): those would fail again.
+    failed_by_outage = doc.status == DocumentStatus.FAILED and is_transient_failure(doc.reason)
+    return doc.status == DocumentStatus.FETCHED or failed_by_outage
