@@ -126,6 +126,15 @@ def test_changed_files_replace_their_old_version_and_removed_files_leave(running
     while keyword("quokka") and time.monotonic() < deadline:  # removal is asynchronous
         time.sleep(0.5)
     assert keyword("llama") and not keyword("zebra") and not keyword("quokka")
+    # A removed document keeps no files: neither its raw versions nor its chunk sets.
+    blobs = running_stack.settings.data_dir / "blobs" / "tenants" / "sync"
+
+    def stored() -> set[str]:  # the doc ids that have files under raw/ or chunks/
+        return {path.parent.name for path in blobs.rglob("*") if path.is_file()}
+
+    while len(stored()) > 1 and time.monotonic() < deadline:  # files go just after the chunks
+        time.sleep(0.1)
+    assert len(stored()) == 1, stored()  # only the remote-work policy's
 
 
 def test_killing_workers_mid_batch_loses_and_duplicates_nothing(

@@ -13,6 +13,7 @@ from datatorag.log import get_logger
 from datatorag.messages import ChunksReady, DocumentRemoved
 from datatorag.models import ChunkSet, DocumentStatus, IndexedChunk
 from datatorag.ports import BlobStore, Embeddings, SearchIndex, Vectors
+from datatorag.removal import remove_document
 from datatorag.text import contextual_text
 from datatorag.worker import Message
 
@@ -30,9 +31,7 @@ class Embedder:
 
     def handle(self, message: Message) -> None:
         if isinstance(message, DocumentRemoved):
-            self.index.delete_document(message.tenant, message.doc_id)
-            for key in list(self.blobs.list(f"tenants/{message.tenant}/chunks/{message.doc_id}/")):
-                self.blobs.delete(key)
+            remove_document(self.blobs, self.index, message.tenant, message.doc_id)
             log.info("document.removed")
         elif isinstance(message, ChunksReady):
             self._index(message)
