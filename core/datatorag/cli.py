@@ -75,7 +75,11 @@ def up(
             _ingest(settings, str(folder.resolve()), tenant, wait=True, as_json=False)
         _print_welcome(settings, tenant, key)
         while True:
-            stack.check_alive()
+            for name in stack.revive():
+                console.print(
+                    f"[yellow]{name} stopped unexpectedly and was started again[/]: "
+                    f"see {stack.log(name)}"
+                )
             time.sleep(1)
     except KeyboardInterrupt:
         console.print("Stopping ...")

@@ -30,6 +30,12 @@ SERVICES = {
 }
 
 
+# A service that exits more often than this within the window is reported, not restarted again:
+# it cannot stay up (a bad setting, a port in use), and restarting it forever would hide that.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300.0
+
+
 class StackError(RuntimeError):
     pass
 
@@ -39,6 +45,7 @@ class Stack:
     settings: Settings
     env: dict[str, str] = field(default_factory=dict)  # extra DATATORAG_* for the services
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    exits: dict[str, list[float]] = field(default_factory=dict)  # when each service exited
 
     @property
     def state_file(self) -> Path:
@@ -57,14 +64,14 @@ class Stack:
             **self.env,
         }
         for name in services or list(SERVICES):
-            log_file = (logs / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module, no shell
-                [sys.executable, "-m", SERVICES[name]],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with (logs / f"{name}.log").open("ab") as log_file:  # the child keeps its own copy
+                self.processes[name] = subprocess.Popen(  # noqa: S603 - our own module, no shell
+                    [sys.executable, "-m", SERVICES[name]],
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         self.state_file.write_text(json.dumps({n: p.pid for n, p in self.processes.items()}))
 
     def wait_ready(self, timeout: float = 180.0) -> None:
@@ -95,6 +102,29 @@ class Stack:
         proc = self.processes.pop(name)
         _kill_group(proc)
         self.start([name])
+
+    def revive(self) -> list[str]:
+        """Start again every service that exited, as ECS restarts a stopped task; their names.
+
+        A worker that crashed on a document (out of memory, say) loses nothing: the message
+        comes back and is dead-lettered after its attempts. ``StackError`` when one service
+        exited more than ``MAX_RESTARTS`` times within ``RESTART_WINDOW_S``.
+        """
+        now = time.monotonic()
+        revived = []
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            recent = [t for t in self.exits.get(name, []) if now - t < RESTART_WINDOW_S]
+            self.exits[name] = [*recent, now]
+            if len(self.exits[name]) > MAX_RESTARTS:
+                raise StackError(
+                    f"{name} exited {len(self.exits[name])} times in {RESTART_WINDOW_S:.0f} s "
+                    f"(last exit code {proc.returncode}): see {self.log(name)}"
+                )
+            self.start([name])
+            revived.append(name)
+        return revived
 
     def check_alive(self) -> None:
         for name, proc in self.processes.items():

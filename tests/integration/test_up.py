@@ -1,4 +1,5 @@
-"""``datatorag up``: the foreground stack stops all its services on SIGTERM, SIGHUP and Ctrl-C."""
+"""``datatorag up``: the foreground stack restarts a crashed service and stops all its services
+on SIGTERM, SIGHUP and Ctrl-C."""
 
 from __future__ import annotations
 
@@ -28,29 +29,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_up_stops_every_service_when_it_is_stopped(tmp_path: Path, stop: signal.Signals) -> None:
-    port, embedding_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DATATORAG_DATA_DIR": str(tmp_path),
-        "DATATORAG_PORT": str(port),
-        "DATATORAG_EMBEDDING_PORT": str(embedding_port),
-        "DATATORAG_EMBEDDING_URL": f"http://127.0.0.1:{embedding_port}",
-        "HF_HUB_OFFLINE": "1",
-    }
-    up = subprocess.Popen(
-        [sys.executable, "-m", "datatorag.cli", "up"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # SIGINT as a terminal's Ctrl-C sends it; a background job would ignore it otherwise.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    up, _ = _start_up(tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while not _ready(port):
-            assert up.poll() is None, "datatorag up exited before the API was ready"
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.5)
         services = json.loads((tmp_path / "stack.json").read_text()).values()
         up.send_signal(stop)
         assert up.wait(timeout=60) is not None
@@ -60,6 +40,58 @@ def test_up_stops_every_service_when_it_is_stopped(tmp_path: Path, stop: signal.
         assert not [pid for pid in services if _alive(pid)], "services outlived datatorag up"
     finally:
         up.kill()
+
+
+def test_up_starts_a_crashed_service_again(tmp_path: Path) -> None:
+    """A worker killed by a document (out of memory, say) used to stop the whole stack."""
+    up, port = _start_up(tmp_path)
+    try:
+        crashed = json.loads((tmp_path / "stack.json").read_text())["processor"]
+        os.kill(crashed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while (again := _pids(tmp_path)["processor"]) == crashed or not _alive(again):
+            assert up.poll() is None, "datatorag up stopped when a service crashed"
+            assert time.monotonic() < deadline, "the processor was not started again"
+            time.sleep(0.2)
+        assert up.poll() is None and _ready(port)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=60)
+
+
+def _start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``datatorag up`` on free ports, once its API is ready; and the API's port."""
+    port, embedding_port = free_port(), free_port()
+    output = data_dir / "up.out"
+    env = {
+        **os.environ,
+        "DATATORAG_DATA_DIR": str(data_dir),
+        "DATATORAG_PORT": str(port),
+        "DATATORAG_EMBEDDING_PORT": str(embedding_port),
+        "DATATORAG_EMBEDDING_URL": f"http://127.0.0.1:{embedding_port}",
+        "HF_HUB_OFFLINE": "1",
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-m", "datatorag.cli", "up"],
+        env=env,
+        stdout=output.open("wb"),
+        stderr=subprocess.STDOUT,
+        # SIGINT as a terminal's Ctrl-C sends it; a background job would ignore it otherwise.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 180
+    # Its welcome line: from then on it watches the services (before, it waits on them).
+    while "DatatoRAG is up" not in output.read_text() or not _ready(port):
+        if up.poll() is not None or time.monotonic() > deadline:
+            up.kill()
+            pytest.fail(f"datatorag up exited or did not come up: {output.read_text()}")
+        time.sleep(0.5)
+    return up, port
+
+
+def _pids(data_dir: Path) -> dict[str, int]:
+    pids: dict[str, int] = json.loads((data_dir / "stack.json").read_text())
+    return pids
 
 
 def _ready(port: int) -> bool:
