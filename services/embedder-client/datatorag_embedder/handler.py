@@ -83,7 +83,7 @@ class Embedder:
 
     @retry(
         retry=retry_if_exception_type(RetryableError),
-        wait=wait_exponential_jitter(initial=0.5, max=10),
+        wait=wait_exponential_jitter(multiplier=0.5, max=10),
         stop=stop_after_attempt(5),
         reraise=True,
     )
