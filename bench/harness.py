@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from datatorag.models import DocumentRecord, DocumentStatus
+from datatorag.domain.models import DocumentRecord, DocumentStatus
 from datatorag.settings import Settings
-from datatorag.stack import Stack
+from datatorag_cli.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -35,9 +35,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "core"))
 
-from datatorag.adapters.local import bm25  # noqa: E402
-from datatorag.adapters.local.index import SqliteSearchIndex  # noqa: E402
-from datatorag.models import DocumentRecord, IndexedChunk  # noqa: E402
+from datatorag.adapters.index.sqlite import bm25  # noqa: E402
+from datatorag.adapters.index.sqlite.index import SqliteSearchIndex  # noqa: E402
+from datatorag.domain.models import DocumentRecord, IndexedChunk  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
 DIMENSION = 384

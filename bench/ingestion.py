@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import CORPUS, ingest, running_stack
-from datatorag.models import DocumentStatus
-from datatorag.text import contextual_text, source_label
+from datatorag.domain.models import DocumentStatus
+from datatorag.domain.text import contextual_text, source_label
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -54,17 +54,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import CORPUS, REPO, ingest, questions, running_stack
 from datatorag import wiring
-from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk
+from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk
 from datatorag.ports import SearchIndex
 from datatorag.settings import Settings
-from datatorag.stack import Stack
+from datatorag_cli.stack import Stack
 
 LUA = REPO / "bench" / "load_wrk.lua"
 DOC = REPO / "docs" / "benchmarks-load.md"
 BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 PAD = "@@PAD@@"  # replaced by the wrk script with whitespace unique to each request
 TOP_K = 10
-DEPTH = 30  # candidates per retriever in hybrid search (datatorag_query_api.search.CANDIDATES)
+DEPTH = 30  # candidates per retriever in hybrid search (datatorag.usecases.search.CANDIDATES)
 SHARED_CORES = 0.25  # others' CPU above this marks a run as disturbed
 PROFILE_RATE = 100  # samples/s: py-spy falls behind at 200 on a busy 2-core machine
 TARGETS = {32: 150.0, 100: 500.0}  # p95 ms, from the issue
@@ -122,7 +122,7 @@ def chunks_of(db: sqlite3.Connection, doc_id: str) -> list[dict[str, Any]]:
     """A document's chunks with their vectors, read from the local index's tables.
 
     The ``SearchIndex`` port has no call that returns stored vectors, so this reads the SQLite
-    schema of ``datatorag.adapters.local.index`` (read-only connection).
+    schema of ``datatorag.adapters.index.sqlite.index`` (read-only connection).
     """
     rows = db.execute(
         "SELECT c.chunk_id, c.ordinal, c.pages, c.token_count, t.heading, t.text, v.vector "
@@ -462,8 +462,8 @@ def one_search(
     """(component, (wall ms, CPU ms)) for the steps of one hybrid search, as the API runs them."""
     from fastapi.encoders import jsonable_encoder
 
+    from datatorag.usecases.search import reciprocal_rank_fusion
     from datatorag_query_api.app import SearchResponse
-    from datatorag_query_api.search import reciprocal_rank_fusion
 
     yield "API key check", timed(partial(keys.authenticate, key))[0]
     ms, vectors = timed(partial(embeddings.embed, [unique]))

@@ -185,7 +185,7 @@ def main() -> None:
     loose = corpus_loose(args.corpus)
     with running_stack(args.data_dir) as stack:
         from datatorag import wiring
-        from datatorag_query_api.search import Searcher
+        from datatorag.usecases.search import Searcher
 
         settings = stack.settings
         docs, seconds = ingest(settings, args.corpus / "pdf" / "libreoffice", "eval")

@@ -4,7 +4,7 @@ moto's server stands in for S3 and SQS (the bucket and the queues with their dea
 are created here, as ``infra/cloudformation`` does on AWS); the local embedding endpoint answers
 sagemaker-runtime's ``InvokeEndpoint`` (``POST /endpoints/{name}/invocations``), so the
 SageMaker adapter runs unchanged; the index stays the embedded one (OpenSearch cannot run here).
-Every service runs as a process (``datatorag.stack.Stack``) with::
+Every service runs as a process (``datatorag_cli.stack.Stack``) with::
 
     DATATORAG_BLOB_BACKEND=s3  DATATORAG_QUEUE_BACKEND=sqs  DATATORAG_EMBEDDINGS_BACKEND=sagemaker
     DATATORAG_AWS_ENDPOINT_URL=<moto>  DATATORAG_SAGEMAKER_ENDPOINT_URL=<embedding endpoint>
@@ -39,13 +39,13 @@ from typing import Any
 
 import httpx
 
-from datatorag.adapters.aws.s3 import S3BlobStore, s3_client
-from datatorag.adapters.aws.sqs import SqsQueue, sqs_client
-from datatorag.adapters.local.queue import DLQ_SUFFIX
+from datatorag.adapters.blob.s3 import S3BlobStore, s3_client
+from datatorag.adapters.queue.sqlite import DLQ_SUFFIX
+from datatorag.adapters.queue.sqs import SqsQueue, sqs_client
+from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.log import configure
-from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.settings import Settings
-from datatorag.stack import Stack, StackError
+from datatorag_cli.stack import Stack, StackError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "examples" / "hr-policies"
@@ -213,7 +213,7 @@ def ingest(
     settings: Settings, folder: Path = SAMPLES, tenant: str = TENANT, timeout: float = 600.0
 ) -> bool:
     """The CLI's ingest path: register the source, sync it, wait until every document is done."""
-    from datatorag.cli import _ingest
+    from datatorag_cli.cli import _ingest
 
     return _ingest(
         settings, str(folder.resolve()), tenant, wait=True, as_json=False, timeout=timeout
@@ -333,7 +333,7 @@ def use_test_credentials() -> None:
 
 def run(port: int, embedding_port: int, moto_port: int | None) -> int:
     """``make run-aws-local``: ingest the samples, answer one query, run until Ctrl-C."""
-    from datatorag.cli import _print_welcome, console
+    from datatorag_cli.cli import _print_welcome, console
 
     shutil.rmtree(RUN_DATA_DIR, ignore_errors=True)  # moto starts empty: so does the rest
     with moto(RUN_DATA_DIR / "logs" / "moto.log", moto_port) as server:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
 
 Vectors = npt.NDArray[np.float32]
 Filters = Mapping[str, Any]

@@ -11,20 +11,20 @@ from datatorag.settings import Settings
 
 def blob_store(settings: Settings) -> BlobStore:
     if settings.blob_backend == "s3":
-        from datatorag.adapters.aws.s3 import S3BlobStore
+        from datatorag.adapters.blob.s3 import S3BlobStore
 
         return S3BlobStore.from_settings(settings)
-    from datatorag.adapters.local.blob import LocalBlobStore
+    from datatorag.adapters.blob.local import LocalBlobStore
 
     return LocalBlobStore(settings.data_dir / "blobs")
 
 
 def queue(settings: Settings, name: str) -> Queue:
     if settings.queue_backend == "sqs":
-        from datatorag.adapters.aws.sqs import SqsQueue
+        from datatorag.adapters.queue.sqs import SqsQueue
 
         return SqsQueue.from_settings(settings, name)
-    from datatorag.adapters.local.queue import SqliteQueue
+    from datatorag.adapters.queue.sqlite import SqliteQueue
 
     # Redrive one delivery after the workers' own limit, so a worker sees the message once more,
     # marks its document failed and dead-letters it; the queue's redrive only catches crash loops.
@@ -38,10 +38,10 @@ def queue(settings: Settings, name: str) -> Queue:
 
 def search_index(settings: Settings) -> SearchIndex:
     if settings.index_backend == "opensearch":
-        from datatorag.adapters.aws.opensearch import OpenSearchIndex
+        from datatorag.adapters.index.opensearch.index import OpenSearchIndex
 
         return OpenSearchIndex.from_settings(settings)
-    from datatorag.adapters.local.index import SqliteSearchIndex
+    from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 
     return SqliteSearchIndex(settings.data_dir / "index")
 
@@ -56,23 +56,23 @@ def search_threads(settings: Settings) -> int:
 def embeddings(settings: Settings, *, timeout_s: float = 60.0) -> Embeddings:
     """``timeout_s`` per request: batches of chunks may take a while, a question should not."""
     if settings.embeddings_backend == "sagemaker":
-        from datatorag.adapters.aws.sagemaker import SageMakerEmbeddings
+        from datatorag.adapters.embeddings.sagemaker import SageMakerEmbeddings
 
         return SageMakerEmbeddings.from_settings(settings, timeout_s=timeout_s)
-    from datatorag.adapters.local.embeddings import HttpEmbeddings
+    from datatorag.adapters.embeddings.http import HttpEmbeddings
 
     return HttpEmbeddings(settings.embedding_url, timeout=timeout_s)
 
 
 def answer_generator(settings: Settings) -> AnswerGenerator:
     if settings.generator_backend == "bedrock":
-        from datatorag.adapters.aws.bedrock import BedrockGenerator
+        from datatorag.adapters.generators.bedrock import BedrockGenerator
 
         return BedrockGenerator.from_settings(settings)
     if settings.generator_backend == "openai":
-        from datatorag.adapters.openai_compatible import OpenAICompatibleGenerator
+        from datatorag.adapters.generators.openai_compatible import OpenAICompatibleGenerator
 
         return OpenAICompatibleGenerator.from_settings(settings)
-    from datatorag.adapters.local.extractive import ExtractiveGenerator
+    from datatorag.adapters.generators.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from datatorag.models import SearchHit
+from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, GeneratedAnswer
 
 

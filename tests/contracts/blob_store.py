@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from datatorag.errors import BlobNotFound, InvalidKey
+from datatorag.domain.errors import BlobNotFound, InvalidKey
 from datatorag.ports import BlobStore
 
 UNSAFE_KEYS = [

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from datatorag.ports import Queue, ReceivedMessage
-from datatorag.worker import extend_visibility
+from datatorag.usecases.worker import extend_visibility
 
 MakeQueue = Callable[..., Queue]
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datatorag.errors import InvalidKey
-from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.errors import InvalidKey
+from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
 from datatorag.ports import SearchIndex
 
 DIMENSION = 384

@@ -21,23 +21,23 @@ import pytest
 from structlog.testing import capture_logs
 
 from datatorag import wiring
-from datatorag.adapters.answer_prompt import (
+from datatorag.adapters.generators.bedrock import BedrockGenerator
+from datatorag.adapters.generators.extractive import (
+    HR_SYNONYMS,
+    ExtractiveGenerator,
+    split_sentences,
+    terms,
+)
+from datatorag.adapters.generators.openai_compatible import OpenAICompatibleGenerator
+from datatorag.adapters.generators.prompt import (
     SYSTEM_PROMPT,
     GeneratorRequestRejected,
     build_user_prompt,
     locate_quote,
     parse_answer,
 )
-from datatorag.adapters.aws.bedrock import BedrockGenerator
-from datatorag.adapters.local.extractive import (
-    HR_SYNONYMS,
-    ExtractiveGenerator,
-    split_sentences,
-    terms,
-)
-from datatorag.adapters.openai_compatible import OpenAICompatibleGenerator
-from datatorag.errors import PermanentError, RetryableError
-from datatorag.models import SearchHit
+from datatorag.domain.errors import PermanentError, RetryableError
+from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence
 from datatorag.settings import Settings
 from tests.contracts.answer_generator import (

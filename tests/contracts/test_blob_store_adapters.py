@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from datatorag.adapters.aws.s3 import S3BlobStore
-from datatorag.adapters.local.blob import LocalBlobStore
-from datatorag.errors import InvalidKey
+from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.blob.s3 import S3BlobStore
+from datatorag.domain.errors import InvalidKey
 from datatorag.ports import BlobStore
 from tests.contracts.blob_store import BlobStoreContract
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
-from datatorag.adapters.aws.opensearch import OpenSearchIndex, keyword_query, vector_query
+from datatorag.adapters.index.opensearch.index import OpenSearchIndex, keyword_query, vector_query
 from datatorag.ports import SearchIndex
 from tests.contracts.search_index import TENANT, SearchIndexContract, index_doc, unit
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from datatorag.adapters.aws.s3 import S3BlobStore
-from datatorag.adapters.aws.sqs import PAYLOAD_PREFIX, SqsQueue
-from datatorag.adapters.local.queue import SqliteQueue
-from datatorag.errors import DatatoRAGError
+from datatorag.adapters.blob.s3 import S3BlobStore
+from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.adapters.queue.sqs import PAYLOAD_PREFIX, SqsQueue
+from datatorag.domain.errors import DatatoRAGError
 from datatorag.settings import Settings
 from tests.contracts.queue import LARGE_BODY, MakeQueue, QueueContract, receive_all
 from tests.fixtures.aws import AWS_TEST_CREDENTIALS, AWS_TEST_REGION

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from botocore.config import Config
 
-from datatorag.adapters.aws.sagemaker import (
+from datatorag.adapters.embeddings.sagemaker import (
     EmbeddingRequestRejected,
     SageMakerEmbeddings,
     sagemaker_runtime_client,
 )
-from datatorag.errors import EmbeddingUnavailable, PermanentError, RetryableError
+from datatorag.domain.errors import EmbeddingUnavailable, PermanentError, RetryableError
 from datatorag.settings import Settings
 from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
 

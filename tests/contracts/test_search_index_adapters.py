@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datatorag.adapters.local import bm25
-from datatorag.adapters.local.filters import DocAttrs, Filter, parse_filters
-from datatorag.adapters.local.index import (
+from datatorag.adapters.index.sqlite import bm25
+from datatorag.adapters.index.sqlite.index import (
     MAX_IDLE_CONNECTIONS,
     SCHEMA_VERSION,
     SqliteSearchIndex,
     _keyword_top_k,
     _known_terms,
 )
-from datatorag.models import DocumentStatus
+from datatorag.domain.filters import DocAttrs, Filter, parse_filters
+from datatorag.domain.models import DocumentStatus
 from datatorag.ports import SearchIndex
 from tests.contracts.search_index import (
     TENANT,

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from datatorag.adapters.local.queue import SqliteQueue
-from datatorag.messages import DOCUMENTS_QUEUE
+from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.domain.messages import DOCUMENTS_QUEUE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,8 +22,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from datatorag.adapters.local.embeddings import HttpEmbeddings
-from datatorag.errors import EmbeddingRequestRejected, EmbeddingUnavailable, PermanentError
+from datatorag.adapters.embeddings.http import HttpEmbeddings
+from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable, PermanentError
 from datatorag_embedding_endpoint.app import create_app
 from datatorag_embedding_endpoint.batcher import Batcher, BatcherStopped, Overloaded
 from datatorag_embedding_endpoint.model import EmbeddingModel, load_model, resolve_precision

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from datatorag.settings import Settings
-from datatorag_query_api.answers import ABSTENTION
+from datatorag.usecases.answers import ABSTENTION
 from datatorag_query_api.bootstrap import (
     QUERY_EMBEDDING_TIMEOUT_S,
     bootstrap,

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from datatorag.adapters.local.blob import LocalBlobStore
-from datatorag.adapters.local.embeddings import HttpEmbeddings
-from datatorag.adapters.local.index import SqliteSearchIndex
-from datatorag.adapters.local.queue import SqliteQueue
-from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE, DocumentFetched, decode
-from datatorag.models import DocumentStatus
+from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.embeddings.http import HttpEmbeddings
+from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE, DocumentFetched, decode
+from datatorag.domain.models import DocumentStatus
 from datatorag.ports import Vectors
 from datatorag.settings import Settings
-from datatorag.worker import Worker
+from datatorag.usecases.worker import Worker
 from datatorag_connector.sync import announce_document
 from datatorag_embedder.handler import Embedder
 from datatorag_processor.bootstrap import build_chunker

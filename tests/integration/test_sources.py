@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from datatorag.errors import DocumentRejected, SourceError
+from datatorag.domain.errors import DocumentRejected, SourceError
 from datatorag_connector.sources import (
     FileTooLarge,
     Source,

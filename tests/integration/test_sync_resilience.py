@@ -20,13 +20,13 @@ from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler
 from structlog.testing import capture_logs
 
-from datatorag.adapters.local.blob import LocalBlobStore
-from datatorag.adapters.local.index import SqliteSearchIndex
-from datatorag.adapters.local.queue import SqliteQueue
-from datatorag.errors import DocumentRejected, EmbeddingUnavailable
-from datatorag.messages import DocumentFetched, decode
-from datatorag.models import DocumentStatus, utcnow
-from datatorag.worker import Message, Worker
+from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.domain.errors import DocumentRejected, EmbeddingUnavailable
+from datatorag.domain.messages import DocumentFetched, decode
+from datatorag.domain.models import DocumentStatus, utcnow
+from datatorag.usecases.worker import Message, Worker
 from datatorag_connector.__main__ import sync_round
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
 from datatorag_connector.sources import Source, open_source

@@ -72,7 +72,7 @@ def _start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
         "HF_HUB_OFFLINE": "1",
     }
     up = subprocess.Popen(
-        [sys.executable, "-m", "datatorag.cli", "up"],
+        [sys.executable, "-m", "datatorag_cli.cli", "up"],
         env=env,
         stdout=output.open("wb"),
         stderr=subprocess.STDOUT,

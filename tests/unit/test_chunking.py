@@ -8,8 +8,8 @@ import re
 import pytest
 from tokenizers import Tokenizer
 
+from datatorag.domain.text import contextual_text
 from datatorag.settings import Settings
-from datatorag.text import contextual_text
 from datatorag_processor.bootstrap import build_chunker
 from datatorag_processor.extract import extract
 from datatorag_processor.extract.model import Block, ExtractedDocument
@@ -146,7 +146,7 @@ def test_overlap_must_stay_under_half_the_size(settings):
 
 
 def test_source_labels_read_as_words():
-    from datatorag.text import source_label
+    from datatorag.domain.text import source_label
 
     assert source_label("benefits/us/parental-leave.pdf") == "benefits / us / parental leave"
     text = contextual_text("PTO", "Rules", "Ask first.", "hr / pto")

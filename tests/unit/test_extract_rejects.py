@@ -9,7 +9,7 @@ import zipfile
 import pypdfium2 as pdfium
 import pytest
 
-from datatorag.errors import DocumentRejected, PermanentError
+from datatorag.domain.errors import DocumentRejected, PermanentError
 from datatorag_processor.extract import extract, plain_text
 from tests.fixtures.corpus import BadDocuments
 

@@ -1,7 +1,7 @@
 import pytest
 
-from datatorag.adapters.local.extractive import ExtractiveGenerator
-from datatorag.models import SearchHit
+from datatorag.adapters.generators.extractive import ExtractiveGenerator
+from datatorag.domain.models import SearchHit
 
 pytestmark = pytest.mark.unit
 

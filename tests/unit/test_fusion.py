@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from datatorag.models import SearchHit
-from datatorag_query_api.search import RRF_K, QueryVectorCache, reciprocal_rank_fusion
+from datatorag.domain.models import SearchHit
+from datatorag.usecases.search import RRF_K, QueryVectorCache, reciprocal_rank_fusion
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,7 @@ def chunk(doc: str, ordinal: int, text: str, pages: list[int]) -> SearchHit:
 
 
 def test_neighbouring_chunks_of_a_document_become_one_passage():
-    from datatorag_query_api.search import merge_neighbours
+    from datatorag.usecases.search import merge_neighbours
 
     ranked = [
         chunk("a", 3, "c\nd", [2]),

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -986,7 +986,7 @@ def test_compose_config_and_an_image_build() -> None:
 def test_runbook_commands_exist_in_the_cli() -> None:
     import typer.main
 
-    from datatorag.cli import app
+    from datatorag_cli.cli import app
 
     text = (REPO / "docs" / "deploy.md").read_text() + COMPOSE_FILE.read_text()
     used = set(re.findall(r"(?:^|[\s\"`])datatorag ((?:keys )?[a-z]+)\b", text, flags=re.M))

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from datatorag.adapters.aws.s3 import S3BlobStore
-from datatorag.adapters.local.blob import LocalBlobStore
+from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.blob.s3 import S3BlobStore
 from datatorag.ports import BlobStore
 from datatorag_query_api.keys import KEYS_PREFIX, ApiKeyStore
 

@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from datatorag.adapters.local import bm25
-from datatorag.adapters.local.index import SqliteSearchIndex
-from datatorag.models import DocumentRecord, IndexedChunk
+from datatorag.adapters.index.sqlite import bm25
+from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.domain.models import DocumentRecord, IndexedChunk
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 import pytest
 
-from datatorag.errors import PermanentError
-from datatorag.messages import ChunksReady, DocumentFetched, DocumentRemoved, decode, encode
+from datatorag.domain.errors import PermanentError
+from datatorag.domain.messages import ChunksReady, DocumentFetched, DocumentRemoved, decode, encode
 
 pytestmark = pytest.mark.unit
 

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 
-from datatorag.adapters.aws.opensearch import (
+from datatorag.adapters.index.opensearch.index import (
     MATCH_NONE,
     OpenSearchIndex,
     SearchIndexUnavailable,
@@ -46,8 +46,8 @@ from datatorag.adapters.aws.opensearch import (
     metadata_fields,
     opensearch_client,
 )
-from datatorag.errors import RetryableError
-from datatorag.models import DocumentStatus
+from datatorag.domain.errors import RetryableError
+from datatorag.domain.models import DocumentStatus
 from datatorag.settings import Settings
 from tests.contracts.search_index import TENANT, make_chunks, record, unit
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from datatorag.adapters.aws.s3 import S3BlobStore
-from datatorag.adapters.local.blob import LocalBlobStore
+from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.blob.s3 import S3BlobStore
 from datatorag.ports import BlobStore
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import source_registry

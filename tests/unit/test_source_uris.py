@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from datatorag.errors import SourceError
+from datatorag.domain.errors import SourceError
 from datatorag_connector.sources import Location, open_source, parse_location, redact_uri
 from datatorag_connector.sources.base import (
     UnsafePath,

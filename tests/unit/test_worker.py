@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from datatorag.adapters.local.queue import SqliteQueue
-from datatorag.errors import DocumentRejected, RetryableError
-from datatorag.messages import DocumentRemoved, encode
-from datatorag.worker import Message, Worker
+from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.domain.errors import DocumentRejected, RetryableError
+from datatorag.domain.messages import DocumentRemoved, encode
+from datatorag.usecases.worker import Message, Worker
 
 pytestmark = pytest.mark.unit
 

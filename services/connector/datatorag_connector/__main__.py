@@ -12,7 +12,7 @@ import signal
 import threading
 import traceback
 
-from datatorag.errors import SourceError
+from datatorag.domain.errors import SourceError
 from datatorag.log import configure, get_logger
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import build_syncer, source_registry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datatorag import wiring
-from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.settings import Settings
 from datatorag_connector.registry import SourceRegistry
 from datatorag_connector.sync import Syncer

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from datatorag.errors import BlobNotFound
+from datatorag.domain.errors import BlobNotFound
 from datatorag.log import get_logger
 from datatorag.ports import BlobStore
 from datatorag_connector.sources.base import redact_uri

@@ -16,12 +16,18 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from datatorag.errors import DocumentRejected, SourceError
+from datatorag.domain.errors import DocumentRejected, SourceError
+from datatorag.domain.messages import DocumentFetched, DocumentRemoved, encode
+from datatorag.domain.models import (
+    DocumentRecord,
+    DocumentStatus,
+    content_hash,
+    document_id,
+    utcnow,
+)
 from datatorag.log import get_logger
-from datatorag.messages import DocumentFetched, DocumentRemoved, encode
-from datatorag.models import DocumentRecord, DocumentStatus, content_hash, document_id, utcnow
 from datatorag.ports import BlobStore, Queue, SearchIndex
-from datatorag.worker import is_transient_failure
+from datatorag.usecases.worker import is_transient_failure
 from datatorag_connector.sources import Listing, Source, SourceFile
 
 log = get_logger(__name__)

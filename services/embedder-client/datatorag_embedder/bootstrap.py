@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datatorag import wiring
-from datatorag.messages import CHUNKS_QUEUE
+from datatorag.domain.messages import CHUNKS_QUEUE
 from datatorag.settings import Settings
-from datatorag.worker import Worker
+from datatorag.usecases.worker import Worker
 from datatorag_embedder.handler import Embedder
 
 # Documents in flight at once: the endpoint merges their requests into shared batches, so

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datatorag import wiring
-from datatorag.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.settings import Settings
-from datatorag.worker import Worker
+from datatorag.usecases.worker import Worker
 from datatorag_processor.chunking import Chunker, TokenCounter
 from datatorag_processor.handler import Processor
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from datatorag.models import Chunk
-from datatorag.text import contextual_text
+from datatorag.domain.models import Chunk
+from datatorag.domain.text import contextual_text
 from datatorag_processor.extract.model import Block, ExtractedDocument
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -76,8 +76,8 @@ class Chunker:
     def chunk(
         self, doc_id: str, version: str, title: str, doc: ExtractedDocument, source: str = ""
     ) -> list[Chunk]:
-        """Chunks whose contextual text (``datatorag.text.contextual_text`` with this title and
-        source label) fits the model's window."""
+        """Chunks whose contextual text (``datatorag.domain.text.contextual_text`` with this
+        title and source label) fits the model's window."""
         units = list(self._units(doc.blocks))
         chunks = []
         for ordinal, draft in enumerate(self._pack(units, title, source)):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from datatorag.errors import BlobNotFound, DocumentRejected, PermanentError
+from datatorag.domain.errors import BlobNotFound, DocumentRejected, PermanentError
+from datatorag.domain.messages import ChunksReady, DocumentFetched, encode
+from datatorag.domain.models import ChunkSet, DocumentStatus
+from datatorag.domain.text import source_label
 from datatorag.log import get_logger
-from datatorag.messages import ChunksReady, DocumentFetched, encode
-from datatorag.models import ChunkSet, DocumentStatus
 from datatorag.ports import BlobStore, Queue, SearchIndex
-from datatorag.text import source_label
-from datatorag.worker import Message
+from datatorag.usecases.worker import Message
 from datatorag_processor.chunking import Chunker
 from datatorag_processor.extract import extract
 from datatorag_processor.metadata import derive

@@ -19,13 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from datatorag.models import DocumentRecord, DocumentStatus, SearchHit
+from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
+from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
+from datatorag.usecases.search import Mode, Searcher
 from datatorag_query_api import problems
-from datatorag_query_api.answers import Answer, Answerer, GenerationFailed
 from datatorag_query_api.keys import ApiKeyStore, KeyInfo
 from datatorag_query_api.problems import Problem
-from datatorag_query_api.search import Mode, Searcher
 from datatorag_query_api.uploads import Uploads, read_upload
 
 log = structlog.get_logger(__name__)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from datatorag import wiring
+from datatorag.domain.messages import DOCUMENTS_QUEUE
 from datatorag.log import configure
-from datatorag.messages import DOCUMENTS_QUEUE
 from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
-from datatorag_query_api.answers import Answerer
+from datatorag.usecases.answers import Answerer
+from datatorag.usecases.search import Searcher
 from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.keys import ApiKeyStore
-from datatorag_query_api.search import Searcher
 from datatorag_query_api.uploads import Uploads
 
 # Under load (100 clients at once on 2 cores) a question's vector takes about 1.5 s at p99.

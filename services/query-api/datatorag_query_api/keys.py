@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datatorag.errors import BlobNotFound
+from datatorag.domain.errors import BlobNotFound
+from datatorag.domain.models import utcnow
 from datatorag.log import get_logger
-from datatorag.models import utcnow
 from datatorag.ports import BlobStore
 
 log = get_logger(__name__)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from datatorag.errors import EmbeddingUnavailable, InvalidKey, PermanentError, RetryableError
+from datatorag.domain.errors import EmbeddingUnavailable, InvalidKey, PermanentError, RetryableError
 from datatorag.log import get_logger
 
 log = get_logger(__name__)

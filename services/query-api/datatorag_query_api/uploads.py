@@ -22,9 +22,9 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from datatorag.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
+from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
 from datatorag.ports import BlobStore, Queue, SearchIndex
-from datatorag.removal import remove_document
+from datatorag.usecases.removal import remove_document
 from datatorag_connector.sources.base import quote_path
 from datatorag_connector.sync import Announcement, announce_document
 from datatorag_query_api.problems import Problem

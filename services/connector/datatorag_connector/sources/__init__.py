@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from datatorag.errors import SourceError
+from datatorag.domain.errors import SourceError
 from datatorag_connector.sources.base import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT_S,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from datatorag.errors import DocumentRejected, SourceError
+from datatorag.domain.errors import DocumentRejected, SourceError
 from datatorag.log import get_logger
 
 log = get_logger(__name__)

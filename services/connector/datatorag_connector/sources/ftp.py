@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
-from datatorag.errors import SourceError
+from datatorag.domain.errors import SourceError
 from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,

@@ -11,7 +11,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from datatorag.errors import SourceError
+from datatorag.domain.errors import SourceError
 from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,

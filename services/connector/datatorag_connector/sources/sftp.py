@@ -15,7 +15,7 @@ from pathlib import Path
 
 import paramiko
 
-from datatorag.errors import SourceError
+from datatorag.domain.errors import SourceError
 from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,

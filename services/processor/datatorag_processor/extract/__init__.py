@@ -7,7 +7,7 @@ turn into text with a ``DocumentRejected`` whose message says what to do, and re
 
 from __future__ import annotations
 
-from datatorag.errors import DocumentRejected
+from datatorag.domain.errors import DocumentRejected
 from datatorag_processor.extract import detect
 from datatorag_processor.extract.blocks import human_size
 from datatorag_processor.extract.model import Block, BlockKind, ExtractedDocument

@@ -8,7 +8,7 @@ import zipfile
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
-from datatorag.errors import DocumentRejected
+from datatorag.domain.errors import DocumentRejected
 from datatorag_processor.extract.blocks import (
     clean,
     first_heading,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from datatorag.errors import DocumentRejected
+from datatorag.domain.errors import DocumentRejected
 from datatorag_processor.extract.blocks import clean, first_heading, table_rows, with_heading_paths
 from datatorag_processor.extract.model import Block, BlockKind, ExtractedDocument
 

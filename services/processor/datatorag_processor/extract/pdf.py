@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from datatorag.errors import DocumentRejected
+from datatorag.domain.errors import DocumentRejected
 from datatorag_processor.extract.blocks import first_heading, with_heading_paths
 from datatorag_processor.extract.model import ExtractedDocument
 from datatorag_processor.extract.pdf_layout import (

@@ -92,7 +92,7 @@ class ChunkSet(BaseModel):
     """One version's chunks, as the processor hands them to the embedder-client (blob store)."""
 
     title: str
-    source_label: str = ""  # the file's path in its source, as words (see datatorag.text)
+    source_label: str = ""  # the file's path in its source, as words (see datatorag.domain.text)
     page_count: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)  # what the document says of itself
     chunks: list[Chunk]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from datatorag.errors import PermanentError
+from datatorag.domain.errors import PermanentError
 
 DOCUMENTS_QUEUE = "documents"  # connector -> processor
 CHUNKS_QUEUE = "chunks"  # processor (and connector, for removals) -> embedder-client

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from datatorag.models import DocumentRecord, DocumentStatus
+from datatorag.domain.models import DocumentRecord, DocumentStatus
 from datatorag.settings import Settings
 
 app = typer.Typer(help="DatatoRAG: cited passages from your HR documents.", no_args_is_help=True)
@@ -57,7 +57,7 @@ def up(
     tenant: Tenant = "demo",
 ) -> None:
     """Run the whole stack in the foreground (all services as processes). Ctrl-C stops it."""
-    from datatorag.stack import Stack, StackError
+    from datatorag_cli.stack import Stack, StackError
 
     settings = Settings()
     stack = Stack(settings)
@@ -106,7 +106,7 @@ def _print_welcome(settings: Settings, tenant: str, key: str | None) -> None:
 @app.command()
 def extract(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Print a document's text as it will be chunked (no page markers, headers or footers)."""
-    from datatorag.errors import DocumentRejected
+    from datatorag.domain.errors import DocumentRejected
     from datatorag_processor.extract import extract as extract_document
     from datatorag_processor.extract import plain_text
 
@@ -174,8 +174,8 @@ def _ingest(
     metadata: dict[str, Any] | None = None,
 ) -> bool:
     from datatorag import wiring
-    from datatorag.errors import SourceError
-    from datatorag.stack import running_services
+    from datatorag.domain.errors import SourceError
+    from datatorag_cli.stack import running_services
     from datatorag_connector.bootstrap import build_syncer, source_registry
     from datatorag_connector.registry import RegisteredSource
     from datatorag_connector.sources import open_source
@@ -274,7 +274,7 @@ def search(
 ) -> None:
     """Search a tenant's documents (same hits as POST /v1/search)."""
     from datatorag import wiring
-    from datatorag_query_api.search import Searcher
+    from datatorag.usecases.search import Searcher
 
     settings = Settings()
     searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
@@ -297,8 +297,8 @@ def ask(
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from a tenant's documents, with citations (same as POST /v1/query)."""
-    from datatorag.errors import DatatoRAGError
-    from datatorag_query_api.answers import GenerationFailed
+    from datatorag.domain.errors import DatatoRAGError
+    from datatorag.usecases.answers import GenerationFailed
     from datatorag_query_api.bootstrap import build_answerer
 
     try:

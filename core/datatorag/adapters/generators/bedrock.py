@@ -26,7 +26,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from datatorag.adapters.answer_prompt import (
+from datatorag.adapters.generators.prompt import (
     ABSTAINED,
     SYSTEM_PROMPT,
     GeneratorRequestRejected,
@@ -34,8 +34,8 @@ from datatorag.adapters.answer_prompt import (
     build_user_prompt,
     parse_answer,
 )
+from datatorag.domain.models import SearchHit
 from datatorag.log import get_logger
-from datatorag.models import SearchHit
 from datatorag.ports import GeneratedAnswer
 from datatorag.settings import Settings
 

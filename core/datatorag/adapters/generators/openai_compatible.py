@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from datatorag.adapters.answer_prompt import (
+from datatorag.adapters.generators.prompt import (
     ABSTAINED,
     SYSTEM_PROMPT,
     GeneratorRequestRejected,
@@ -26,8 +26,8 @@ from datatorag.adapters.answer_prompt import (
     build_user_prompt,
     parse_answer,
 )
+from datatorag.domain.models import SearchHit
 from datatorag.log import get_logger
-from datatorag.models import SearchHit
 from datatorag.ports import GeneratedAnswer
 from datatorag.settings import Settings
 

@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from datatorag.errors import PermanentError, RetryableError
+from datatorag.domain.errors import PermanentError, RetryableError
+from datatorag.domain.models import SearchHit
 from datatorag.log import get_logger
-from datatorag.models import SearchHit
 from datatorag.ports import AnswerSentence, GeneratedAnswer
 
 log = get_logger(__name__)

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from datatorag.errors import BlobNotFound, InvalidKey
+from datatorag.domain.errors import BlobNotFound, InvalidKey
 
 # Temporary files written before the atomic rename; list() skips them and keys may not use it.
 _TMP_PREFIX = ".tmp-"

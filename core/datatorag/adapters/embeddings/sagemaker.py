@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from datatorag.errors import EmbeddingRequestRejected, EmbeddingUnavailable
+from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable
 from datatorag.ports import Vectors
 from datatorag.settings import Settings
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from datatorag.errors import EmbeddingRequestRejected, EmbeddingUnavailable
+from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable
 from datatorag.ports import Vectors
 
 # Statuses that say "not now" rather than "never": timeouts and throttling, like 5xx.

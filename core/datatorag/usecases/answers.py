@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from datatorag.errors import PermanentError, RetryableError
-from datatorag.models import SearchHit
+from datatorag.domain.errors import PermanentError, RetryableError
+from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence, Filters
-from datatorag_query_api.search import Searcher
+from datatorag.usecases.search import Searcher
 
 ABSTENTION = "The documents do not answer this question."
 

@@ -31,11 +31,11 @@ by a ``multi_match`` would rank a short chunk with fewer matches above a longer 
 ``title`` and ``heading`` are also text fields of their own; ``text`` is stored, not indexed
 twice. The analyzer, ``english_folded``, is the standard tokenizer, English possessive
 stemming, lowercase, ASCII folding and the Porter stemmer, like the embedded index's
-words (``datatorag.adapters.local.bm25``). It has no stop filter: the adapter drops the embedded
-index's stop words from queries (so a query made only of stop words still matches) and sends
-the words as a ``match`` query (never query syntax).
+words (``datatorag.adapters.index.sqlite.bm25``). It has no stop filter: the adapter drops
+the embedded index's stop words from queries (so a query made only of stop words still
+matches) and sends the words as a ``match`` query (never query syntax).
 
-Filters have the embedded index's semantics (``datatorag.adapters.local.filters``) and run as
+Filters have the embedded index's semantics (``datatorag.domain.filters``) and run as
 bool ``filter`` clauses *inside* the knn query (efficient filtering, lucene or faiss engines:
 https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/)
 and inside the BM25 bool query, so ``top_k`` counts only matching chunks. Document fields are
@@ -105,8 +105,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError, TransportError
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
-from datatorag.adapters.local.filters import Condition, parse_filters
-from datatorag.adapters.local.index import (
+from datatorag.adapters.index.sqlite.index import (
     BM25_WEIGHTS,
     MAX_QUERY_TERMS,
     REPLACE_META,
@@ -115,8 +114,9 @@ from datatorag.adapters.local.index import (
     unit_vector,
     validate_tenant,
 )
-from datatorag.errors import DatatoRAGError, PermanentError, RetryableError
-from datatorag.models import (
+from datatorag.domain.errors import DatatoRAGError, PermanentError, RetryableError
+from datatorag.domain.filters import Condition, parse_filters
+from datatorag.domain.models import (
     METADATA_KEY,
     DocumentRecord,
     DocumentStatus,

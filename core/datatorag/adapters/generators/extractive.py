@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from datatorag.models import SearchHit
+from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerSentence, GeneratedAnswer
 
 # Terms an employee and a policy use for the same thing: each phrase becomes the concept's term.

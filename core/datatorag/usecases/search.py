@@ -6,7 +6,7 @@ from collections import OrderedDict
 from threading import Lock
 from typing import Literal
 
-from datatorag.models import SearchHit, chunk_ordinal
+from datatorag.domain.models import SearchHit, chunk_ordinal
 from datatorag.ports import Embeddings, Filters, SearchIndex
 
 Mode = Literal["hybrid", "vector", "keyword"]

@@ -28,9 +28,9 @@ from contextlib import contextmanager
 
 import structlog
 
-from datatorag.errors import PermanentError
+from datatorag.domain.errors import PermanentError
+from datatorag.domain.messages import ChunksReady, DocumentFetched, DocumentRemoved, decode
 from datatorag.log import get_logger
-from datatorag.messages import ChunksReady, DocumentFetched, DocumentRemoved, decode
 from datatorag.ports import Queue, ReceivedMessage
 
 Message = DocumentFetched | ChunksReady | DocumentRemoved

@@ -9,8 +9,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from datatorag.adapters.local.blob import validate_key
-from datatorag.errors import BlobNotFound
+from datatorag.adapters.blob.local import validate_key
+from datatorag.domain.errors import BlobNotFound
 from datatorag.settings import Settings
 
 if TYPE_CHECKING:

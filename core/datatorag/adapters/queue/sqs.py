@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
-from datatorag.adapters.aws.s3 import S3BlobStore
-from datatorag.adapters.local.queue import DLQ_SUFFIX, REDRIVE_REASON
-from datatorag.errors import BlobNotFound, DatatoRAGError, PermanentError, RetryableError
+from datatorag.adapters.blob.s3 import S3BlobStore
+from datatorag.adapters.queue.sqlite import DLQ_SUFFIX, REDRIVE_REASON
+from datatorag.domain.errors import BlobNotFound, DatatoRAGError, PermanentError, RetryableError
 from datatorag.ports import BlobStore, ReceivedMessage
 from datatorag.settings import Settings
 

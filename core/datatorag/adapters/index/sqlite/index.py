@@ -32,13 +32,13 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from datatorag.adapters.local import bm25
-from datatorag.adapters.local.bm25 import BM25_WEIGHTS as BM25_WEIGHTS  # for opensearch.py
-from datatorag.adapters.local.bm25 import MAX_QUERY_TERMS as MAX_QUERY_TERMS
-from datatorag.adapters.local.bm25 import STOP_WORDS as STOP_WORDS
-from datatorag.adapters.local.filters import DocAttrs, Filter, parse_filters
-from datatorag.errors import InvalidKey
-from datatorag.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
+from datatorag.adapters.index.sqlite import bm25
+from datatorag.adapters.index.sqlite.bm25 import BM25_WEIGHTS as BM25_WEIGHTS  # for opensearch.py
+from datatorag.adapters.index.sqlite.bm25 import MAX_QUERY_TERMS as MAX_QUERY_TERMS
+from datatorag.adapters.index.sqlite.bm25 import STOP_WORDS as STOP_WORDS
+from datatorag.domain.errors import InvalidKey
+from datatorag.domain.filters import DocAttrs, Filter, parse_filters
+from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
 from datatorag.ports import Filters
 
 # 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises

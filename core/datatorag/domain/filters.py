@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from datatorag.models import METADATA_KEY
+from datatorag.domain.models import METADATA_KEY
 
 Scalar = str | int | float | bool | None
 
