@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from datatorag.domain.employees import Employee
 from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
 
 Vectors = npt.NDArray[np.float32]
@@ -186,3 +187,11 @@ class AnswerGenerator(Protocol):
     """
 
     def generate(self, question: str, passages: Sequence[SearchHit]) -> GeneratedAnswer: ...
+
+
+@runtime_checkable
+class EmployeeFeed(Protocol):
+    """A source that also knows the tenant's workers (an HR system): read for the directory."""
+
+    def employees(self) -> Iterator[Employee]:
+        """Every current worker, minimised to ``Employee``'s fields. Raises ``SourceError``."""

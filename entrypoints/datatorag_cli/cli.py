@@ -175,14 +175,14 @@ def _ingest(
 ) -> bool:
     from datatorag import wiring
     from datatorag.domain.errors import SourceError
+    from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
     from datatorag_cli.stack import running_services
     from datatorag_connector.bootstrap import build_syncer, source_registry
     from datatorag_connector.registry import RegisteredSource
     from datatorag_connector.sources import open_source
-    from datatorag_query_api.keys import TENANT_NAME
 
-    if not TENANT_NAME.match(tenant):
-        console.print("[red]error:[/] tenant names are lower-case letters, digits, '-' or '_'")
+    if not is_tenant_name(tenant):
+        console.print(f"[red]error:[/] {TENANT_RULE}")
         return False
     if wait and settings.queue_backend == "local":
         missing = {"processor", "embedder-client", "embedding-endpoint"} - running_services(

@@ -14,12 +14,12 @@ environment, which ECS fills from Secrets Manager.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from datatorag.domain.errors import BlobNotFound
+from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
 from datatorag.log import get_logger
 from datatorag.ports import BlobStore
 from datatorag_connector.sources.base import redact_uri
@@ -28,7 +28,6 @@ log = get_logger(__name__)
 
 SOURCES_PREFIX = "system/sources/"
 # Same rule as datatorag_query_api.keys.TENANT_NAME; the tenant becomes part of a blob key.
-_TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class RegisteredSource(BaseModel):
@@ -40,8 +39,8 @@ class RegisteredSource(BaseModel):
     @field_validator("tenant")
     @classmethod
     def _valid_tenant(cls, tenant: str) -> str:
-        if not _TENANT_NAME.match(tenant):
-            raise ValueError("tenant names are 1-63 lower-case letters, digits, '-' or '_'")
+        if not is_tenant_name(tenant):
+            raise ValueError(TENANT_RULE)
         return tenant
 
     @property

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from datatorag.domain.errors import BlobNotFound
 from datatorag.domain.models import utcnow
+from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
 from datatorag.log import get_logger
 from datatorag.ports import BlobStore
 
@@ -32,7 +33,6 @@ log = get_logger(__name__)
 
 _KEY = re.compile(r"^dtr_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
 _KEY_ID = re.compile(r"^[a-z0-9]{12}$")
-TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 KEYS_PREFIX = "system/api-keys/"
 DEFAULT_CACHE_TTL_S = 5.0
 _CACHE_MAX_ENTRIES = 10_000  # ids looked up, known or not: bounds memory under random ids
@@ -89,8 +89,8 @@ class ApiKeyStore:
 
     def create(self, tenant: str) -> str:
         """A new key for ``tenant``; the only time the plain key exists."""
-        if not TENANT_NAME.match(tenant):
-            raise ValueError("tenant names are 1-63 lower-case letters, digits, '-' or '_'")
+        if not is_tenant_name(tenant):
+            raise ValueError(TENANT_RULE)
         key_id = secrets.token_hex(6)
         key = f"dtr_{key_id}_{secrets.token_urlsafe(32)}"
         record = _Record(tenant, self._hash(key), utcnow().isoformat())

@@ -112,7 +112,6 @@ from datatorag.adapters.index.sqlite.index import (
     STOP_WORDS,
     chunk_vectors,
     unit_vector,
-    validate_tenant,
 )
 from datatorag.domain.errors import DatatoRAGError, PermanentError, RetryableError
 from datatorag.domain.filters import Condition, parse_filters
@@ -124,6 +123,7 @@ from datatorag.domain.models import (
     SearchHit,
     utcnow,
 )
+from datatorag.domain.tenants import validate_tenant
 from datatorag.ports import Filters
 from datatorag.settings import Settings
 

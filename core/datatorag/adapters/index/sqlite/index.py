@@ -17,7 +17,6 @@ and catches up incrementally (chunk ids only grow, and deleted ids are logged in
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import sqlite3
 import threading
@@ -36,16 +35,15 @@ from datatorag.adapters.index.sqlite import bm25
 from datatorag.adapters.index.sqlite.bm25 import BM25_WEIGHTS as BM25_WEIGHTS  # for opensearch.py
 from datatorag.adapters.index.sqlite.bm25 import MAX_QUERY_TERMS as MAX_QUERY_TERMS
 from datatorag.adapters.index.sqlite.bm25 import STOP_WORDS as STOP_WORDS
-from datatorag.domain.errors import InvalidKey
 from datatorag.domain.filters import DocAttrs, Filter, parse_filters
 from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
+from datatorag.domain.tenants import validate_tenant as validate_tenant  # for opensearch
 from datatorag.ports import Filters
 
 # 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises
 # its chunks (_retokenise).
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
-TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # used with fullmatch
 MAX_IDLE_CONNECTIONS = 8  # per tenant; more concurrent callers open and close their own
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
 REPLACE_META = frozenset({"page_count", "title", "metadata"})
@@ -139,15 +137,6 @@ _DOCUMENT_COLUMNS = (
 _HIT_COLUMNS = "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, t.heading, t.text"
 
 FloatArray = npt.NDArray[np.float32]
-
-
-def validate_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not TENANT_NAME.fullmatch(tenant):
-        raise InvalidKey(
-            f"invalid tenant name {tenant!r}: use 1-63 lowercase letters, digits, '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return tenant
 
 
 @dataclass(frozen=True)
