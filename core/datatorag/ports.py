@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from datatorag.domain.activity import AdminAction, AnswerRecord, Feedback
 from datatorag.domain.employees import Employee
 from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
 
@@ -195,3 +197,30 @@ class EmployeeFeed(Protocol):
 
     def employees(self) -> Iterator[Employee]:
         """Every current worker, minimised to ``Employee``'s fields. Raises ``SourceError``."""
+
+
+@runtime_checkable
+class ActivityLog(Protocol):
+    """The question log and the audit log of each tenant (what was answered, what admins did).
+
+    Entries are appended, never changed; reads return a tenant's entries with
+    ``since <= at < until``, oldest first. ``purge`` deletes a tenant's entries older than
+    ``before`` (retention).
+    """
+
+    def record_answer(self, entry: AnswerRecord) -> None: ...
+
+    def record_feedback(self, entry: Feedback) -> bool:
+        """Store feedback on one of the tenant's answers; False when the tenant has no such
+        answer (feedback can never reach another tenant's log)."""
+
+    def record_admin(self, entry: AdminAction) -> None: ...
+
+    def answers(self, tenant: str, since: datetime, until: datetime) -> list[AnswerRecord]: ...
+
+    def feedback(self, tenant: str, since: datetime, until: datetime) -> list[Feedback]: ...
+
+    def admin_actions(self, tenant: str, since: datetime, until: datetime) -> list[AdminAction]: ...
+
+    def purge(self, tenant: str, before: datetime) -> int:
+        """Delete the tenant's entries older than ``before``; returns how many went."""

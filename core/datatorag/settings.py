@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     # it with the model.
     abstain_below: float = 0.45
 
+    # The question and audit log keep entries this long (then they are deleted).
+    activity_retention_days: int = Field(default=90, ge=1)
+
     # API keys are hashed with this pepper (HMAC-SHA256); set a real secret in production.
+    # Signing secrets are encrypted, and employee ids hashed, under keys derived from it.
     api_key_pepper: SecretStr = SecretStr("development-pepper")
 
     # AWS (used only by the AWS adapters).

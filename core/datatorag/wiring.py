@@ -5,7 +5,14 @@ Services call these from their own ``bootstrap``; AWS libraries are imported onl
 
 from __future__ import annotations
 
-from datatorag.ports import AnswerGenerator, BlobStore, Embeddings, Queue, SearchIndex
+from datatorag.ports import (
+    ActivityLog,
+    AnswerGenerator,
+    BlobStore,
+    Embeddings,
+    Queue,
+    SearchIndex,
+)
 from datatorag.settings import Settings
 
 
@@ -17,6 +24,17 @@ def blob_store(settings: Settings) -> BlobStore:
     from datatorag.adapters.blob.local import LocalBlobStore
 
     return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def activity_log(settings: Settings, blobs: BlobStore | None = None) -> ActivityLog:
+    """The question and audit log: SQLite beside the index, or objects in the (S3) blob store."""
+    if settings.blob_backend == "s3":
+        from datatorag.adapters.activity.blob import BlobActivityLog
+
+        return BlobActivityLog(blobs or blob_store(settings))
+    from datatorag.adapters.activity.sqlite import SqliteActivityLog
+
+    return SqliteActivityLog(settings.data_dir / "activity.db")
 
 
 def queue(settings: Settings, name: str) -> Queue:

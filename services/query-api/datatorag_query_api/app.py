@@ -11,9 +11,8 @@ from typing import Annotated, Any
 
 import structlog
 from anyio import CapacityLimiter, to_thread
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
@@ -21,11 +20,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
+from datatorag.usecases.activity import ActivityRecorder
 from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
 from datatorag.usecases.search import Mode, Searcher
-from datatorag_query_api import problems
-from datatorag_query_api.keys import ApiKeyStore, KeyInfo
+from datatorag_query_api import insights, portal, problems
+from datatorag_query_api.auth import Caller, ReaderDep
+from datatorag_query_api.keys import ApiKeyStore
 from datatorag_query_api.problems import Problem
+from datatorag_query_api.sessions import PortalSessions
+from datatorag_query_api.signing import SigningSecrets
 from datatorag_query_api.uploads import Uploads, read_upload
 
 log = structlog.get_logger(__name__)
@@ -43,6 +46,17 @@ class SearchRequest(BaseModel):
 class SearchResponse(BaseModel):
     hits: list[SearchHit]
     took_ms: float
+
+
+class AnswerResponse(Answer):
+    answer_id: str  # for feedback: POST /v1/answers/{answer_id}/feedback
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    helpful: bool
+    comment: str = Field(default="", max_length=2000)
 
 
 class QueryRequest(BaseModel):
@@ -103,6 +117,9 @@ class Services:
     searcher: Searcher
     answerer: Answerer
     uploads: Uploads
+    activity: ActivityRecorder
+    signing: SigningSecrets
+    sessions: PortalSessions
     max_document_bytes: int
     search_threads: int = 2  # searches at once (wiring.search_threads)
 
@@ -151,24 +168,6 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def caller(
-    request: Request,
-    key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))],
-) -> KeyInfo:
-    """The tenant behind the request's API key; 401 without a valid one."""
-    if len(request.headers.getlist("x-api-key")) > 1:
-        raise Problem(400, "Bad request", "send exactly one X-API-Key header")
-    info = services_of(request).keys.authenticate(key) if key else None
-    if info is None:
-        raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
-    structlog.contextvars.bind_contextvars(tenant=info.tenant)  # this thread's log lines
-    request.state.tenant = info.tenant  # the access-log line (a sync dependency runs in a thread)
-    return info
-
-
-Caller = Annotated[KeyInfo, Depends(caller)]
-
-
 def status_url(doc_id: str) -> str:
     return f"/v1/documents/{doc_id}"
 
@@ -183,6 +182,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
+    app.include_router(insights.router)
+    portal.install(app)
 
     app.add_middleware(RequestContext)
 
@@ -201,7 +202,7 @@ def create_app(services: Services) -> FastAPI:
         return {"status": "ready", "embedding_dimension": dimension}
 
     @app.post("/v1/search", tags=["search"])
-    async def search(body: SearchRequest, who: Caller) -> SearchResponse:
+    async def search(body: SearchRequest, who: ReaderDep) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
         searcher, vector = services.searcher, None
@@ -217,20 +218,39 @@ def create_app(services: Services) -> FastAPI:
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
     @app.post("/v1/query", tags=["search"])
-    def query(body: QueryRequest, who: Caller) -> Answer:
+    def query(body: QueryRequest, who: ReaderDep) -> AnswerResponse:
         """An answer written from the tenant's passages, each sentence citing them as ``[n]``.
 
         Abstains ("The documents do not answer this question.") when nothing relevant was
-        retrieved; the hits are returned either way.
+        retrieved; the hits are returned either way. Every answer goes to the tenant's question
+        log (question masked, employee hashed); ``answer_id`` takes feedback.
         """
+        started = time.perf_counter()
         try:
-            return services.answerer.answer(who.tenant, body.question, body.top_k, body.filters)
+            answer = services.answerer.answer(who.tenant, body.question, body.top_k, body.filters)
         except GenerationFailed as err:
             if err.retryable:
                 raise Problem(
                     503, "Answer generator unavailable", str(err), {"Retry-After": "5"}
                 ) from err
             raise Problem(502, "Answer generator failed", str(err)) from err
+        latency_ms = 1000 * (time.perf_counter() - started)
+        answer_id = services.activity.answered(
+            who.tenant,
+            body.question,
+            answer,
+            latency_ms,
+            employee_id=who.employee.id if who.employee else None,
+            channel=who.channel,
+        )
+        return AnswerResponse(**answer.model_dump(), answer_id=answer_id)
+
+    @app.post("/v1/answers/{answer_id}/feedback", tags=["search"], status_code=204)
+    def feedback(answer_id: str, body: FeedbackRequest, who: ReaderDep) -> Response:
+        """Thumbs up or down, with an optional comment, on one of the tenant's answers."""
+        if not services.activity.feedback(who.tenant, answer_id, body.helpful, body.comment):
+            raise Problem(404, "Not found", "no such answer")
+        return Response(status_code=204)
 
     @app.post(
         "/v1/documents",
@@ -247,6 +267,14 @@ def create_app(services: Services) -> FastAPI:
         """
         form = await read_upload(request, services.max_document_bytes)
         announced = await run_in_threadpool(services.uploads.store, who.tenant, form)
+        services.activity.admin(
+            who.tenant,
+            who.key_id,
+            "document.upload",
+            announced.doc_id,
+            title=announced.record.title,
+            outcome=announced.outcome,
+        )
         url = status_url(announced.doc_id)
         body = UploadAccepted(
             doc_id=announced.doc_id,
@@ -266,7 +294,21 @@ def create_app(services: Services) -> FastAPI:
         deleted before this answers; its status becomes deleted. Deleting it again is a no-op."""
         doc = services.uploads.remove(who.tenant, doc_id)
         if doc is None:
-            raise Problem(404, "Not found", f"no document {doc_id!r}")
+            raise Problem(404, "Not found", "no such document")
+        services.activity.admin(who.tenant, who.key_id, "document.delete", doc_id, title=doc.title)
+        response.headers["Location"] = status_url(doc_id)
+        return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
+
+    @app.post("/v1/documents/{doc_id}/retry", tags=["documents"], status_code=202)
+    def retry_document(doc_id: str, who: Caller, response: Response) -> Accepted:
+        """Process a failed document's stored version again (after fixing what failed it, e.g.
+        an outage or a raised limit). A document that has not failed is a 409."""
+        doc = services.uploads.retry(who.tenant, doc_id)
+        if doc is None:
+            raise Problem(404, "Not found", "no such document")
+        if doc.status != DocumentStatus.FETCHED:
+            raise Problem(409, "Conflict", f"the document is {doc.status}, not failed")
+        services.activity.admin(who.tenant, who.key_id, "document.retry", doc_id, title=doc.title)
         response.headers["Location"] = status_url(doc_id)
         return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
 

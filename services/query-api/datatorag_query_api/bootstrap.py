@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from datatorag import wiring
@@ -9,10 +11,13 @@ from datatorag.domain.messages import DOCUMENTS_QUEUE
 from datatorag.log import configure
 from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
+from datatorag.usecases.activity import ActivityRecorder
 from datatorag.usecases.answers import Answerer
 from datatorag.usecases.search import Searcher
 from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.keys import ApiKeyStore
+from datatorag_query_api.sessions import PortalSessions
+from datatorag_query_api.signing import SigningSecrets, derive_key
 from datatorag_query_api.uploads import Uploads
 
 # Under load (100 clients at once on 2 cores) a question's vector takes about 1.5 s at p99.
@@ -23,6 +28,21 @@ def key_store(settings: Settings, blobs: BlobStore | None = None) -> ApiKeyStore
     """API keys live in the shared blob store, so every API process sees the same ones."""
     return ApiKeyStore(
         blobs or wiring.blob_store(settings), settings.api_key_pepper.get_secret_value()
+    )
+
+
+def signing_secrets(settings: Settings, blobs: BlobStore | None = None) -> SigningSecrets:
+    pepper = settings.api_key_pepper.get_secret_value()
+    return SigningSecrets(blobs or wiring.blob_store(settings), pepper)
+
+
+def activity_recorder(settings: Settings, blobs: BlobStore | None = None) -> ActivityRecorder:
+    """Employees are logged by a keyed hash whose key derives from the pepper."""
+    pepper = settings.api_key_pepper.get_secret_value()
+    return ActivityRecorder(
+        wiring.activity_log(settings, blobs),
+        derive_key(pepper, "datatorag employee ids"),
+        timedelta(days=settings.activity_retention_days),
     )
 
 
@@ -54,10 +74,14 @@ def build_services(
     embeddings = embeddings or query_embeddings(settings)
     blobs = wiring.blob_store(settings)
     searcher = Searcher(index, embeddings)
+    keys = key_store(settings, blobs)
     return Services(
         index=index,
         embeddings=embeddings,
-        keys=key_store(settings, blobs),
+        keys=keys,
+        activity=activity_recorder(settings, blobs),
+        signing=signing_secrets(settings, blobs),
+        sessions=PortalSessions(blobs, keys),
         searcher=searcher,
         answerer=build_answerer(settings, searcher),
         uploads=build_uploads(settings, index, blobs),

@@ -45,6 +45,13 @@ class KeyInfo:
 
 
 @dataclass(frozen=True)
+class KeyListing:
+    key_id: str
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
 class _Record:
     tenant: str
     key_hash: str
@@ -124,6 +131,25 @@ class ApiKeyStore:
         if hmac.compare_digest(expected, self._hash(key)) and record is not None and active:
             return KeyInfo(key_id, record.tenant)
         return None
+
+    def active(self, key_id: str) -> KeyInfo | None:
+        """The key behind a portal session, if it is still active (cached like ``authenticate``)."""
+        if not _KEY_ID.match(key_id):
+            return None
+        record = self._lookup(key_id)
+        if record is None or record.revoked_at is not None:
+            return None
+        return KeyInfo(key_id, record.tenant)
+
+    def list(self, tenant: str) -> list[KeyListing]:
+        """The tenant's keys, newest first: ids and dates, never a key or its hash."""
+        listing = []
+        for blob_key in self.blobs.list(KEYS_PREFIX):
+            key_id = blob_key.removeprefix(KEYS_PREFIX).removesuffix(".json")
+            record = self._read(key_id) if _KEY_ID.match(key_id) else None
+            if record is not None and record.tenant == tenant:
+                listing.append(KeyListing(key_id, record.created_at, record.revoked_at))
+        return sorted(listing, key=lambda k: k.created_at, reverse=True)
 
     def _lookup(self, key_id: str) -> _Record | None:
         """The record from the cache, or from the store by one reader per id at a time."""

@@ -22,6 +22,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
+from datatorag.domain.messages import DocumentFetched, encode
 from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
 from datatorag.ports import BlobStore, Queue, SearchIndex
 from datatorag.usecases.removal import remove_document
@@ -232,3 +233,28 @@ class Uploads:
             return doc
         remove_document(self.blobs, self.index, tenant, doc_id)
         return self.index.get_document(tenant, doc_id)
+
+    def retry(self, tenant: str, doc_id: str) -> DocumentRecord | None:
+        """Announce a failed document's stored version again; its record then reads fetched.
+        Returns the record (unchanged unless it had failed), or None when there is none."""
+        doc = self.index.get_document(tenant, doc_id)
+        if doc is None or doc.status != DocumentStatus.FAILED:
+            return doc
+        stored = list(self.blobs.list(f"tenants/{tenant}/raw/{doc_id}/{doc.version}"))
+        if not stored:
+            return doc  # its bytes are gone: only a new upload or sync can bring it back
+        fetched = doc.model_copy(update={"status": DocumentStatus.FETCHED, "reason": None})
+        self.index.upsert_document(fetched)
+        path = str(doc.metadata.get("path") or PurePosixPath(stored[0]).name)
+        message = DocumentFetched(
+            tenant=tenant,
+            doc_id=doc_id,
+            version=doc.version,
+            blob_key=stored[0],
+            source_uri=doc.source_uri,
+            filename=PurePosixPath(path).name,
+            media_type=doc.media_type,
+            metadata=doc.metadata,
+        )
+        self.documents_queue.send(encode(message))
+        return fetched
