@@ -24,13 +24,14 @@ from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import DocumentRejected, EmbeddingUnavailable
-from datatorag.domain.messages import DocumentFetched, decode
+from datatorag.domain.messages import DocumentFetched, Message, decode
 from datatorag.domain.models import DocumentStatus, utcnow
-from datatorag.usecases.worker import Message, Worker
+from datatorag.usecases.announce import REANNOUNCE_AFTER
+from datatorag.usecases.worker import Worker
 from datatorag_connector.__main__ import sync_round
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
 from datatorag_connector.sources import Source, open_source
-from datatorag_connector.sync import REANNOUNCE_AFTER, Syncer
+from datatorag_connector.sync import Syncer
 from tests.fixtures.file_servers import FTP_PASSWORD, SftpServer, ftp_uri, running_ftp_server
 
 pytestmark = pytest.mark.integration

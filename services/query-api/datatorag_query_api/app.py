@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datatorag.domain.errors import GenerationFailed
 from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
-from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
+from datatorag.usecases.answers import Answer, Answerer
 from datatorag.usecases.search import Mode, Searcher
 from datatorag_query_api import problems
 from datatorag_query_api.keys import ApiKeyStore, KeyInfo
