@@ -151,13 +151,12 @@ class SqsQueue:
         outgoing = [self._outgoing(body, {}) for body in bodies]
         ids = [""] * len(outgoing)
         sizes = [_size(b, a) for b, a in outgoing]
-        batches = bounded_batches(
+        for group in bounded_batches(
             range(len(outgoing)),
-            sizes.__getitem__,
+            lambda i: sizes[i],
             max_count=SQS_BATCH_SIZE,
             max_bytes=SQS_MAX_MESSAGE_BYTES,
-        )
-        for group in batches:
+        ):
             response = self.client.send_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
