@@ -75,6 +75,34 @@ def sync(stack: Stack, open_it: Callable[[], Source]) -> Any:
         return stack.syncer.sync(source, TENANT)
 
 
+# --- every type the processor reads is synced (domain/media.py, one table)
+
+
+def test_every_readable_type_is_synced_with_its_media_type(tmp_path: Path, stack: Stack) -> None:
+    root = tmp_path / "docs"
+    write(
+        root,
+        {
+            "leave.xhtml": "<html><body><p>Leave</p></body></html>",
+            "notes.text": "Payday is the 25th.",
+            "old.doc": "not read",
+            "Handbook.MD": "# Handbook",
+        },
+    )
+    report = sync(stack, lambda: open_source(str(root)))
+    assert sorted(uri.rsplit("/", 1)[-1] for uri in report.added) == [
+        "Handbook.MD",
+        "leave.xhtml",
+        "notes.text",
+    ]
+    announced = [decode(m.body) for m in stack.documents.receive(max_messages=10)]
+    assert {m.filename: m.media_type for m in announced if isinstance(m, DocumentFetched)} == {
+        "Handbook.MD": "text/markdown",
+        "leave.xhtml": "text/html",
+        "notes.text": "text/plain",
+    }
+
+
 # --- a folder that cannot be listed keeps its documents
 
 
