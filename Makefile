@@ -32,10 +32,11 @@ run: install ## Start the whole stack on the embedded default and ingest example
 run-aws-local: install ## Like `run`, on the AWS adapters: S3 and SQS on moto, SageMaker API locally
 	$(BIN)/python scripts/aws_local.py
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install system-packages lint ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest -q

@@ -72,7 +72,7 @@ def main() -> None:
         batches = batch_seconds(stack.log("embedder-client"))
         texts = indexed_texts(stack.settings.data_dir / "index" / "bench.db")
     from bench.model_throughput import fastest_chunks_per_second
-    from datatorag_embedding_endpoint.model import resolve_runtime
+    from datatorag_embedding_endpoint.cpu import resolve_runtime
 
     chunks = sum(d.chunk_count for d in docs)
     settings = stack.settings  # the bare model runs as the endpoint did

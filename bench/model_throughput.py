@@ -44,24 +44,12 @@ TRUTH_DIR = REPO / ".." / "shared" / "corpus" / "truth"
 QUESTIONS = REPO / ".." / "shared" / "corpus" / "questions-dev.jsonl"
 
 try:
-    from datatorag_embedding_endpoint.model import (
-        EmbeddingModel,
-        Precision,
-        Runtime,
-        cpu_name,
-        cpu_supports_bf16,
-        load_model,
-    )
+    from datatorag_embedding_endpoint.cpu import Precision, Runtime, cpu_name, cpu_supports_bf16
+    from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 except ImportError:  # run from a checkout without ``pip install -e``
     sys.path[:0] = [str(REPO / "core"), str(REPO / "services" / "embedding-endpoint")]
-    from datatorag_embedding_endpoint.model import (
-        EmbeddingModel,
-        Precision,
-        Runtime,
-        cpu_name,
-        cpu_supports_bf16,
-        load_model,
-    )
+    from datatorag_embedding_endpoint.cpu import Precision, Runtime, cpu_name, cpu_supports_bf16
+    from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 
 
 @dataclass

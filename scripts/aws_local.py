@@ -40,9 +40,8 @@ from typing import Any
 import httpx
 
 from datatorag.adapters.blob.s3 import S3BlobStore, s3_client
-from datatorag.adapters.queue.sqlite import DLQ_SUFFIX
 from datatorag.adapters.queue.sqs import SqsQueue, sqs_client
-from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
+from datatorag.domain.messages import CHUNKS_QUEUE, DLQ_SUFFIX, DOCUMENTS_QUEUE
 from datatorag.log import configure
 from datatorag.settings import Settings
 from datatorag_cli.stack import Stack, StackError

@@ -297,8 +297,7 @@ def ask(
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from a tenant's documents, with citations (same as POST /v1/query)."""
-    from datatorag.domain.errors import DatatoRAGError
-    from datatorag.usecases.answers import GenerationFailed
+    from datatorag.domain.errors import DatatoRAGError, GenerationFailed
     from datatorag_query_api.bootstrap import build_answerer
 
     try:

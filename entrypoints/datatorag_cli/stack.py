@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from datatorag.domain.errors import DatatoRAGError
 from datatorag.settings import Settings
 
 SERVICES = {
@@ -36,8 +37,8 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 300.0
 
 
-class StackError(RuntimeError):
-    pass
+class StackError(DatatoRAGError):
+    """A service of the stack could not start or kept exiting."""
 
 
 @dataclass

@@ -26,7 +26,8 @@ from datatorag.adapters.embeddings.http import HttpEmbeddings
 from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable, PermanentError
 from datatorag_embedding_endpoint.app import create_app
 from datatorag_embedding_endpoint.batcher import Batcher, BatcherStopped, Overloaded
-from datatorag_embedding_endpoint.model import EmbeddingModel, load_model, resolve_precision
+from datatorag_embedding_endpoint.cpu import resolve_precision
+from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
 from tests.fixtures.embedding import endpoint_env, free_port, stop
 

@@ -168,7 +168,7 @@ def test_a_damaged_cached_export_is_rebuilt(
     damaged = tmp_path / "onnx" / onnx_model.onnx_file.parent.name / "model.onnx"
     damage(damaged)
     broken = damaged.read_bytes()
-    with caplog.at_level(logging.WARNING, logger="datatorag_embedding_endpoint.model"):
+    with caplog.at_level(logging.WARNING, logger="datatorag_embedding_endpoint.onnx_export"):
         model = load_model(model_dir(), runtime="onnx", cache_dir=tmp_path)
     assert model.onnx_exported
     assert model.onnx_file == damaged and damaged.read_bytes() != broken

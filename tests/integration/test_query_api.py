@@ -21,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 
+from datatorag.domain.uris import upload_uri
 from datatorag.settings import Settings
 from datatorag.usecases.answers import ABSTENTION
 from datatorag_query_api.bootstrap import (
@@ -29,7 +30,7 @@ from datatorag_query_api.bootstrap import (
     build_answerer,
     key_store,
 )
-from datatorag_query_api.uploads import safe_filename, upload_uri
+from datatorag_query_api.uploads import safe_filename
 from tests.fixtures.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

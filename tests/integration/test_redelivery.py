@@ -20,8 +20,8 @@ from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE, DocumentFet
 from datatorag.domain.models import DocumentStatus
 from datatorag.ports import Vectors
 from datatorag.settings import Settings
+from datatorag.usecases.announce import announce_document
 from datatorag.usecases.worker import Worker
-from datatorag_connector.sync import announce_document
 from datatorag_embedder.handler import Embedder
 from datatorag_processor.bootstrap import build_chunker
 from datatorag_processor.handler import Processor

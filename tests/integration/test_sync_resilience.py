@@ -24,13 +24,14 @@ from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import DocumentRejected, EmbeddingUnavailable
-from datatorag.domain.messages import DocumentFetched, decode
+from datatorag.domain.messages import DocumentFetched, Message, decode
 from datatorag.domain.models import DocumentStatus, utcnow
-from datatorag.usecases.worker import Message, Worker
+from datatorag.usecases.announce import REANNOUNCE_AFTER
+from datatorag.usecases.worker import Worker
 from datatorag_connector.__main__ import sync_round
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
 from datatorag_connector.sources import Source, open_source
-from datatorag_connector.sync import REANNOUNCE_AFTER, Syncer
+from datatorag_connector.sync import Syncer
 from tests.fixtures.file_servers import FTP_PASSWORD, SftpServer, ftp_uri, running_ftp_server
 
 pytestmark = pytest.mark.integration
@@ -72,6 +73,34 @@ def write(root: Path, files: dict[str, str]) -> None:
 def sync(stack: Stack, open_it: Callable[[], Source]) -> Any:
     with closing(open_it()) as source:
         return stack.syncer.sync(source, TENANT)
+
+
+# --- every type the processor reads is synced (domain/media.py, one table)
+
+
+def test_every_readable_type_is_synced_with_its_media_type(tmp_path: Path, stack: Stack) -> None:
+    root = tmp_path / "docs"
+    write(
+        root,
+        {
+            "leave.xhtml": "<html><body><p>Leave</p></body></html>",
+            "notes.text": "Payday is the 25th.",
+            "old.doc": "not read",
+            "Handbook.MD": "# Handbook",
+        },
+    )
+    report = sync(stack, lambda: open_source(str(root)))
+    assert sorted(uri.rsplit("/", 1)[-1] for uri in report.added) == [
+        "Handbook.MD",
+        "leave.xhtml",
+        "notes.text",
+    ]
+    announced = [decode(m.body) for m in stack.documents.receive(max_messages=10)]
+    assert {m.filename: m.media_type for m in announced if isinstance(m, DocumentFetched)} == {
+        "Handbook.MD": "text/markdown",
+        "leave.xhtml": "text/html",
+        "notes.text": "text/plain",
+    }
 
 
 # --- a folder that cannot be listed keeps its documents

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from datatorag_embedding_endpoint.model import load_model, model_fingerprint, resolve_runtime
+from datatorag_embedding_endpoint.cpu import resolve_runtime
+from datatorag_embedding_endpoint.model import load_model
+from datatorag_embedding_endpoint.onnx_export import model_fingerprint
 
 pytestmark = pytest.mark.unit
 

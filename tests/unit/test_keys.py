@@ -13,8 +13,10 @@ import pytest
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.blob.s3 import S3BlobStore
+from datatorag.domain.blob_keys import API_KEYS_PREFIX
+from datatorag.domain.errors import InvalidRequest
 from datatorag.ports import BlobStore
-from datatorag_query_api.keys import KEYS_PREFIX, ApiKeyStore
+from datatorag_query_api.keys import ApiKeyStore
 
 
 class CountingBlobStore:
@@ -98,8 +100,8 @@ def test_keys_are_stored_only_as_hashes(
 def test_a_key_is_one_small_json_object(store: ApiKeyStore, blobs: BlobStore) -> None:
     key = store.create("acme")
     key_id = key.split("_")[1]
-    assert list(blobs.list(KEYS_PREFIX)) == [f"{KEYS_PREFIX}{key_id}.json"]
-    record = json.loads(blobs.get(f"{KEYS_PREFIX}{key_id}.json"))
+    assert list(blobs.list(API_KEYS_PREFIX)) == [f"{API_KEYS_PREFIX}{key_id}.json"]
+    record = json.loads(blobs.get(f"{API_KEYS_PREFIX}{key_id}.json"))
     assert record["tenant"] == "acme"
     assert len(record["key_hash"]) == 64 and record["revoked_at"] is None
     assert record["created_at"]
@@ -133,7 +135,7 @@ def test_a_key_can_be_revoked_by_its_id(store: ApiKeyStore, blobs: BlobStore) ->
     key_id = key.split("_")[1]
     assert store.revoke("acme", key_id)
     assert store.authenticate(key) is None
-    assert json.loads(blobs.get(f"{KEYS_PREFIX}{key_id}.json"))["revoked_at"]
+    assert json.loads(blobs.get(f"{API_KEYS_PREFIX}{key_id}.json"))["revoked_at"]
 
 
 def test_revoking_odd_ids_changes_nothing(store: ApiKeyStore, blobs: BlobStore) -> None:
@@ -145,7 +147,7 @@ def test_revoking_odd_ids_changes_nothing(store: ApiKeyStore, blobs: BlobStore) 
 
 
 def test_tenant_names_are_validated(store: ApiKeyStore, blobs: BlobStore) -> None:
-    with pytest.raises(ValueError, match="tenant names"):
+    with pytest.raises(InvalidRequest, match="tenant names"):
         store.create("../etc")
     assert list(blobs.list("")) == []
 
@@ -190,5 +192,5 @@ def test_concurrent_requests_read_the_store_once(blobs: BlobStore) -> None:
 
 def test_a_damaged_record_is_refused(store: ApiKeyStore, blobs: BlobStore) -> None:
     key = store.create("acme")
-    blobs.put(f"{KEYS_PREFIX}{key.split('_')[1]}.json", b"{not json")
+    blobs.put(f"{API_KEYS_PREFIX}{key.split('_')[1]}.json", b"{not json")
     assert ApiKeyStore(blobs, pepper="test-pepper").authenticate(key) is None

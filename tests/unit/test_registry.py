@@ -14,10 +14,11 @@ from pydantic import ValidationError
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.blob.s3 import S3BlobStore
+from datatorag.domain.blob_keys import SOURCES_PREFIX
 from datatorag.ports import BlobStore
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import source_registry
-from datatorag_connector.registry import SOURCES_PREFIX, RegisteredSource, SourceRegistry
+from datatorag_connector.registry import RegisteredSource, SourceRegistry
 
 SECRET_URI = "sftp://alice:s3cr3t-pw@files.example.com:2222/hr?token=abc123"
 

@@ -81,13 +81,20 @@ def test_tokens_signed_otherwise_are_refused(signing: SigningSecrets) -> None:
     kid, _ = signing.create("acme")
     now = int(time.time())
     claims = {"sub": "E1", "tenant": "acme", "iat": now, "exp": now + 60}
-    guessed = jwt.encode(claims, "not the secret, though long enough for HS256", algorithm="HS256", headers={"kid": kid})
+    guessed = jwt.encode(
+        claims,
+        "not the secret, though long enough for HS256",
+        algorithm="HS256",
+        headers={"kid": kid},
+    )
     with pytest.raises(InvalidToken):
         signing.verify(guessed)
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": kid})
     with pytest.raises(InvalidToken):
         signing.verify(unsigned)
     with pytest.raises(InvalidToken, match="unknown"):
-        signing.verify(jwt.encode(claims, "x" * 32, algorithm="HS256", headers={"kid": "../../etc"}))
+        signing.verify(
+            jwt.encode(claims, "x" * 32, algorithm="HS256", headers={"kid": "../../etc"})
+        )
     with pytest.raises(InvalidToken, match="not a JWT"):
         signing.verify("garbage")

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from datatorag.domain.errors import SourceError
+from datatorag.domain.media import is_supported
+from datatorag.domain.uris import quote_path
 from datatorag_connector.sources import Location, open_source, parse_location, redact_uri
 from datatorag_connector.sources.base import (
     UnsafePath,
     check_relative_path,
     is_safe_name,
-    is_supported,
-    quote_path,
 )
 from datatorag_connector.sources.ftp import Entry, _parse_list, _parse_mlsx_time
 
@@ -150,7 +150,16 @@ def test_check_relative_path_accepts_nested_unicode() -> None:
 
 @pytest.mark.parametrize(
     ("name", "supported"),
-    [("a.PDF", True), ("a.docx", True), ("a.htm", True), ("a.markdown", True), ("a.doc", False)],
+    [
+        ("a.PDF", True),
+        ("a.docx", True),
+        ("a.htm", True),
+        ("a.xhtml", True),  # the processor reads these; the connector once skipped them
+        ("a.markdown", True),
+        ("a.text", True),
+        ("a.doc", False),
+        ("pdf", False),
+    ],
 )
 def test_supported_extensions(name: str, supported: bool) -> None:
     assert is_supported(name) is supported

@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import DocumentRejected, RetryableError
-from datatorag.domain.messages import DocumentRemoved, encode
-from datatorag.usecases.worker import Message, Worker
+from datatorag.domain.messages import DocumentRemoved, Message, encode
+from datatorag.usecases.worker import Worker
 
 pytestmark = pytest.mark.unit
 

@@ -3,11 +3,23 @@
 Workers split failures in two: a ``RetryableError`` leaves the message on the queue so it is
 received again (and reaches the dead-letter queue after the retry limit); a ``PermanentError``
 marks the document failed with its reason and dead-letters the message at once.
+
+A caller's mistake (a bad filter, an invalid tenant name) is an ``InvalidRequest``: the query
+API answers it with a 4xx that shows its message. Any other exception there is a 500 whose
+message stays in the log.
 """
 
 
 class DatatoRAGError(Exception):
     """Base of every error this project raises on purpose."""
+
+
+class InvalidRequest(DatatoRAGError, ValueError):
+    """The caller asked for something invalid; ``str(err)`` says what to change.
+
+    Also a ``ValueError``, as Python code expects of a bad argument (pydantic validators turn
+    it into a validation error).
+    """
 
 
 class RetryableError(DatatoRAGError):
@@ -34,9 +46,17 @@ class EmbeddingRequestRejected(PermanentError):
     """The embedding endpoint refused the request (4xx): sending the same texts cannot help."""
 
 
-class InvalidKey(DatatoRAGError):
+class InvalidKey(InvalidRequest):
     """A blob key or identifier that would escape its namespace (``..``, absolute paths)."""
 
 
 class SourceError(DatatoRAGError):
     """A document source could not be listed or read (bad URI, refused login, missing folder)."""
+
+
+class GenerationFailed(DatatoRAGError):
+    """The answer generator failed; ``retryable`` tells a busy model from a refusal."""
+
+    def __init__(self, cause: Exception, *, retryable: bool) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.retryable = retryable

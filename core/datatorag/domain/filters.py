@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from datatorag.domain.errors import InvalidRequest
 from datatorag.domain.models import METADATA_KEY
 
 Scalar = str | int | float | bool | None
@@ -75,11 +76,11 @@ class Filter:
 
 
 def parse_filters(filters: Mapping[str, Any] | None) -> Filter:
-    """Validate a filter mapping. Raises ``ValueError`` naming what is wrong."""
+    """Validate a filter mapping. Raises ``InvalidRequest`` naming what is wrong."""
     if not filters:
         return Filter()
     if not isinstance(filters, Mapping):
-        raise ValueError("filters must be an object mapping field names to values")
+        raise InvalidRequest("filters must be an object mapping field names to values")
     return Filter(tuple(_condition(str(name), value) for name, value in filters.items()))
 
 
@@ -100,40 +101,44 @@ def _field(name: str) -> tuple[str, str | None]:
     if name.startswith("metadata."):
         key = name.removeprefix("metadata.")
         if not METADATA_KEY.match(key):
-            raise ValueError(
+            raise InvalidRequest(
                 f"invalid metadata filter key {key!r}: use letters, digits, '_' or '-' (at most 64)"
             )
         return "metadata", key
     accepted = ", ".join([*FIELDS, *ALIASES, "metadata.<key>"])
-    raise ValueError(f"unknown filter field {name!r}; filterable fields: {accepted}")
+    raise InvalidRequest(f"unknown filter field {name!r}; filterable fields: {accepted}")
 
 
 def _range(name: str, operators: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     if not operators:
-        raise ValueError(f"empty range for filter {name!r}; use gte, gt, lte or lt")
+        raise InvalidRequest(f"empty range for filter {name!r}; use gte, gt, lte or lt")
     bounds = []
     for op, bound in operators.items():
         if op not in RANGE_OPERATORS:
-            raise ValueError(f"unknown operator {op!r} for filter {name!r}; use gte, gt, lte or lt")
+            raise InvalidRequest(
+                f"unknown operator {op!r} for filter {name!r}; use gte, gt, lte or lt"
+            )
         if isinstance(bound, bool) or not isinstance(bound, str | int | float):
-            raise ValueError(f"range bound {op} of filter {name!r} must be a string or a number")
+            raise InvalidRequest(
+                f"range bound {op} of filter {name!r} must be a string or a number"
+            )
         bounds.append((str(op), _finite(name, bound)))
     return tuple(bounds)
 
 
 def _scalar(name: str, value: Any, *, text_only: bool, allow_none: bool) -> Scalar:
     if text_only and not isinstance(value, str):
-        raise ValueError(f"filter {name!r} takes a string or a list of strings")
+        raise InvalidRequest(f"filter {name!r} takes a string or a list of strings")
     if value is None and allow_none:
         return None
     if not isinstance(value, str | int | float | bool):
-        raise ValueError(f"filter {name!r}: {value!r} is not a string, number or boolean")
+        raise InvalidRequest(f"filter {name!r}: {value!r} is not a string, number or boolean")
     return _finite(name, value)
 
 
 def _finite(name: str, value: Scalar) -> Scalar:
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"filter {name!r}: {value!r} is not a finite number")
+        raise InvalidRequest(f"filter {name!r}: {value!r} is not a finite number")
     return value
 
 

@@ -15,6 +15,8 @@ from datatorag.domain.errors import PermanentError
 
 DOCUMENTS_QUEUE = "documents"  # connector -> processor
 CHUNKS_QUEUE = "chunks"  # processor (and connector, for removals) -> embedder-client
+DLQ_SUFFIX = "-dlq"  # every queue's dead-letter queue is named after it
+REDRIVE_REASON = "max receives exceeded"  # reason shown for messages the queue moved itself
 
 
 class _Message(BaseModel):
@@ -51,15 +53,15 @@ class DocumentRemoved(_Message):
     kind: Literal["document.removed"] = "document.removed"
 
 
-Message = Annotated[DocumentFetched | ChunksReady | DocumentRemoved, Field(discriminator="kind")]
-_adapter: TypeAdapter[Message] = TypeAdapter(Message)
+Message = DocumentFetched | ChunksReady | DocumentRemoved
+_adapter: TypeAdapter[Message] = TypeAdapter(Annotated[Message, Field(discriminator="kind")])
 
 
-def encode(message: DocumentFetched | ChunksReady | DocumentRemoved) -> str:
+def encode(message: Message) -> str:
     return message.model_dump_json()
 
 
-def decode(body: str) -> DocumentFetched | ChunksReady | DocumentRemoved:
+def decode(body: str) -> Message:
     try:
         return _adapter.validate_json(body)
     except ValidationError as err:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from datatorag.domain.errors import PermanentError, RetryableError
+from datatorag.domain.errors import GenerationFailed, PermanentError, RetryableError
 from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence, Filters
 from datatorag.usecases.search import Searcher
@@ -33,14 +33,6 @@ class Answer(BaseModel):
     abstained: bool
     citations: list[Citation]
     hits: list[SearchHit]
-
-
-class GenerationFailed(Exception):
-    """The answer generator failed; ``retryable`` tells a busy model from a refusal."""
-
-    def __init__(self, cause: Exception, *, retryable: bool) -> None:
-        super().__init__(str(cause) or type(cause).__name__)
-        self.retryable = retryable
 
 
 class Answerer:

@@ -6,12 +6,8 @@ does at once, so that an upload right after a delete is never undone by a queued
 
 from __future__ import annotations
 
+from datatorag.domain.blob_keys import document_prefixes
 from datatorag.ports import BlobStore, SearchIndex
-
-
-def document_blob_prefixes(tenant: str, doc_id: str) -> tuple[str, str]:
-    """Where a document's raw versions and its chunk sets are kept."""
-    return f"tenants/{tenant}/raw/{doc_id}/", f"tenants/{tenant}/chunks/{doc_id}/"
 
 
 def remove_document(blobs: BlobStore, index: SearchIndex, tenant: str, doc_id: str) -> None:
@@ -20,9 +16,7 @@ def remove_document(blobs: BlobStore, index: SearchIndex, tenant: str, doc_id: s
     The files are listed before the index changes, so a new version stored after the removal is
     not among them. Idempotent: a redelivered removal finds nothing left to do.
     """
-    stored = [
-        key for prefix in document_blob_prefixes(tenant, doc_id) for key in blobs.list(prefix)
-    ]
+    stored = [key for prefix in document_prefixes(tenant, doc_id) for key in blobs.list(prefix)]
     index.delete_document(tenant, doc_id)
     for key in stored:
         blobs.delete(key)

@@ -29,11 +29,10 @@ from contextlib import contextmanager
 import structlog
 
 from datatorag.domain.errors import PermanentError
-from datatorag.domain.messages import ChunksReady, DocumentFetched, DocumentRemoved, decode
+from datatorag.domain.messages import Message, decode
 from datatorag.log import get_logger
 from datatorag.ports import Queue, ReceivedMessage
 
-Message = DocumentFetched | ChunksReady | DocumentRemoved
 Handler = Callable[[Message], None]
 FailureRecorder = Callable[[Message, str], None]
 

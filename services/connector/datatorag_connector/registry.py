@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from datatorag.domain.blob_keys import SOURCES_PREFIX
 from datatorag.domain.errors import BlobNotFound
 from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
 from datatorag.log import get_logger
@@ -25,9 +26,6 @@ from datatorag.ports import BlobStore
 from datatorag_connector.sources.base import redact_uri
 
 log = get_logger(__name__)
-
-SOURCES_PREFIX = "system/sources/"
-# Same rule as datatorag_query_api.keys.TENANT_NAME; the tenant becomes part of a blob key.
 
 
 class RegisteredSource(BaseModel):

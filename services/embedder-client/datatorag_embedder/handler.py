@@ -9,13 +9,12 @@ import numpy as np
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from datatorag.domain.errors import BlobNotFound, PermanentError, RetryableError
-from datatorag.domain.messages import ChunksReady, DocumentRemoved
+from datatorag.domain.messages import ChunksReady, DocumentRemoved, Message
 from datatorag.domain.models import ChunkSet, DocumentStatus, IndexedChunk
 from datatorag.domain.text import contextual_text
 from datatorag.log import get_logger
 from datatorag.ports import BlobStore, Embeddings, SearchIndex, Vectors
 from datatorag.usecases.removal import remove_document
-from datatorag.usecases.worker import Message
 
 log = get_logger(__name__)
 

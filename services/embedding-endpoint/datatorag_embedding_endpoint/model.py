@@ -1,117 +1,40 @@
 """The embedding model: a sentence-transformers model run on the CPU, in torch or ONNX Runtime.
 
-Torch runs in fp32 or bf16 autocast. bf16 autocast pays off only where the CPU has native bf16
-matrix units (AMX, AVX512-BF16): there it embeds several times faster than fp32 with a cosine
-agreement above 0.9999. Elsewhere torch emulates bf16 and it is several times *slower* (measured
-6x on an AVX2 EPYC), so ``auto`` picks it only when the CPU flags say so.
-
-The ``onnx`` runtime runs the model's transformer through ONNX Runtime in fp32 and keeps every
-other sentence-transformers part (tokenizer, length sorting and batching, pooling, dense layers,
-normalisation), so vectors agree with torch's to a cosine above 0.9999. The transformer is
-exported once per model content into a cache directory (``cache_dir``) and reused on later starts.
-sentence-transformers' own ``backend="onnx"`` needs optimum-onnx, which pins transformers < 4.58
-(this project runs 5.x), hence the export here.
+Torch runs in fp32 or bf16 autocast (``cpu`` says when bf16 pays off); the ``onnx`` runtime
+runs the transformer through ONNX Runtime in fp32 (``onnx_export``: the export and its cache).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import platform
-import re
-import shutil
-import tempfile
-import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from datatorag_embedding_endpoint.cpu import (
+    Precision,
+    RequestedPrecision,
+    RequestedRuntime,
+    Runtime,
+    cpu_name,
+    cpu_supports_bf16,
+    resolve_precision,
+    resolve_runtime,
+)
+from datatorag_embedding_endpoint.onnx_export import OrtForward, use_onnx
+
 if TYPE_CHECKING:
-    import onnxruntime
     from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16"]
-RequestedPrecision = Literal["auto", "fp32", "bf16"]
-Runtime = Literal["torch", "onnx"]
-RequestedRuntime = Literal["auto", "torch", "onnx"]
 Vectors = npt.NDArray[np.float32]
-
-# CPU flags (Linux /proc/cpuinfo) that mean bf16 matrix maths runs in hardware.
-_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-
-# Bump when the export changes, so that caches built by older code are not reused.
-_EXPORT_FORMAT = 1
-_ONNX_OPSET = 17
-_ONNX_FILE = "model.onnx"
-# Files up to this size count by content in the cache key; larger ones (weights) by size+mtime.
-_HASH_CONTENT_BELOW = 1 << 20
-# Two texts of different lengths: the traced batch must carry padding in its attention mask,
-# or the export may bake in a mask-free attention path.
-_PROBE_TEXTS = (
-    "Probe.",
-    "A longer probe text, so that the exported batch has padding in its attention mask.",
-)
-_MIN_PROBE_COSINE = 0.9999
-
-
-def _cpuinfo_field(names: tuple[str, ...], cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """The first CPU's value for one of ``names``; None where /proc/cpuinfo is missing."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in names:
-            return value.strip()
-    return None
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags; empty where /proc/cpuinfo is missing (macOS, Windows)."""
-    return frozenset((_cpuinfo_field(("flags", "Features")) or "").split())
-
-
-def cpu_name() -> str:
-    return _cpuinfo_field(("model name",)) or platform.processor() or platform.machine()
-
-
-def cpu_supports_bf16(flags: frozenset[str] | None = None) -> bool:
-    """True when the CPU runs bf16 matrix products natively (AMX or AVX512-BF16)."""
-    flags = cpu_flags() if flags is None else flags
-    return bool(flags & _BF16_FLAGS)
-
-
-def resolve_precision(
-    requested: RequestedPrecision, flags: frozenset[str] | None = None
-) -> Precision:
-    """``auto`` becomes bf16 on CPUs with native bf16 units and fp32 everywhere else."""
-    if requested != "auto":
-        return requested
-    return "bf16" if cpu_supports_bf16(flags) else "fp32"
-
-
-def resolve_runtime(
-    requested: RequestedRuntime,
-    precision: RequestedPrecision,
-    flags: frozenset[str] | None = None,
-) -> Runtime:
-    """``auto`` becomes torch where the precision resolves to bf16 (native bf16 units, or bf16
-    asked for), since ONNX Runtime runs fp32 only; onnx everywhere else: on an AVX2 EPYC it takes
-    40-55% less CPU time for a lone question and about the same (median +3%, within the noise)
-    for full-window chunks (bench/model_throughput.py --runtimes)."""
-    if requested != "auto":
-        return requested
-    return "torch" if resolve_precision(precision, flags) == "bf16" else "onnx"
 
 
 @dataclass
@@ -125,7 +48,7 @@ class EmbeddingModel:
     runtime: Runtime = "torch"
     onnx_file: Path | None = None  # the cached export the onnx runtime runs
     onnx_exported: bool = False  # True when this load exported it (False: reused the cache)
-    _onnx: _OrtForward | None = field(default=None, repr=False)
+    _onnx: OrtForward | None = field(default=None, repr=False)
 
     @property
     def threads(self) -> int:
@@ -228,7 +151,7 @@ def load_model(
         name=str(name_or_path), precision=chosen, batch_size=batch_size, _model=st, runtime=resolved
     )
     if resolved == "onnx" and cache_dir is not None:
-        model._onnx, model.onnx_file, model.onnx_exported = _use_onnx(
+        model._onnx, model.onnx_file, model.onnx_exported = use_onnx(
             st, str(name_or_path), Path(cache_dir)
         )
     log.info(
@@ -246,241 +169,3 @@ def load_model(
         cpu_supports_bf16(),
     )
     return model
-
-
-# ONNX Runtime -------------------------------------------------------------------------------
-
-
-def _text_transformer(st: SentenceTransformer) -> Any:
-    """The model's first module, if ONNX can stand in for it: a Hugging Face text transformer."""
-    from sentence_transformers.base.modules.transformer import Transformer
-
-    first = st[0]
-    text = getattr(first, "modality_config", {}).get("text", {})
-    if not isinstance(first, Transformer) or text.get("method") != "forward":
-        raise ValueError(
-            f"the onnx runtime runs models whose first module is a text Transformer; this one "
-            f"starts with {type(first).__name__}: use the torch runtime"
-        )
-    return first
-
-
-def _model_dir(name_or_path: str) -> Path:
-    """The local directory of a model dir or of a hub name already in the Hugging Face cache."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return path.resolve()
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(name_or_path, local_files_only=True))
-
-
-def model_fingerprint(model_dir: Path) -> str:
-    """A key for the export of ``model_dir``: its files (small ones by content, weights by size
-    and mtime) plus the export settings and the torch and transformers versions that trace it."""
-    import torch
-    import transformers
-
-    digest = hashlib.sha256(
-        f"format={_EXPORT_FORMAT} opset={_ONNX_OPSET} torch={torch.__version__} "
-        f"transformers={transformers.__version__}\n".encode()
-    )
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        relative = path.relative_to(model_dir).as_posix()
-        if relative.split("/")[0] in {"onnx", "openvino", ".git", ".cache"}:
-            continue  # other backends' exports and VCS data do not change the torch model
-        size = path.stat().st_size
-        digest.update(f"{relative}\0{size}\0".encode())
-        if size < _HASH_CONTENT_BELOW:
-            digest.update(path.read_bytes())
-        else:
-            digest.update(str(path.stat().st_mtime_ns).encode())
-    return digest.hexdigest()[:24]
-
-
-def _export_onnx(st: SentenceTransformer, target: Path) -> None:
-    """Trace the first module (features in, token embeddings out) to ONNX at ``target``."""
-    import torch
-
-    transformer = _text_transformer(st)
-    features = st.preprocess(list(_PROBE_TEXTS))
-    names = [key for key, value in features.items() if isinstance(value, torch.Tensor)]
-    output = str(transformer.module_output_name)
-
-    class Traced(torch.nn.Module):
-        """Positional tensors in (what the exporter traces), the module's own forward inside."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = transformer
-
-        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            result: torch.Tensor = self.inner(dict(zip(names, tensors, strict=True)))[output]
-            return result
-
-    axes = {name: {0: "batch", 1: "sequence"} for name in [*names, output]}
-    with _eager_attention(transformer), torch.no_grad(), warnings.catch_warnings():
-        # The TorchScript tracer warns about Python branches on shapes; the probe check after
-        # loading verifies that the traced graph agrees with torch on a padded batch.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Traced().eval(),
-            tuple(features[name] for name in names),
-            str(target),
-            input_names=names,
-            output_names=[output],
-            dynamic_axes=axes,
-            opset_version=_ONNX_OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-
-
-@contextlib.contextmanager
-def _eager_attention(transformer: Any) -> Iterator[None]:
-    """Trace the plain attention maths rather than torch's SDPA kernel: ONNX Runtime runs it
-    faster (MiniLM, 254-word-piece chunks, one thread: 81-87 ms a text against 92-94 traced from
-    SDPA; torch 87-89). Models that cannot switch are traced as they are."""
-    model: Any = getattr(transformer, "model", None)
-    previous = getattr(getattr(model, "config", None), "_attn_implementation", None)
-    try:
-        model.set_attn_implementation("eager")
-    except (AttributeError, ValueError, ImportError, TypeError) as exc:
-        log.info("exporting with the model's own attention (%s): %s", previous, exc)
-        yield
-        return
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(previous)
-
-
-def _cached_export(st: SentenceTransformer, entry: Path) -> bool:
-    """Make sure ``entry/model.onnx`` exists; True when this call exported it.
-
-    The export goes to a temporary directory beside ``entry`` and is renamed into place, so a
-    reader never sees a half-written file and two processes starting at once both end up with
-    one complete export (the loser of the rename discards its own).
-    """
-    if (entry / _ONNX_FILE).is_file():
-        return False
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-    try:
-        began = time.perf_counter()
-        _export_onnx(st, staging / _ONNX_FILE)
-        try:
-            staging.rename(entry)
-        except OSError:
-            if not (entry / _ONNX_FILE).is_file():
-                raise
-            log.info("another process exported %s first; using its file", entry)
-            return False
-        log.info("exported the transformer to %s in %.1f s", entry, time.perf_counter() - began)
-        return True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _discard(entry: Path) -> None:
-    """Remove a cache entry: renamed aside first, so the entry path is never half-deleted."""
-    trash = entry.with_name(f".{entry.name}.discarded-{os.getpid()}-{time.monotonic_ns()}")
-    with contextlib.suppress(FileNotFoundError):  # another process discarded it already
-        entry.rename(trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _session(file: Path) -> onnxruntime.InferenceSession:
-    import onnxruntime as ort
-    import torch
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # The same thread count as torch would use (OMP_NUM_THREADS or the cores); no spinning
-    # between runs, for the reason __main__ sets OMP_WAIT_POLICY=PASSIVE: a spinning pool
-    # takes the core the API needs.
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-
-
-class _OrtForward:
-    """Stands in for the transformer module's forward: same features in, same key out."""
-
-    def __init__(self, session: onnxruntime.InferenceSession, output: str) -> None:
-        self._session = session
-        self._inputs = [i.name for i in session.get_inputs()]
-        self._output = output
-
-    @property
-    def threads(self) -> int:
-        return int(self._session.get_session_options().intra_op_num_threads)
-
-    def run(self, features: dict[str, Any]) -> npt.NDArray[np.float32]:
-        feeds = {name: features[name].numpy() for name in self._inputs}
-        out: npt.NDArray[np.float32] = self._session.run([self._output], feeds)[0]
-        return out
-
-    def __call__(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        import torch
-
-        if kwargs:
-            raise TypeError(f"the onnx runtime takes no forward arguments, got {sorted(kwargs)}")
-        features[self._output] = torch.from_numpy(self.run(features))
-        return features
-
-
-def _probe_agreement(st: SentenceTransformer, forward: _OrtForward) -> float:
-    """Lowest cosine between torch's and ONNX Runtime's token vectors on a padded probe batch."""
-    import torch
-
-    transformer = _text_transformer(st)
-    features = st.preprocess(list(_PROBE_TEXTS))
-    with torch.inference_mode():
-        expected = transformer(dict(features))[transformer.module_output_name].numpy()
-    got = forward.run(features)
-    if got.shape != expected.shape:
-        return -1.0
-    real = features["attention_mask"].numpy().astype(bool)  # padding positions may differ
-    a, b = expected[real], got[real]
-    cosines = np.sum(a * b, axis=1) / np.maximum(
-        np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12
-    )
-    return float(cosines.min())
-
-
-def _checked_forward(st: SentenceTransformer, file: Path) -> _OrtForward:
-    """An ONNX Runtime forward on ``file``, refused unless it agrees with torch on the probe."""
-    forward = _OrtForward(_session(file), str(_text_transformer(st).module_output_name))
-    agreement = _probe_agreement(st, forward)
-    if not agreement > _MIN_PROBE_COSINE:  # also catches NaN
-        raise ValueError(f"{file} disagrees with torch (cosine {agreement:.6f})")
-    return forward
-
-
-def _use_onnx(
-    st: SentenceTransformer, name_or_path: str, cache_dir: Path
-) -> tuple[_OrtForward, Path, bool]:
-    """Swap ``st``'s transformer forward for ONNX Runtime; returns it, its file and whether this
-    call exported the file. A cached file that does not load or disagrees with torch is rebuilt.
-    """
-    model_dir = _model_dir(name_or_path)
-    label = re.sub(r"[^A-Za-z0-9._-]+", "_", model_dir.name)
-    entry = cache_dir / "onnx" / f"{label}-{model_fingerprint(model_dir)}"
-    exported = _cached_export(st, entry)
-    try:
-        forward = _checked_forward(st, entry / _ONNX_FILE)
-    except Exception as exc:  # ORT raises its own types for bad protobufs, graphs and shapes
-        if exported:
-            raise  # a fresh export that fails would fail again: not a cache problem
-        log.warning("cached ONNX export %s is unusable (%s); exporting again", entry, exc)
-        _discard(entry)
-        exported = _cached_export(st, entry)
-        forward = _checked_forward(st, entry / _ONNX_FILE)
-    transformer = _text_transformer(st)
-    # nn.Module.__call__ looks ``forward`` up on the instance first: everything else in
-    # sentence-transformers' encode (tokenising, sorting, batching, pooling) stays as it is.
-    transformer.forward = forward
-    return forward, entry / _ONNX_FILE, exported

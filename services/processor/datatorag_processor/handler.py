@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from datatorag.domain.blob_keys import chunks_key
 from datatorag.domain.errors import BlobNotFound, DocumentRejected, PermanentError
-from datatorag.domain.messages import ChunksReady, DocumentFetched, encode
+from datatorag.domain.messages import ChunksReady, DocumentFetched, Message, encode
 from datatorag.domain.models import ChunkSet, DocumentStatus
 from datatorag.domain.text import source_label
 from datatorag.log import get_logger
 from datatorag.ports import BlobStore, Queue, SearchIndex
-from datatorag.usecases.worker import Message
 from datatorag_processor.chunking import Chunker
 from datatorag_processor.extract import extract
 from datatorag_processor.metadata import derive
 
 log = get_logger(__name__)
-
-
-def chunks_key(tenant: str, doc_id: str, version: str) -> str:
-    return f"tenants/{tenant}/chunks/{doc_id}/{version}.json"
 
 
 class Processor:

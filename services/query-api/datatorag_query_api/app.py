@@ -18,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datatorag.domain.errors import GenerationFailed
 from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
 from datatorag.usecases.activity import ActivityRecorder
-from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
+from datatorag.usecases.answers import Answer, Answerer
 from datatorag.usecases.search import Mode, Searcher
 from datatorag_query_api import insights, portal, problems
 from datatorag_query_api.auth import Caller, ReaderDep

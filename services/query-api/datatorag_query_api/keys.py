@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datatorag.domain.errors import BlobNotFound
+from datatorag.domain.blob_keys import API_KEYS_PREFIX
+from datatorag.domain.errors import BlobNotFound, InvalidRequest
 from datatorag.domain.models import utcnow
 from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
 from datatorag.log import get_logger
@@ -33,7 +34,6 @@ log = get_logger(__name__)
 
 _KEY = re.compile(r"^dtr_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
 _KEY_ID = re.compile(r"^[a-z0-9]{12}$")
-KEYS_PREFIX = "system/api-keys/"
 DEFAULT_CACHE_TTL_S = 5.0
 _CACHE_MAX_ENTRIES = 10_000  # ids looked up, known or not: bounds memory under random ids
 
@@ -97,7 +97,7 @@ class ApiKeyStore:
     def create(self, tenant: str) -> str:
         """A new key for ``tenant``; the only time the plain key exists."""
         if not is_tenant_name(tenant):
-            raise ValueError(TENANT_RULE)
+            raise InvalidRequest(TENANT_RULE)
         key_id = secrets.token_hex(6)
         key = f"dtr_{key_id}_{secrets.token_urlsafe(32)}"
         record = _Record(tenant, self._hash(key), utcnow().isoformat())
@@ -144,8 +144,8 @@ class ApiKeyStore:
     def list(self, tenant: str) -> list[KeyListing]:
         """The tenant's keys, newest first: ids and dates, never a key or its hash."""
         listing = []
-        for blob_key in self.blobs.list(KEYS_PREFIX):
-            key_id = blob_key.removeprefix(KEYS_PREFIX).removesuffix(".json")
+        for blob_key in self.blobs.list(API_KEYS_PREFIX):
+            key_id = blob_key.removeprefix(API_KEYS_PREFIX).removesuffix(".json")
             record = self._read(key_id) if _KEY_ID.match(key_id) else None
             if record is not None and record.tenant == tenant:
                 listing.append(KeyListing(key_id, record.created_at, record.revoked_at))
@@ -205,4 +205,4 @@ class ApiKeyStore:
 
 
 def _blob_key(key_id: str) -> str:
-    return f"{KEYS_PREFIX}{key_id}.json"
+    return f"{API_KEYS_PREFIX}{key_id}.json"

@@ -1,7 +1,9 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), for every route.
 
 Unknown routes (404) and methods (405) come from Starlette's ``HTTPException`` and get the same
-shape; an unexpected exception becomes a 500 problem without internals in the body.
+shape; a caller's mistake (``InvalidRequest``: a bad filter, tenant or key) is a 400 that says
+what is wrong; any other exception, a ``ValueError`` included, becomes a 500 problem without
+internals in the body (its traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from datatorag.domain.errors import EmbeddingUnavailable, InvalidKey, PermanentError, RetryableError
+from datatorag.domain.errors import (
+    EmbeddingUnavailable,
+    InvalidRequest,
+    PermanentError,
+    RetryableError,
+)
 from datatorag.log import get_logger
 
 log = get_logger(__name__)
@@ -76,12 +83,9 @@ def install(app: FastAPI) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return problem_response(request, 422, "Invalid request", "see errors", errors=errors)
 
-    @app.exception_handler(ValueError)
-    async def _value(request: Request, exc: ValueError) -> JSONResponse:
-        return problem_response(request, 400, "Bad request", str(exc))
-
-    @app.exception_handler(InvalidKey)
-    async def _invalid(request: Request, exc: InvalidKey) -> JSONResponse:
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(request: Request, exc: InvalidRequest) -> JSONResponse:
+        # Only the typed caller mistakes show their message; a stray ValueError is a 500.
         return problem_response(request, 400, "Bad request", str(exc))
 
     @app.exception_handler(EmbeddingUnavailable)

@@ -15,12 +15,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from datatorag.domain.blob_keys import PORTAL_SESSIONS_PREFIX
 from datatorag.domain.errors import BlobNotFound
 from datatorag.domain.models import utcnow
 from datatorag.ports import BlobStore
 from datatorag_query_api.keys import ApiKeyStore, KeyInfo
 
-PREFIX = "system/portal-sessions/"
 COOKIE = "dtr_session"
 LIFETIME = timedelta(hours=8)
 
@@ -72,4 +72,4 @@ class PortalSessions:
 
 
 def _blob_key(token: str) -> str:
-    return PREFIX + hashlib.sha256(token.encode()).hexdigest() + ".json"
+    return PORTAL_SESSIONS_PREFIX + hashlib.sha256(token.encode()).hexdigest() + ".json"

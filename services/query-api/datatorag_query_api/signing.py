@@ -31,13 +31,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from datatorag.domain.blob_keys import SIGNING_SECRETS_PREFIX
 from datatorag.domain.employees import Employee
 from datatorag.domain.errors import BlobNotFound, DatatoRAGError
 from datatorag.domain.models import utcnow
 from datatorag.domain.tenants import validate_tenant
 from datatorag.ports import BlobStore
 
-PREFIX = "system/signing-secrets/"
 MAX_TOKEN_LIFETIME_S = 3600  # "short-lived": a leaked link stops working within the hour
 CACHE_TTL_S = 5.0  # like API keys: a revocation elsewhere takes effect here within 5 s
 _KID = re.compile(r"^[a-z0-9]{12}$")
@@ -88,13 +88,13 @@ class SigningSecrets:
             "revoked_at": None,
             "secret": base64.b64encode(sealed).decode(),
         }
-        self.blobs.put(f"{PREFIX}{kid}.json", json.dumps(record).encode())
+        self.blobs.put(f"{SIGNING_SECRETS_PREFIX}{kid}.json", json.dumps(record).encode())
         return kid, secret
 
     def list(self, tenant: str) -> list[SecretInfo]:
         infos = []
-        for key in self.blobs.list(PREFIX):
-            record = self._read(key.removeprefix(PREFIX).removesuffix(".json"))
+        for key in self.blobs.list(SIGNING_SECRETS_PREFIX):
+            record = self._read(key.removeprefix(SIGNING_SECRETS_PREFIX).removesuffix(".json"))
             if record is not None and record["tenant"] == tenant:
                 infos.append(_info(record))
         return sorted(infos, key=lambda i: i.created_at)
@@ -104,7 +104,7 @@ class SigningSecrets:
         if record is None or record["tenant"] != tenant or record["revoked_at"]:
             return False
         record["revoked_at"] = utcnow().isoformat()
-        self.blobs.put(f"{PREFIX}{kid}.json", json.dumps(record).encode())
+        self.blobs.put(f"{SIGNING_SECRETS_PREFIX}{kid}.json", json.dumps(record).encode())
         with self._lock:
             self._cache.pop(kid, None)
         return True
@@ -162,7 +162,9 @@ class SigningSecrets:
         if not _KID.match(kid):
             return None
         try:
-            record: dict[str, Any] = json.loads(self.blobs.get(f"{PREFIX}{kid}.json"))
+            record: dict[str, Any] = json.loads(
+                self.blobs.get(f"{SIGNING_SECRETS_PREFIX}{kid}.json")
+            )
         except BlobNotFound:
             return None
         return record

@@ -1,4 +1,4 @@
-"""Documents uploaded over HTTP and deleted on request, through the connector's own path.
+"""Documents uploaded over HTTP and deleted on request, announced as a synced file is.
 
 An upload is one more source (``source_id`` ``"upload"``): its bytes go to the blob store, its
 record to the index and a ``DocumentFetched`` to the processor, exactly as a synced file. The
@@ -22,12 +22,13 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
+from datatorag.domain.blob_keys import raw_prefix
 from datatorag.domain.messages import DocumentFetched, encode
 from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
+from datatorag.domain.uris import upload_uri
 from datatorag.ports import BlobStore, Queue, SearchIndex
+from datatorag.usecases.announce import Announcement, announce_document
 from datatorag.usecases.removal import remove_document
-from datatorag_connector.sources.base import quote_path
-from datatorag_connector.sync import Announcement, announce_document
 from datatorag_query_api.problems import Problem
 
 UPLOAD_SOURCE_ID = "upload"
@@ -63,10 +64,6 @@ def safe_filename(raw: str | None) -> str:
     while len((stem + suffix).encode()) > MAX_NAME_BYTES:
         stem = stem[:-1]
     return (stem.rstrip(" .") or "upload") + suffix
-
-
-def upload_uri(tenant: str, filename: str) -> str:
-    return f"upload://{tenant}/{quote_path(filename)}"
 
 
 def too_large(max_bytes: int) -> Problem:
@@ -240,7 +237,7 @@ class Uploads:
         doc = self.index.get_document(tenant, doc_id)
         if doc is None or doc.status != DocumentStatus.FAILED:
             return doc
-        stored = list(self.blobs.list(f"tenants/{tenant}/raw/{doc_id}/{doc.version}"))
+        stored = list(self.blobs.list(f"{raw_prefix(tenant, doc_id)}{doc.version}"))
         if not stored:
             return doc  # its bytes are gone: only a new upload or sync can bring it back
         fetched = doc.model_copy(update={"status": DocumentStatus.FETCHED, "reason": None})

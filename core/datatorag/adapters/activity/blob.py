@@ -25,6 +25,7 @@ from datatorag.domain.activity import (
     entry_to_json,
     feedback_from_json,
 )
+from datatorag.domain.blob_keys import activity_prefix
 from datatorag.domain.errors import BlobNotFound
 from datatorag.domain.tenants import validate_tenant
 from datatorag.ports import BlobStore
@@ -40,7 +41,7 @@ class BlobActivityLog:
 
     @staticmethod
     def _root(tenant: str) -> str:
-        return f"tenants/{validate_tenant(tenant)}/activity/"
+        return activity_prefix(validate_tenant(tenant))
 
     def _put(self, kind: str, entry: Entry) -> None:
         at = entry.at.astimezone(UTC)

@@ -7,39 +7,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from datatorag.domain.blob_keys import RESERVED_PREFIX, validate_key
 from datatorag.domain.errors import BlobNotFound, InvalidKey
-
-# Temporary files written before the atomic rename; list() skips them and keys may not use it.
-_TMP_PREFIX = ".tmp-"
-
-
-def validate_key(key: str, *, prefix: bool = False) -> str:
-    """Return ``key`` if it is a safe relative ``/``-separated name, else raise ``InvalidKey``.
-
-    Every backend applies the same rule so a key that works on S3 also works on disk. With
-    ``prefix=True`` the empty string and a trailing ``/`` are allowed (list prefixes).
-    """
-    if not key:
-        if prefix:
-            return key
-        raise InvalidKey("blob key is empty")
-    if "\x00" in key or "\\" in key:
-        raise InvalidKey(f"blob key {key!r} contains a NUL or backslash")
-    if key.startswith("/"):
-        raise InvalidKey(f"blob key {key!r} is absolute")
-    parts = key.split("/")
-    if prefix and parts[-1] == "":
-        parts = parts[:-1]
-    for part in parts:
-        if part in {"", ".", ".."}:
-            raise InvalidKey(f"blob key {key!r} has an empty, '.' or '..' segment")
-        if part.startswith(_TMP_PREFIX):
-            raise InvalidKey(f"blob key {key!r} uses the reserved prefix {_TMP_PREFIX!r}")
-    return key
 
 
 class LocalBlobStore:
-    """Files under ``root``; writes go to a temporary file then ``os.replace`` (atomic)."""
+    """Files under ``root``; writes go to a temporary file (named ``RESERVED_PREFIX...``, which
+    ``list`` skips) then ``os.replace`` (atomic)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
@@ -56,7 +30,7 @@ class LocalBlobStore:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=RESERVED_PREFIX, dir=path.parent)
         except (NotADirectoryError, FileExistsError) as err:
             raise InvalidKey(f"blob key {key!r} runs through an existing object") from err
         try:
@@ -101,6 +75,6 @@ class LocalBlobStore:
             keys.extend(
                 base + name
                 for name in files
-                if not name.startswith(_TMP_PREFIX) and (base + name).startswith(prefix)
+                if not name.startswith(RESERVED_PREFIX) and (base + name).startswith(prefix)
             )
         return iter(sorted(keys))

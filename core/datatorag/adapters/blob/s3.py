@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from datatorag.adapters.blob.local import validate_key
+from datatorag.domain.blob_keys import validate_key
 from datatorag.domain.errors import BlobNotFound
 from datatorag.settings import Settings
 

@@ -18,10 +18,8 @@ import httpx
 import numpy as np
 
 from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable
+from datatorag.domain.http import is_retryable_status
 from datatorag.ports import Vectors
-
-# Statuses that say "not now" rather than "never": timeouts and throttling, like 5xx.
-_RETRYABLE_4XX = frozenset({408, 429})
 
 
 class HttpEmbeddings:
@@ -98,7 +96,7 @@ class HttpEmbeddings:
         except httpx.HTTPError as exc:
             raise EmbeddingUnavailable(f"embedding endpoint {where} unreachable: {exc!r}") from exc
         status = response.status_code
-        if status >= 500 or status in _RETRYABLE_4XX:
+        if is_retryable_status(status):
             raise EmbeddingUnavailable(
                 f"embedding endpoint {where} answered {status}: {_reason(response)}"
             )

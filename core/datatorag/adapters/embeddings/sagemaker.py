@@ -24,7 +24,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from datatorag.domain.batching import bounded_batches
 from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable
+from datatorag.domain.http import is_retryable_status
 from datatorag.ports import Vectors
 from datatorag.settings import Settings
 
@@ -49,7 +51,7 @@ _RETRYABLE_CODES = frozenset(
         "ModelStreamError",
     }
 )
-_RETRYABLE_STATUS = frozenset({408, 424, 429})
+_MODEL_ERROR_STATUS = 424  # ModelError (above): retryable, as a 5xx is
 
 
 def sagemaker_runtime_client(
@@ -174,17 +176,11 @@ def _batches(texts: Sequence[str], max_inputs: int) -> Iterator[list[str]]:
 
     A single text over the size limit travels alone: the endpoint decides whether to refuse it.
     """
-    batch: list[str] = []
-    size = 0
-    for text in texts:
-        cost = len(json.dumps(text, ensure_ascii=False).encode()) + 2
-        if batch and (len(batch) == max_inputs or size + cost > MAX_REQUEST_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(text)
-        size += cost
-    if batch:
-        yield batch
+    return bounded_batches(texts, _json_cost, max_count=max_inputs, max_bytes=MAX_REQUEST_BYTES)
+
+
+def _json_cost(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode()) + 2  # and the ", " before the next
 
 
 def _classify(err: ClientError, where: str) -> EmbeddingUnavailable | EmbeddingRequestRejected:
@@ -193,6 +189,6 @@ def _classify(err: ClientError, where: str) -> EmbeddingUnavailable | EmbeddingR
     message = str(error.get("Message", "")) or str(err)
     status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     detail = f"{where} answered {status} {code}: {message}"
-    if code in _RETRYABLE_CODES or status >= 500 or status in _RETRYABLE_STATUS:
+    if code in _RETRYABLE_CODES or is_retryable_status(status) or status == _MODEL_ERROR_STATUS:
         return EmbeddingUnavailable(detail)
     return EmbeddingRequestRejected(detail)

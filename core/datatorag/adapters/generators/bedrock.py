@@ -34,6 +34,7 @@ from datatorag.adapters.generators.prompt import (
     build_user_prompt,
     parse_answer,
 )
+from datatorag.domain.http import is_retryable_status
 from datatorag.domain.models import SearchHit
 from datatorag.log import get_logger
 from datatorag.ports import GeneratedAnswer
@@ -137,7 +138,7 @@ def _client_error(where: str, exc: ClientError) -> GeneratorUnavailable | Genera
     code = str(error.get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     detail = f"{where} answered {status} {code}: {error.get('Message', '')}".rstrip(": ")
-    if code in _RETRYABLE_CODES or status >= 500 or status in (408, 429):
+    if code in _RETRYABLE_CODES or is_retryable_status(status):
         return GeneratorUnavailable(detail)
     return GeneratorRequestRejected(detail)
 

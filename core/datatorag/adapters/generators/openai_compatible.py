@@ -26,15 +26,13 @@ from datatorag.adapters.generators.prompt import (
     build_user_prompt,
     parse_answer,
 )
+from datatorag.domain.http import is_retryable_status
 from datatorag.domain.models import SearchHit
 from datatorag.log import get_logger
 from datatorag.ports import GeneratedAnswer
 from datatorag.settings import Settings
 
 log = get_logger(__name__)
-
-# Statuses that say "not now" rather than "never": timeouts and throttling, like 5xx.
-_RETRYABLE_4XX = frozenset({408, 429})
 
 
 class OpenAICompatibleGenerator:
@@ -127,7 +125,7 @@ class OpenAICompatibleGenerator:
         except httpx.HTTPError as exc:
             raise GeneratorUnavailable(f"model endpoint {where} unreachable: {exc!r}") from exc
         status = response.status_code
-        if status >= 500 or status in _RETRYABLE_4XX:
+        if is_retryable_status(status):
             raise GeneratorUnavailable(
                 f"model endpoint {where} answered {status}: {_reason(response)}"
             )

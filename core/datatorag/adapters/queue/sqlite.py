@@ -16,10 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from datatorag.domain.messages import DLQ_SUFFIX, REDRIVE_REASON
 from datatorag.ports import ReceivedMessage
 
-REDRIVE_REASON = "max receives exceeded"  # reason shown for messages the queue moved itself
-DLQ_SUFFIX = "-dlq"
 _POLL_INTERVAL_S = 0.05  # long polling: how often an empty queue is looked at again
 _BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
 

@@ -12,15 +12,16 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.exceptions import ClientError
 
 from datatorag.adapters.blob.s3 import S3BlobStore
-from datatorag.adapters.queue.sqlite import DLQ_SUFFIX, REDRIVE_REASON
+from datatorag.domain.batching import bounded_batches
 from datatorag.domain.errors import BlobNotFound, DatatoRAGError, PermanentError, RetryableError
+from datatorag.domain.messages import DLQ_SUFFIX, REDRIVE_REASON
 from datatorag.ports import BlobStore, ReceivedMessage
 from datatorag.settings import Settings
 
@@ -149,7 +150,13 @@ class SqsQueue:
     def send_batch(self, bodies: Sequence[str]) -> list[str]:
         outgoing = [self._outgoing(body, {}) for body in bodies]
         ids = [""] * len(outgoing)
-        for group in _batches([_size(b, a) for b, a in outgoing]):
+        sizes = [_size(b, a) for b, a in outgoing]
+        for group in bounded_batches(
+            range(len(outgoing)),
+            lambda i: sizes[i],
+            max_count=SQS_BATCH_SIZE,
+            max_bytes=SQS_MAX_MESSAGE_BYTES,
+        ):
             response = self.client.send_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
@@ -363,20 +370,6 @@ def _string_attribute(raw: MessageTypeDef, name: str) -> str | None:
 def _split(receipt: str) -> tuple[str, str | None]:
     handle, sep, key = receipt.partition(_RECEIPT_SEP)
     return handle, (key if sep else None)
-
-
-def _batches(sizes: Sequence[int]) -> Iterator[list[int]]:
-    """Indexes grouped so that each batch keeps under SQS's entry count and total size."""
-    group: list[int] = []
-    total = 0
-    for i, size in enumerate(sizes):
-        if group and (len(group) == SQS_BATCH_SIZE or total + size > SQS_MAX_MESSAGE_BYTES):
-            yield group
-            group, total = [], 0
-        group.append(i)
-        total += size
-    if group:
-        yield group
 
 
 def _raise_failures(failed: Sequence[Mapping[str, object]]) -> None:

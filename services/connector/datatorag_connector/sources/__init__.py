@@ -25,10 +25,10 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from datatorag.domain.errors import SourceError
+from datatorag.domain.uris import quote_path
 from datatorag_connector.sources.base import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT_S,
-    SUPPORTED_EXTENSIONS,
     FileTooLarge,
     Listing,
     Source,
@@ -36,14 +36,12 @@ from datatorag_connector.sources.base import (
     UnsafePath,
     check_relative_path,
     display_netloc,
-    quote_path,
     redact_uri,
     source_id_for,
 )
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "SUPPORTED_EXTENSIONS",
     "FileTooLarge",
     "Listing",
     "Location",

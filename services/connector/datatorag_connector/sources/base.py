@@ -8,20 +8,18 @@ checks a path again before it is read. A source never writes anything to the loc
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from datatorag.domain.errors import DocumentRejected, SourceError
+from datatorag.domain.uris import quote_path
 from datatorag.log import get_logger
 
 log = get_logger(__name__)
 
-# Document types the processor can turn into text; anything else is not listed.
-SUPPORTED_EXTENSIONS = frozenset({".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"})
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # same default as Settings.max_document_bytes
 DEFAULT_TIMEOUT_S = 30.0
 MAX_DEPTH = 32  # folders nested deeper are not walked (guards against loops on odd servers)
@@ -30,10 +28,6 @@ MAX_DEPTH = 32  # folders nested deeper are not walked (guards against loops on 
 _SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sig")
 # Bidirectional overrides make "fdp.exe" display as "exe.pdf"; no document name needs them.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Characters left as they are in a URI path; the rest of ASCII is percent-encoded.
-_URI_SAFE = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/!$&'()*+,;=:@"
-)
 
 
 class FileTooLarge(SourceError, DocumentRejected):
@@ -113,10 +107,6 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def is_supported(name: str) -> bool:
-    return posixpath.splitext(name)[1].lower() in SUPPORTED_EXTENSIONS
-
-
 def check_relative_path(path: str) -> str:
     """Return ``path`` if every component is safe, else raise ``UnsafePath``."""
     if not path or path.startswith("/") or not all(is_safe_name(p) for p in path.split("/")):
@@ -126,11 +116,6 @@ def check_relative_path(path: str) -> str:
 
 def join_relative(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
-
-
-def quote_path(path: str) -> str:
-    """Percent-encode what would break a URI (space, '%', '#', '?'); keep non-ASCII readable."""
-    return "".join(c if c in _URI_SAFE or ord(c) > 127 else quote(c, safe="") for c in path)
 
 
 def source_id_for(display_uri: str) -> str:

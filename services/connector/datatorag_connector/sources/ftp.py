@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from datatorag.domain.errors import SourceError
+from datatorag.domain.media import is_supported
+from datatorag.domain.uris import quote_path
 from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
@@ -34,9 +36,7 @@ from datatorag_connector.sources.base import (
     display_netloc,
     is_hidden,
     is_safe_name,
-    is_supported,
     join_relative,
-    quote_path,
     scrub,
 )
 

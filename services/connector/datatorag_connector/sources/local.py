@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from datatorag.domain.errors import SourceError
+from datatorag.domain.media import is_supported
+from datatorag.domain.uris import quote_path
 from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
@@ -22,9 +24,7 @@ from datatorag_connector.sources.base import (
     check_relative_path,
     is_hidden,
     is_safe_name,
-    is_supported,
     join_relative,
-    quote_path,
 )
 
 log = get_logger(__name__)

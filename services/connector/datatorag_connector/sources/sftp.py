@@ -16,6 +16,8 @@ from pathlib import Path
 import paramiko
 
 from datatorag.domain.errors import SourceError
+from datatorag.domain.media import is_supported
+from datatorag.domain.uris import quote_path
 from datatorag.log import get_logger
 from datatorag_connector.sources.base import (
     MAX_DEPTH,
@@ -27,9 +29,7 @@ from datatorag_connector.sources.base import (
     display_netloc,
     is_hidden,
     is_safe_name,
-    is_supported,
     join_relative,
-    quote_path,
     scrub,
 )
 

@@ -7,6 +7,7 @@ turn into text with a ``DocumentRejected`` whose message says what to do, and re
 
 from __future__ import annotations
 
+from datatorag.domain import media
 from datatorag.domain.errors import DocumentRejected
 from datatorag_processor.extract import detect
 from datatorag_processor.extract.blocks import human_size
@@ -26,13 +27,13 @@ def extract(data: bytes, filename: str, *, max_bytes: int, max_pages: int) -> Ex
             "split it or raise DATATORAG_MAX_DOCUMENT_BYTES"
         )
     media_type, what = detect.sniff(data, filename)
-    claimed = detect.extension_type(filename)
+    claimed = media.extension_type(filename)
     if claimed is not None and claimed != media_type and not _text_kinds(claimed, media_type):
         raise DocumentRejected(
             f"not {detect.describe(claimed)}: {name} is {what} although its name ends in "
             f"{_extension(filename)}; rename it or upload the right file"
         )
-    if media_type not in detect.SUPPORTED:
+    if media_type not in media.SUPPORTED_MEDIA_TYPES:
         raise DocumentRejected(
             f"{name} is {what} ({media_type}), which cannot be indexed; "
             "supported formats are PDF, Word (.docx), HTML, Markdown and plain text"
@@ -52,20 +53,20 @@ def plain_text(doc: ExtractedDocument) -> str:
 
 
 def _extract(media_type: str, data: bytes, *, max_bytes: int, max_pages: int) -> ExtractedDocument:
-    if media_type == detect.PDF:
+    if media_type == media.PDF:
         from datatorag_processor.extract.pdf import extract_pdf
 
         return extract_pdf(data, max_pages=max_pages)
-    if media_type == detect.DOCX:
+    if media_type == media.DOCX:
         from datatorag_processor.extract.docx import extract_docx
 
         return extract_docx(data, max_bytes=max_bytes)
     text = detect.decode_text(data) or ""
-    if media_type == detect.HTML:
+    if media_type == media.HTML:
         from datatorag_processor.extract.html import extract_html
 
         return extract_html(text)
-    if media_type == detect.MARKDOWN:
+    if media_type == media.MARKDOWN:
         from datatorag_processor.extract.markdown import extract_markdown
 
         return extract_markdown(text)
@@ -76,7 +77,7 @@ def _extract(media_type: str, data: bytes, *, max_bytes: int, max_pages: int) ->
 
 def _text_kinds(claimed: str, found: str) -> bool:
     """Text formats overlap: a .md file may read as plain text, a .txt file may hold Markdown."""
-    text_kinds = {detect.TEXT, detect.MARKDOWN, detect.HTML}
+    text_kinds = {media.TEXT, media.MARKDOWN, media.HTML}
     return claimed in text_kinds and found in text_kinds
 
 

@@ -6,13 +6,7 @@ import io
 import re
 import zipfile
 
-PDF = "application/pdf"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-HTML = "text/html"
-MARKDOWN = "text/markdown"
-TEXT = "text/plain"
-
-SUPPORTED = {PDF, DOCX, HTML, MARKDOWN, TEXT}
+from datatorag.domain.media import DOCX, HTML, MARKDOWN, PDF, TEXT, extension_type
 
 # Signatures of common formats we do not read, so a rejection can name what the file is.
 _MAGIC: list[tuple[bytes, str, str]] = [
@@ -48,17 +42,6 @@ _HTML_TAG = re.compile(
 _MARKDOWN_SIGNS = re.compile(
     r"^(?:#{1,6} \S|\s*[-*+] \S|\s*\d+\. \S|```|> \S|\|.*\|\s*$)|\[[^\]]+\]\([^)]+\)", re.M
 )
-_EXTENSIONS = {
-    ".pdf": PDF,
-    ".docx": DOCX,
-    ".html": HTML,
-    ".htm": HTML,
-    ".xhtml": HTML,
-    ".md": MARKDOWN,
-    ".markdown": MARKDOWN,
-    ".txt": TEXT,
-    ".text": TEXT,
-}
 _NAMES = {
     PDF: "a PDF",
     DOCX: "a Word document",
@@ -66,15 +49,6 @@ _NAMES = {
     TEXT: "plain text",
     MARKDOWN: "Markdown text",
 }
-
-
-def extension_type(filename: str) -> str | None:
-    """The type a file name claims, by its extension."""
-    name = filename.lower()
-    for ext, media_type in _EXTENSIONS.items():
-        if name.endswith(ext):
-            return media_type
-    return None
 
 
 def sniff(data: bytes, filename: str = "") -> tuple[str, str]:

@@ -1,0 +1,106 @@
+"""Announcing a document: its bytes to the blob store, its record to the index, a
+``DocumentFetched`` to the processor, unless the same bytes are already there.
+
+Shared by source syncs (the connector) and API uploads (the query API): both are sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from datatorag.domain.blob_keys import raw_key
+from datatorag.domain.media import UNKNOWN, extension_type, suffix_of
+from datatorag.domain.messages import DocumentFetched, encode
+from datatorag.domain.models import (
+    DocumentRecord,
+    DocumentStatus,
+    content_hash,
+    document_id,
+    utcnow,
+)
+from datatorag.ports import BlobStore, Queue, SearchIndex
+from datatorag.usecases.worker import is_transient_failure
+
+# An announced document nobody picked up for this long is announced again; so is one that
+# failed because a transient fault outlasted the worker's retries, once this long has passed.
+REANNOUNCE_AFTER = timedelta(minutes=10)
+
+
+Outcome = Literal["added", "changed", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    doc_id: str
+    outcome: Outcome
+    record: DocumentRecord  # the record as it stands now (``known`` when unchanged)
+
+
+def announce_document(
+    blobs: BlobStore,
+    index: SearchIndex,
+    documents_queue: Queue,
+    *,
+    tenant: str,
+    source_id: str,
+    source_uri: str,
+    path: str,
+    data: bytes,
+    metadata: dict[str, Any],
+    known: DocumentRecord | None,
+    title: str | None = None,
+) -> Announcement:
+    """Store one file's bytes, upsert its record and announce it, unless it is unchanged.
+
+    Shared by source syncs and API uploads. ``path`` names the file inside its source (its
+    suffix picks the media type); ``title`` defaults to the known title, else the file's stem.
+    """
+    version = content_hash(data)
+    if known and known.version == version and not _needs_announcing(known):
+        return Announcement(known.doc_id, "unchanged", known)
+    doc_id = document_id(source_uri)
+    name = PurePosixPath(path)
+    blob_key = raw_key(tenant, doc_id, version, suffix_of(path))
+    blobs.put(blob_key, data)
+    record = DocumentRecord(
+        tenant=tenant,
+        doc_id=doc_id,
+        source_id=source_id,
+        source_uri=source_uri,
+        title=title or (known.title if known else name.stem),
+        media_type=extension_type(path) or UNKNOWN,
+        version=version,
+        size_bytes=len(data),
+        metadata={**metadata, "path": path},
+    )
+    index.upsert_document(record)
+    documents_queue.send(
+        encode(
+            DocumentFetched(
+                tenant=tenant,
+                doc_id=doc_id,
+                version=version,
+                blob_key=blob_key,
+                source_uri=source_uri,
+                filename=name.name,
+                media_type=record.media_type,
+                metadata=record.metadata,
+            )
+        )
+    )
+    outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
+    return Announcement(doc_id, outcome, record)
+
+
+def _needs_announcing(doc: DocumentRecord) -> bool:
+    if doc.status == DocumentStatus.DELETED:
+        return True  # the file came back
+    if utcnow() - doc.updated_at <= REANNOUNCE_AFTER:
+        return False
+    # Not a permanent reason (encrypted, corrupt, too large), nor a message that crashed the
+    # worker every time ("gave up after N attempts" with no error): those would fail again.
+    failed_by_outage = doc.status == DocumentStatus.FAILED and is_transient_failure(doc.reason)
+    return doc.status == DocumentStatus.FETCHED or failed_by_outage
