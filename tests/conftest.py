@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.aws",  # moto in server mode (S3, SQS)
     "tests.fixtures.file_servers",  # real FTP (pyftpdlib) and SFTP (OpenSSH sshd) servers
     "tests.fixtures.stack",  # the whole stack as processes
+    "tests.fixtures.browser",  # Debian's Chromium for pytest-playwright
     "tests.fixtures.llm_servers",  # named fakes of the OpenAI and Bedrock Converse wire formats
 ]
 

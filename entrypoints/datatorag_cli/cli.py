@@ -100,7 +100,23 @@ def _print_welcome(settings: Settings, tenant: str, key: str | None) -> None:
             " -H 'Content-Type: application/json'"
             ' -d \'{"query": "How much parental leave do I get?", "top_k": 3}\''
         )
+        console.print(f"Portal for HR admins: [bold]{url}/portal/[/] (sign in with that key)")
+        link = _demo_employee_link(settings, tenant)
+        # soft_wrap: a link broken over lines cannot be pasted.
+        console.print(f"An employee's view (valid for an hour): {link}", soft_wrap=True)
     console.print(f"Logs: {settings.data_dir.resolve() / 'logs'}   Ctrl-C stops everything.")
+
+
+def _demo_employee_link(settings: Settings, tenant: str) -> str:
+    """The ask page as an embedding vendor would open it: a demo employee's signed token."""
+    from datatorag.domain.employees import Employee
+    from datatorag_query_api.bootstrap import signing_secrets
+
+    signing = signing_secrets(settings)
+    kid, secret = signing.create(tenant)
+    employee = Employee("demo-employee", country="US", employment_type="full-time")
+    token = signing.mint(tenant, kid, secret, employee, ttl_s=3600)
+    return f"{settings.api_url}/portal/ask#token={token}"
 
 
 @app.command()
