@@ -17,7 +17,7 @@ from datatorag.log import configure, get_logger
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import build_syncer, source_registry
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
-from datatorag_connector.sources import open_source, parse_location
+from datatorag_connector.sources import open_source, source_id_of, uri_secrets
 from datatorag_connector.sources.base import scrub
 from datatorag_connector.sync import Syncer
 
@@ -67,7 +67,7 @@ def _sync_one(syncer: Syncer, registered: RegisteredSource, max_bytes: int) -> N
 def _where(registered: RegisteredSource) -> dict[str, str]:
     where = {"tenant": registered.tenant, "source": registered.display_uri}
     with contextlib.suppress(SourceError):  # an unparsable URI has no id; its display names it
-        where["source_id"] = parse_location(registered.uri).source_id
+        where["source_id"] = source_id_of(registered.uri)
     return where
 
 
@@ -76,11 +76,7 @@ def _describe(err: Exception, registered: RegisteredSource) -> tuple[str, str]:
 
     No frame locals (they hold the URI); messages are scrubbed as a library may echo a secret.
     """
-    try:
-        password = parse_location(registered.uri).password
-    except SourceError:
-        password = None
-    secrets = [password, *(os.environ.get(name) for name in _SECRET_ENV)]
+    secrets = [*uri_secrets(registered.uri), *(os.environ.get(name) for name in _SECRET_ENV)]
     trace = "".join(traceback.format_exception(err))
     return scrub(f"{type(err).__name__}: {err}", *secrets), scrub(trace, *secrets)
 

@@ -10,7 +10,7 @@ under a folder that could not be listed is kept as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -141,6 +141,8 @@ class Syncer:
         metadata: dict[str, Any],
         report: SyncReport,
     ) -> None:
+        file_metadata = merge_metadata(metadata, file.metadata)
+        title = file_metadata.get("title")
         announced = announce_document(
             self.blobs,
             self.index,
@@ -150,8 +152,9 @@ class Syncer:
             source_uri=uri,
             path=file.path,
             data=source.read(file),
-            metadata=metadata,
+            metadata=file_metadata,
             known=known,
+            title=str(title) if title else None,
         )
         lists = {"added": report.added, "changed": report.changed, "unchanged": report.unchanged}
         lists[announced.outcome].append(uri)
@@ -174,6 +177,15 @@ class Syncer:
         )
 
 
+def merge_metadata(registered: Mapping[str, Any], from_file: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's per-file metadata over what the source was registered with; tags add up."""
+    merged = {**registered, **from_file}
+    tags = {*registered.get("tags", ()), *from_file.get("tags", ())}
+    if tags:
+        merged["tags"] = sorted(tags)
+    return merged
+
+
 Outcome = Literal["added", "changed", "unchanged"]
 
 
@@ -194,7 +206,7 @@ def announce_document(
     source_uri: str,
     path: str,
     data: bytes,
-    metadata: dict[str, Any],
+    metadata: Mapping[str, Any],
     known: DocumentRecord | None,
     title: str | None = None,
 ) -> Announcement:
@@ -204,7 +216,8 @@ def announce_document(
     suffix picks the media type); ``title`` defaults to the known title, else the file's stem.
     """
     version = content_hash(data)
-    if known and known.version == version and not _needs_announcing(known):
+    same = known is not None and known.version == version and _says_the_same(known, metadata)
+    if known and same and not _needs_announcing(known):
         return Announcement(known.doc_id, "unchanged", known)
     doc_id = document_id(source_uri)
     name = PurePosixPath(path)
@@ -239,6 +252,16 @@ def announce_document(
     )
     outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
     return Announcement(doc_id, outcome, record)
+
+
+def _says_the_same(doc: DocumentRecord, metadata: Mapping[str, Any]) -> bool:
+    """True if the record still holds every key the source gives now, with the same value.
+
+    A file whose category or audience changed in its source is announced again (same bytes,
+    new applicability). The record also holds what the processor derived, so only the keys the
+    source gives are compared.
+    """
+    return all(doc.metadata.get(key) == value for key, value in metadata.items())
 
 
 def _needs_announcing(doc: DocumentRecord) -> bool:
