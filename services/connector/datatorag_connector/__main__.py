@@ -1,5 +1,7 @@
 """``python -m datatorag_connector``: keep every registered source in sync, on an interval.
 
+Between rounds it applies the S3 event notifications of ``s3://...?queue=`` sources as they come.
+
 One source failing, however it fails, is logged and skipped: the other sources of the round and
 the next round go on.
 """
@@ -10,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 import traceback
 
 from datatorag.domain.errors import SourceError
@@ -17,12 +20,14 @@ from datatorag.log import configure, get_logger
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import build_syncer, source_registry
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
+from datatorag_connector.s3_events import S3EventWatcher
 from datatorag_connector.sources import open_source, source_id_of, uri_secrets
 from datatorag_connector.sources.base import scrub
 from datatorag_connector.sync import Syncer
 
 log = get_logger(__name__)
 
+EVENT_POLL_S = 2.0  # how often S3 event queues are read between rounds
 # Passwords the sources may read from the environment: kept out of logged errors.
 _SECRET_ENV = ("DATATORAG_FTP_PASSWORD", "DATATORAG_SFTP_PASSWORD")
 
@@ -35,8 +40,14 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     log.info("connector.started", interval_s=settings.connector_interval_s)
-    while not stop.wait(settings.connector_interval_s):
-        sync_round(syncer, registry, max_bytes=settings.max_document_bytes)
+    events = S3EventWatcher(syncer, registry, max_bytes=settings.max_document_bytes)
+    next_round = time.monotonic() + settings.connector_interval_s
+    while not stop.is_set():
+        if time.monotonic() >= next_round:
+            sync_round(syncer, registry, max_bytes=settings.max_document_bytes)
+            next_round = time.monotonic() + settings.connector_interval_s
+        events.poll()  # S3 sources with an event queue: their changes now, not next round
+        stop.wait(min(EVENT_POLL_S, max(next_round - time.monotonic(), 0.0)))
 
 
 def sync_round(syncer: Syncer, registry: SourceRegistry, *, max_bytes: int) -> None:

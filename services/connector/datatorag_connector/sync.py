@@ -107,6 +107,27 @@ class Syncer:
         )
         return report
 
+    def sync_file(
+        self, source: Source, file: SourceFile, tenant: str, metadata: dict[str, Any] | None = None
+    ) -> SyncReport:
+        """Bring one file in now (an event said it changed), as a full sync would."""
+        report, uri = SyncReport(source.source_id), source.uri_of(file)
+        known = self.index.get_document(tenant, document_id(uri))
+        try:
+            self._sync_file(source, file, uri, tenant, known, metadata or {}, report)
+        except DocumentRejected as err:
+            self._record_rejected(source, file, uri, tenant, str(err))
+            report.added.append(uri)
+        return report
+
+    def remove_file(self, source: Source, file: SourceFile, tenant: str) -> bool:
+        """Take one file out now (an event said it was deleted); False if it was not known."""
+        doc = self.index.get_document(tenant, document_id(source.uri_of(file)))
+        if doc is None or doc.status == DocumentStatus.DELETED:
+            return False
+        self.chunks_queue.send(encode(DocumentRemoved(tenant=tenant, doc_id=doc.doc_id)))
+        return True
+
     def _remove_gone(
         self,
         tenant: str,

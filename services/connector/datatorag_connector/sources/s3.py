@@ -51,15 +51,8 @@ class S3Source(BaseSource):
     def from_uri(
         cls, uri: str, *, max_bytes: int, environ: Mapping[str, str] | None = None
     ) -> S3Source:
-        env = os.environ if environ is None else environ
         bucket, prefix, query = parse_s3_uri(uri)
-        endpoint = env.get("DATATORAG_AWS_ENDPOINT_URL") or None
-        client: S3Client = boto3.client(
-            "s3",
-            region_name=env.get("DATATORAG_AWS_REGION") or "us-east-1",
-            endpoint_url=endpoint,
-            config=Config(s3={"addressing_style": "path"}) if endpoint else None,
-        )
+        client: S3Client = aws_client("s3", environ)
         return cls(client, bucket, prefix, max_bytes=max_bytes, queue=query.get("queue"))
 
     def listing(self) -> Listing:
@@ -105,6 +98,18 @@ class S3Source(BaseSource):
         if len(data) > self.max_bytes:
             raise FileTooLarge(f"{self.uri_of(file)} is over the limit of {self.max_bytes} bytes")
         return data
+
+
+def aws_client(service: str, environ: Mapping[str, str] | None = None) -> Any:
+    """A boto3 client for the region and endpoint in ``DATATORAG_AWS_*`` (path-style S3)."""
+    env = os.environ if environ is None else environ
+    endpoint = env.get("DATATORAG_AWS_ENDPOINT_URL") or None
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=env.get("DATATORAG_AWS_REGION") or "us-east-1",
+        endpoint_url=endpoint,
+        config=Config(s3={"addressing_style": "path"}) if endpoint else None,
+    )
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str, dict[str, str]]:
