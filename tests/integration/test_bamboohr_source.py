@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
@@ -24,6 +25,8 @@ from datatorag.domain.employees import Employee
 from datatorag.domain.errors import SourceError
 from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode
 from datatorag.ports import EmployeeFeed
+from datatorag_connector.__main__ import sync_round
+from datatorag_connector.registry import RegisteredSource, SourceRegistry
 from datatorag_connector.sources import open_source
 from datatorag_connector.sources.bamboohr import BambooHRSource
 from datatorag_connector.sync import Syncer, SyncReport
@@ -231,3 +234,19 @@ def test_employees_come_from_the_custom_report_minimised(bamboo: FakeBambooHR) -
     report = bamboo.api_requests("/api/v1/reports/custom")[0]
     assert report.query == {"format": "JSON", "onlyCurrent": "true"}
     assert b"ssn" not in report.body
+
+
+def test_the_connector_round_syncs_a_registered_account_and_never_logs_the_key(
+    tmp_path: Path, pipeline: Pipeline, bamboo: FakeBambooHR
+) -> None:
+    registry = SourceRegistry(LocalBlobStore(tmp_path / "registry"))
+    registry.add(RegisteredSource(tenant=TENANT, uri=uri(bamboo)))
+    with capture_logs() as logs:
+        sync_round(pipeline.syncer, registry, max_bytes=1 << 20)
+        bamboo.throttle(20, status=503, retry_after="0")
+        sync_round(pipeline.syncer, registry, max_bytes=1 << 20)
+    assert len(pipeline.index.list_documents(TENANT)) == 2
+    failed = [e for e in logs if e["event"] == "source.sync_failed"]
+    assert len(failed) == 1 and failed[0]["source"].startswith("bamboohr://acme?api_base=")
+    assert failed[0]["source_id"] == open_source(uri(bamboo)).source_id
+    assert bamboo.api_key not in str(logs)
