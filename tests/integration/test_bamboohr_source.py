@@ -27,7 +27,7 @@ from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode
 from datatorag.ports import EmployeeFeed
 from datatorag_connector.__main__ import sync_round
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
-from datatorag_connector.sources import open_source
+from datatorag_connector.sources import FileTooLarge, open_source
 from datatorag_connector.sources.bamboohr import BambooHRSource
 from datatorag_connector.sync import Syncer, SyncReport
 from tests.fixtures.hr_servers import FakeBambooHR
@@ -250,3 +250,13 @@ def test_the_connector_round_syncs_a_registered_account_and_never_logs_the_key(
     assert len(failed) == 1 and failed[0]["source"].startswith("bamboohr://acme?api_base=")
     assert failed[0]["source_id"] == open_source(uri(bamboo)).source_id
     assert bamboo.api_key not in str(logs)
+
+
+def test_a_file_larger_than_its_listing_said_is_cut_off_at_the_limit(
+    bamboo: FakeBambooHR,
+) -> None:
+    with closing(open_source(uri(bamboo), max_bytes=1000)) as source:
+        (pension, _) = source.listing().files
+        bamboo.files[101].data = b"y" * 5000  # grew after the listing: the stream is cut
+        with pytest.raises(FileTooLarge):
+            source.read(pension)

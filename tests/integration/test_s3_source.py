@@ -19,7 +19,8 @@ from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import SourceError
 from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode
-from datatorag_connector.s3_events import apply_events
+from datatorag_connector.registry import RegisteredSource, SourceRegistry
+from datatorag_connector.s3_events import S3EventWatcher, apply_events
 from datatorag_connector.sources import open_source, source_id_of
 from datatorag_connector.sources.s3 import S3Source
 from datatorag_connector.sync import Syncer
@@ -160,3 +161,34 @@ def test_a_malformed_event_is_dropped_and_changes_nothing(
     assert isinstance(source, S3Source)
     assert apply_events(syncer, source, TENANT, sqs) == 0
     assert drain(syncer.documents_queue) == [] and drain(syncer.chunks_queue) == []
+
+
+def test_the_connector_watches_the_queues_of_registered_s3_sources(
+    aws_env: dict[str, str],
+    bucket: str,
+    aws_client: Callable[[str], Any],
+    unique_name: Callable[[str], str],
+    syncer: Syncer,
+    tmp_path: Path,
+) -> None:
+    sqs = aws_client("sqs")
+    queue_url = sqs.create_queue(QueueName=unique_name("drop-events"))["QueueUrl"]
+    registry = SourceRegistry(LocalBlobStore(tmp_path / "registry"))
+    watcher = S3EventWatcher(syncer, registry, max_bytes=1 << 20)
+    assert watcher.poll() is False  # nothing to watch yet
+    registry.add(RegisteredSource(tenant=TENANT, uri=f"s3://{bucket}/hr?queue={queue_url}"))
+    event = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": "hr/leave.md", "size": 16}},
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+    watcher._read_at = -1e9  # the registry is read again now, not after its 30 s
+    assert watcher.poll() is True
+    fetched = [m for m in drain(syncer.documents_queue) if isinstance(m, DocumentFetched)]
+    assert [m.filename for m in fetched] == ["leave.md"]
