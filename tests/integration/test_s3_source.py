@@ -192,3 +192,27 @@ def test_the_connector_watches_the_queues_of_registered_s3_sources(
     assert watcher.poll() is True
     fetched = [m for m in drain(syncer.documents_queue) if isinstance(m, DocumentFetched)]
     assert [m.filename for m in fetched] == ["leave.md"]
+
+
+def test_an_event_for_an_object_deleted_since_is_dropped(
+    aws_env: dict[str, str],
+    bucket: str,
+    aws_client: Callable[[str], Any],
+    unique_name: Callable[[str], str],
+    syncer: Syncer,
+) -> None:
+    sqs = aws_client("sqs")
+    queue_url = sqs.create_queue(QueueName=unique_name("drop-events"))["QueueUrl"]
+    created = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": "hr/gone.md", "size": 3}},
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(created))
+    source = open_source(f"s3://{bucket}/hr?queue={queue_url}")
+    assert isinstance(source, S3Source)
+    assert apply_events(syncer, source, TENANT, sqs) == 0
+    assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages") is None

@@ -22,7 +22,7 @@ from datatorag.domain.errors import SourceError
 from datatorag.log import get_logger
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
 from datatorag_connector.sources import open_source
-from datatorag_connector.sources.s3 import S3Source, aws_client
+from datatorag_connector.sources.s3 import ObjectGone, S3Source, aws_client
 from datatorag_connector.sync import Syncer
 
 if TYPE_CHECKING:
@@ -80,7 +80,10 @@ def _apply(
         if str(record.get("eventName", "")).startswith("ObjectRemoved"):
             applied += syncer.remove_file(source, file, tenant)
         else:
-            syncer.sync_file(source, file, tenant, metadata)
+            try:
+                syncer.sync_file(source, file, tenant, metadata)
+            except ObjectGone:  # deleted since: its ObjectRemoved event follows
+                continue
             applied += 1
     return applied
 

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+class ObjectGone(SourceError):
+    """The object was deleted after it was listed or announced (NoSuchKey)."""
+
+
 class S3Source(BaseSource):
     def __init__(
         self, client: S3Client, bucket: str, prefix: str, *, max_bytes: int, queue: str | None
@@ -94,7 +98,9 @@ class S3Source(BaseSource):
             self._check_size(file, answer.get("ContentLength", 0))
             data = answer["Body"].read(self.max_bytes + 1)
         except (ClientError, BotoCoreError) as err:
-            raise SourceError(f"cannot read {self.uri_of(file)}: {_reason(err)}") from None
+            gone = isinstance(err, ClientError) and _reason(err).startswith("NoSuchKey")
+            error = ObjectGone if gone else SourceError
+            raise error(f"cannot read {self.uri_of(file)}: {_reason(err)}") from None
         if len(data) > self.max_bytes:
             raise FileTooLarge(f"{self.uri_of(file)} is over the limit of {self.max_bytes} bytes")
         return data
