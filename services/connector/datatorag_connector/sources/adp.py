@@ -54,12 +54,18 @@ class AdpSource(BaseSource):
             auth=httpx.BasicAuth(client_id, client_secret),
             **common,
         )
+        bearer = BearerToken(self._new_token)
         self.api = HttpApi(
             where.base_url("https://api.adp.com"),
-            auth=BearerToken(self._new_token),
+            auth=bearer,
             headers={"Accept": "application/json"},
             **common,
         )
+        try:
+            bearer.log_in()  # refused credentials show now, before the source is registered
+        except SourceError:
+            self.close()
+            raise
 
     def listing(self) -> Listing:
         return Listing()  # ADP's HR API serves no policy documents

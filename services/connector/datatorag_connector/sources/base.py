@@ -77,7 +77,10 @@ class Listing:
 
 @runtime_checkable
 class Source(Protocol):
-    """A folder of documents: local, FTP or SFTP. Use as a context manager or call ``close``."""
+    """Where documents come from: a folder (local, FTP, SFTP), an S3 prefix or an HR system.
+
+    Use as a context manager or call ``close``.
+    """
 
     source_id: str  # "src_" + sha256(display_uri)[:12]: stable across runs and credentials
     display_uri: str  # the URI without user, password or secret query parameters

@@ -285,6 +285,10 @@ class BearerToken(httpx.Auth):
         self._expires = 0.0
         self._lock = threading.Lock()
 
+    def log_in(self) -> None:
+        """Get the first token now: refused credentials show when the source is opened."""
+        self._current()
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._current()}"
         response = yield request

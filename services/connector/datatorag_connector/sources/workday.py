@@ -67,16 +67,22 @@ class WorkdaySource(BaseSource):
             auth=httpx.BasicAuth(client_id, client_secret),
             secrets=secrets,
         )
+        bearer = BearerToken(self._new_token)
         self.api = HttpApi(
             base,
             vendor=self.vendor,
             display_uri=self.display_uri,
             timeout=timeout,
-            auth=BearerToken(self._new_token),
+            auth=bearer,
             headers={"Accept": "application/json"},
             secrets=secrets,
         )
         self._pages: dict[str, bytes] = {}  # SourceFile.path -> the article as an HTML page
+        try:
+            bearer.log_in()  # refused credentials show now, before the source is registered
+        except SourceError:
+            self.close()
+            raise
 
     def listing(self) -> Listing:
         latest: dict[str, dict[str, Any]] = {}
