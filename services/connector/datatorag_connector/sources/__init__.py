@@ -22,7 +22,8 @@ HR systems and S3 (each module cites the vendor's documentation):
 
 Every HTTP-based kind takes ``?api_base=http://host:port`` in place of the vendor's scheme and
 host. Workday and ADP get their OAuth token when opened; BambooHR, Rippling and S3 have no
-login step, so their credentials are first tried by the listing. An HR system that knows the tenant's workers also implements ``ports.EmployeeFeed``.
+login step, so their credentials are first tried by the listing. An HR system that knows the
+tenant's workers also implements ``ports.EmployeeFeed``.
 
 Remote folder paths are absolute on the server; ``/~/folder`` is relative to the login folder.
 An FTP password may also come from ``DATATORAG_FTP_PASSWORD``. Keyword arguments override the
