@@ -110,6 +110,10 @@ class S3EventWatcher:
                 self._poll_one(registered)
             except (SourceError, ClientError, BotoCoreError) as err:
                 log.warning("s3.events_failed", source=registered.display_uri, reason=str(err))
+            except Exception as err:  # noqa: BLE001 - a bug must not stop the connector's loop
+                log.error(
+                    "s3.events_crashed", source=registered.display_uri, error=type(err).__name__
+                )
         return bool(watched)
 
     def _registered(self) -> list[RegisteredSource]:
