@@ -64,7 +64,9 @@ def test_ingest_a_bamboohr_account_then_a_changed_file_is_searchable_within_30s(
     assert second.returncode == 0, second.stderr
     assert '"changed": 1' in second.stdout
     _eventually(lambda: _titled(running_stack, "cargo bike", "Bicycle policy"), timeout=30)
-    assert time.monotonic() - started < 30
+    elapsed = time.monotonic() - started
+    print(f"changed BambooHR file searchable {elapsed:.1f} s after the sync began")
+    assert elapsed < 30
 
     policy.shared = False
     third = running_stack.cli("ingest", uri, "--tenant", TENANT, "--json")
