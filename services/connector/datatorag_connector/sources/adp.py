@@ -2,10 +2,12 @@
 
 ``adp://CLIENT_ID:CLIENT_SECRET@company?cert_file=/path/client.pem&key_file=/path/client.key``
 
-ADP's API Central documentation (https://developers.adp.com, "Making API calls" and the HR
-Workers v2 reference): every call is over mutual TLS with the certificate ADP signed for the
-client; an access token comes from the OAuth 2.0 client-credentials grant at
-``https://accounts.adp.com/auth/oauth/v2/token`` (client id and secret as HTTP Basic), and goes
+ADP's API Central documentation (https://developers.adp.com: "Authorization process for Data
+Connector apps", https://developers.adp.com/articles/guides/auth-process-data-connector-apps,
+and the HR Workers v2 reference): every call is over mutual TLS with the certificate ADP signed
+for the client; an access token comes from the OAuth 2.0 client-credentials grant at
+``https://accounts.adp.com/auth/oauth/v2/token`` (client id and secret as HTTP Basic, the
+parameters form-encoded in the body), and goes
 as ``Authorization: Bearer``. ``GET https://api.adp.com/hr/v2/workers?$top=N&$skip=M`` pages
 the workers (``{"workers": [...]}``; 204 No Content past the last one). A worker has
 ``associateOID``, ``businessCommunication.emails[].emailUri`` and ``workAssignments[]`` with

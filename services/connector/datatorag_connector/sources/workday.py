@@ -11,7 +11,9 @@
   REST API directory, https://community.workday.com/sites/default/files/file-hosting/restapi/).
   Each version gives ``article`` ({"id"}), ``title``, ``content`` (HTML), ``audience``
   (descriptors of whom it is for) and ``versionNumber``; the latest version of each article is
-  indexed, its HTML through the HTML extractor and its audience as applicability.
+  indexed, its HTML through the HTML extractor and its audience as applicability. Workday
+  publishes the Help service's reference on Workday Community, behind a customer login: these
+  field names follow its REST conventions and were not checked against that page.
 - Workers: ``GET https://HOST/ccx/service/customreport2/TENANT/OWNER/REPORT?format=json``
   answers ``{"Report_Entry": [...]}`` with the report's column aliases as keys (Workday RaaS).
   Expected columns: ``Employee_ID``, ``Email``, ``Country``, ``Region``, ``Worker_Type``
