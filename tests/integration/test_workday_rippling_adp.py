@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
@@ -301,3 +302,10 @@ def test_adp_refuses_to_run_without_a_client_certificate(fake_adp: FakeADP) -> N
     uri = fake_adp.uri().split("&cert_file=")[0] + f"&ca_file={fake_adp.pki.ca_cert}"
     with pytest.raises(SourceError, match="cert_file"):
         open_source(uri)
+
+
+def test_adp_tls_failures_are_clear_and_not_retried(fake_adp: FakeADP) -> None:
+    untrusted = fake_adp.uri().split("&ca_file=")[0]  # the fake's CA is not trusted
+    with capture_logs() as logs, pytest.raises(SourceError, match=r"TLS with ADP failed.*VERIFY"):
+        open_source(untrusted)
+    assert not [e for e in logs if e["event"] == "source.http_retry"]

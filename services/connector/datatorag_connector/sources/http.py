@@ -233,6 +233,10 @@ class HttpApi:
                 self._check(response, url)
                 return body(response)
         except httpx.TransportError as err:
+            if (tls := _tls_error(err)) is not None:  # a certificate problem: retrying cannot help
+                raise SourceError(
+                    f"TLS with {self.vendor} failed at {self.display_uri}: {tls.reason or tls}"
+                ) from None
             raise _Retry(f"{type(err).__name__}: {err}") from None
         except httpx.StreamError as err:
             raise _Retry(f"the answer broke off: {err}") from None
@@ -268,6 +272,16 @@ class HttpApi:
             attempt=state.attempt_number,
             reason=self._clean(error) if error else "",
         )
+
+
+def _tls_error(err: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error (an untrusted or missing certificate), if any."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class BearerToken(httpx.Auth):
