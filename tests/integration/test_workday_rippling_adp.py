@@ -309,3 +309,12 @@ def test_adp_tls_failures_are_clear_and_not_retried(fake_adp: FakeADP) -> None:
     with capture_logs() as logs, pytest.raises(SourceError, match=r"TLS with ADP failed.*VERIFY"):
         open_source(untrusted)
     assert not [e for e in logs if e["event"] == "source.http_retry"]
+
+
+def test_adp_that_ignores_skip_is_a_clear_failure_not_an_endless_loop(fake_adp: FakeADP) -> None:
+    fake_adp.workers = [
+        adp_worker(f"G3Q{i:05d}", "US", "NY", "Full Time", "Sales") for i in range(150)
+    ]
+    fake_adp.ignore_skip = True
+    with pytest.raises(SourceError, match=r"same page of workers twice"):
+        employees_of(fake_adp.uri())

@@ -76,7 +76,7 @@ class AdpSource(BaseSource):
         raise SourceError(f"{self.display_uri} holds no documents")
 
     def employees(self) -> Iterator[Employee]:
-        skip = 0
+        skip, previous = 0, None
         while True:
             response = self.api.send("GET", "/hr/v2/workers", params={"$top": PAGE, "$skip": skip})
             if response.status_code == 204 or not response.content:
@@ -85,6 +85,10 @@ class AdpSource(BaseSource):
             workers = payload.get("workers") if isinstance(payload, dict) else None
             if not isinstance(workers, list) or not all(isinstance(w, dict) for w in workers):
                 raise SourceError("ADP answered /hr/v2/workers without a workers list")
+            first = workers[0].get("associateOID") if workers else None
+            if first is not None and first == previous:  # $skip ignored: never loop forever
+                raise SourceError("ADP answered the same page of workers twice ($skip ignored)")
+            previous = first
             for worker in workers:
                 if worker.get("associateOID") and _status(worker) not in GONE:
                     yield _employee(worker)
