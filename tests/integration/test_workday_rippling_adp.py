@@ -318,3 +318,22 @@ def test_adp_that_ignores_skip_is_a_clear_failure_not_an_endless_loop(fake_adp: 
     fake_adp.ignore_skip = True
     with pytest.raises(SourceError, match=r"same page of workers twice"):
         employees_of(fake_adp.uri())
+
+
+def test_adp_malformed_answer_is_a_clear_failure(fake_adp: FakeADP) -> None:
+    fake_adp.workers = [adp_worker("G3Q1", "US", "CA", "Full Time", "Sales")]
+    fake_adp.break_next(b'{"workers": {"oops": 1}}')
+    with pytest.raises(SourceError, match="without a workers list"):
+        employees_of(fake_adp.uri())
+
+
+def test_workday_audience_change_is_announced_again(syncer: Syncer, workday: FakeWorkday) -> None:
+    with closing(open_source(workday.uri())) as source:
+        syncer.sync(source, TENANT)
+        announced(syncer)
+        workday.articles[0]["audience"] = workday.articles[1]["audience"] = [
+            {"id": "de", "descriptor": "Germany"}
+        ]
+        report = syncer.sync(source, TENANT)
+    assert [u.rsplit("/", 1)[1] for u in report.changed] == ["A1.html"]
+    assert announced(syncer)["A1.html"].metadata["countries"] == ["DE"]
