@@ -337,3 +337,15 @@ def test_workday_audience_change_is_announced_again(syncer: Syncer, workday: Fak
         report = syncer.sync(source, TENANT)
     assert [u.rsplit("/", 1)[1] for u in report.changed] == ["A1.html"]
     assert announced(syncer)["A1.html"].metadata["countries"] == ["DE"]
+
+
+def test_workday_audience_dropped_altogether_is_announced_again(
+    syncer: Syncer, workday: FakeWorkday
+) -> None:
+    with closing(open_source(workday.uri())) as source:
+        syncer.sync(source, TENANT)
+        announced(syncer)
+        workday.articles[0]["audience"] = workday.articles[1]["audience"] = []
+        report = syncer.sync(source, TENANT)
+    assert [u.rsplit("/", 1)[1] for u in report.changed] == ["A1.html"]
+    assert "countries" not in announced(syncer)["A1.html"].metadata

@@ -143,22 +143,26 @@ class WorkdaySource(BaseSource):
 
     def _listed(self, article_id: str, version: dict[str, Any]) -> SourceFile:
         title = str(version.get("title") or version.get("descriptor") or article_id)
-        page = (
-            f"<html><head><title>{html.escape(title)}</title></head>"
-            f"<body>{version['content']}</body></html>"
-        ).encode()
-        path = f"{article_id}.html"
-        self._pages[path] = page
         audience = version.get("audience") or []
         names = [
             str(a.get("descriptor") if isinstance(a, dict) else a)
             for a in (audience if isinstance(audience, list) else [])
         ]
+        names = [n for n in names if n and n != "None"]
+        # The audience is in the page too, so that a changed audience is a changed version even
+        # when it is dropped altogether (the sync compares only the metadata a source gives).
+        page = (
+            f"<html><head><title>{html.escape(title)}</title>"
+            f'<meta name="audience" content="{html.escape("; ".join(names))}"></head>'
+            f"<body>{version['content']}</body></html>"
+        ).encode()
+        path = f"{article_id}.html"
+        self._pages[path] = page
         return SourceFile(
             path=path,
             size=len(page),
             modified=None,
-            metadata={"title": title, **audience_metadata(n for n in names if n != "None")},
+            metadata={"title": title, **audience_metadata(names)},
         )
 
     def _new_token(self) -> tuple[str, float]:
