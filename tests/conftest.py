@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.stack",  # the whole stack as processes
     "tests.fixtures.browser",  # Debian's Chromium for pytest-playwright
     "tests.fixtures.llm_servers",  # named fakes of the OpenAI and Bedrock Converse wire formats
+    "tests.fixtures.hr_servers",  # named fakes of BambooHR, Workday, Rippling and ADP
 ]
 
 REPO = Path(__file__).resolve().parents[1]

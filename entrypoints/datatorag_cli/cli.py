@@ -142,7 +142,13 @@ def extract(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) 
 
 @app.command()
 def ingest(
-    source: Annotated[str, typer.Argument(help="Folder, ftp://, ftps:// or sftp:// URI.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Folder, or a ftp://, ftps://, sftp://, s3://, bamboohr://, workday://, "
+            "rippling:// or adp:// URI (see README)."
+        ),
+    ],
     tenant: Tenant,
     wait: Annotated[
         bool, typer.Option(help="Return when every document is indexed or failed.")

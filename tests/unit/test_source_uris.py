@@ -84,8 +84,12 @@ def test_source_id_does_not_depend_on_credentials_or_spelling() -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("s3://AKIDEXAMPLE:hunter2@bucket/hr", "unsupported source scheme 's3'"),
-        ("http://user:hunter2@intranet/hr", "file://, ftp://, ftps:// or sftp://"),
+        ("s3://AKIDEXAMPLE:hunter2@bucket/hr", "credentials come from AWS"),
+        ("http://user:hunter2@intranet/hr", "unsupported source scheme 'http'"),
+        ("bamboohr://hunter2@/x", "no company or host"),
+        ("bamboohr://hunter2@acme?api_base=ftp://h", "api_base must be an http"),
+        ("workday://id:hunter2@host?refresh_token=hunter2", "tenant"),
+        ("adp://id:hunter2@acme", "cert_file"),
         ("ftp://user:hunter2@host:99999/hr", "invalid source URI"),
         ("ftp://user:hunter2@/hr", "no host"),
         ("file://fileserver/hr?token=hunter2", "must name a local folder"),

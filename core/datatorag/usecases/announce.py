@@ -6,6 +6,7 @@ Shared by source syncs (the connector) and API uploads (the query API): both are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -49,7 +50,7 @@ def announce_document(
     source_uri: str,
     path: str,
     data: bytes,
-    metadata: dict[str, Any],
+    metadata: Mapping[str, Any],
     known: DocumentRecord | None,
     title: str | None = None,
 ) -> Announcement:
@@ -59,7 +60,8 @@ def announce_document(
     suffix picks the media type); ``title`` defaults to the known title, else the file's stem.
     """
     version = content_hash(data)
-    if known and known.version == version and not _needs_announcing(known):
+    same = known is not None and known.version == version and _says_the_same(known, metadata)
+    if known and same and not _needs_announcing(known):
         return Announcement(known.doc_id, "unchanged", known)
     doc_id = document_id(source_uri)
     name = PurePosixPath(path)
@@ -93,6 +95,16 @@ def announce_document(
     )
     outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
     return Announcement(doc_id, outcome, record)
+
+
+def _says_the_same(doc: DocumentRecord, metadata: Mapping[str, Any]) -> bool:
+    """True if the record still holds every key the source gives now, with the same value.
+
+    A file whose category or audience changed in its source is announced again (same bytes,
+    new applicability). The record also holds what the processor derived, so only the keys the
+    source gives are compared.
+    """
+    return all(doc.metadata.get(key) == value for key, value in metadata.items())
 
 
 def _needs_announcing(doc: DocumentRecord) -> bool:

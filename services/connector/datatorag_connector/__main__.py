@@ -1,5 +1,7 @@
 """``python -m datatorag_connector``: keep every registered source in sync, on an interval.
 
+Between rounds it applies the S3 event notifications of ``s3://...?queue=`` sources as they come.
+
 One source failing, however it fails, is logged and skipped: the other sources of the round and
 the next round go on.
 """
@@ -10,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 import traceback
 
 from datatorag.domain.errors import SourceError
@@ -17,12 +20,14 @@ from datatorag.log import configure, get_logger
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import build_syncer, source_registry
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
-from datatorag_connector.sources import open_source, parse_location
+from datatorag_connector.s3_events import S3EventWatcher
+from datatorag_connector.sources import open_source, source_id_of, uri_secrets
 from datatorag_connector.sources.base import scrub
 from datatorag_connector.sync import Syncer
 
 log = get_logger(__name__)
 
+EVENT_POLL_S = 2.0  # how often S3 event queues are read between rounds
 # Passwords the sources may read from the environment: kept out of logged errors.
 _SECRET_ENV = ("DATATORAG_FTP_PASSWORD", "DATATORAG_SFTP_PASSWORD")
 
@@ -35,8 +40,14 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     log.info("connector.started", interval_s=settings.connector_interval_s)
-    while not stop.wait(settings.connector_interval_s):
-        sync_round(syncer, registry, max_bytes=settings.max_document_bytes)
+    events = S3EventWatcher(syncer, registry, max_bytes=settings.max_document_bytes)
+    next_round = time.monotonic() + settings.connector_interval_s
+    while not stop.is_set():
+        if time.monotonic() >= next_round:
+            sync_round(syncer, registry, max_bytes=settings.max_document_bytes)
+            next_round = time.monotonic() + settings.connector_interval_s
+        events.poll()  # S3 sources with an event queue: their changes now, not next round
+        stop.wait(min(EVENT_POLL_S, max(next_round - time.monotonic(), 0.0)))
 
 
 def sync_round(syncer: Syncer, registry: SourceRegistry, *, max_bytes: int) -> None:
@@ -67,7 +78,7 @@ def _sync_one(syncer: Syncer, registered: RegisteredSource, max_bytes: int) -> N
 def _where(registered: RegisteredSource) -> dict[str, str]:
     where = {"tenant": registered.tenant, "source": registered.display_uri}
     with contextlib.suppress(SourceError):  # an unparsable URI has no id; its display names it
-        where["source_id"] = parse_location(registered.uri).source_id
+        where["source_id"] = source_id_of(registered.uri)
     return where
 
 
@@ -76,11 +87,7 @@ def _describe(err: Exception, registered: RegisteredSource) -> tuple[str, str]:
 
     No frame locals (they hold the URI); messages are scrubbed as a library may echo a secret.
     """
-    try:
-        password = parse_location(registered.uri).password
-    except SourceError:
-        password = None
-    secrets = [password, *(os.environ.get(name) for name in _SECRET_ENV)]
+    secrets = [*uri_secrets(registered.uri), *(os.environ.get(name) for name in _SECRET_ENV)]
     trace = "".join(traceback.format_exception(err))
     return scrub(f"{type(err).__name__}: {err}", *secrets), scrub(trace, *secrets)
 

@@ -10,7 +10,7 @@ under a folder that could not be listed is kept as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -87,6 +87,27 @@ class Syncer:
         )
         return report
 
+    def sync_file(
+        self, source: Source, file: SourceFile, tenant: str, metadata: dict[str, Any] | None = None
+    ) -> SyncReport:
+        """Bring one file in now (an event said it changed), as a full sync would."""
+        report, uri = SyncReport(source.source_id), source.uri_of(file)
+        known = self.index.get_document(tenant, document_id(uri))
+        try:
+            self._sync_file(source, file, uri, tenant, known, metadata or {}, report)
+        except DocumentRejected as err:
+            self._record_rejected(source, file, uri, tenant, str(err))
+            report.added.append(uri)
+        return report
+
+    def remove_file(self, source: Source, file: SourceFile, tenant: str) -> bool:
+        """Take one file out now (an event said it was deleted); False if it was not known."""
+        doc = self.index.get_document(tenant, document_id(source.uri_of(file)))
+        if doc is None or doc.status == DocumentStatus.DELETED:
+            return False
+        self.chunks_queue.send(encode(DocumentRemoved(tenant=tenant, doc_id=doc.doc_id)))
+        return True
+
     def _remove_gone(
         self,
         tenant: str,
@@ -121,6 +142,8 @@ class Syncer:
         metadata: dict[str, Any],
         report: SyncReport,
     ) -> None:
+        file_metadata = merge_metadata(metadata, file.metadata)
+        title = file_metadata.get("title")
         announced = announce_document(
             self.blobs,
             self.index,
@@ -130,8 +153,9 @@ class Syncer:
             source_uri=uri,
             path=file.path,
             data=source.read(file),
-            metadata=metadata,
+            metadata=file_metadata,
             known=known,
+            title=str(title) if title else None,
         )
         lists = {"added": report.added, "changed": report.changed, "unchanged": report.unchanged}
         lists[announced.outcome].append(uri)
@@ -152,3 +176,12 @@ class Syncer:
                 size_bytes=file.size,
             )
         )
+
+
+def merge_metadata(registered: Mapping[str, Any], from_file: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's per-file metadata over what the source was registered with; tags add up."""
+    merged = {**registered, **from_file}
+    tags = {*registered.get("tags", ()), *from_file.get("tags", ())}
+    if tags:
+        merged["tags"] = sorted(tags)
+    return merged

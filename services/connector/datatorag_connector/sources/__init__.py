@@ -9,6 +9,22 @@
   file ``DATATORAG_SFTP_KEY_FILE``; host keys from ``DATATORAG_SFTP_KNOWN_HOSTS`` or
   ``~/.ssh/known_hosts``; unknown hosts refused unless ``DATATORAG_SFTP_TRUST_UNKNOWN_HOSTS=1``).
 
+HR systems and S3 (each module cites the vendor's documentation):
+
+- ``bamboohr://API_KEY@company`` (company files; ``?access_token=`` for OAuth instead,
+  ``?shared_only=no`` to index files not shared with employees);
+- ``workday://CLIENT_ID:CLIENT_SECRET@host/TENANT?refresh_token=...&report=OWNER/REPORT``
+  (Help articles; workers from a RaaS custom report);
+- ``rippling://API_TOKEN@company`` and ``adp://CLIENT_ID:CLIENT_SECRET@company?cert_file=...
+  &key_file=...``: workers only (no documents);
+- ``s3://bucket/prefix`` (``?queue=`` an SQS queue that receives the bucket's event
+  notifications, for immediate updates).
+
+Every HTTP-based kind takes ``?api_base=http://host:port`` in place of the vendor's scheme and
+host. Workday and ADP get their OAuth token when opened; BambooHR, Rippling and S3 have no
+login step, so their credentials are first tried by the listing. An HR system that knows the
+tenant's workers also implements ``ports.EmployeeFeed``.
+
 Remote folder paths are absolute on the server; ``/~/folder`` is relative to the login folder.
 An FTP password may also come from ``DATATORAG_FTP_PASSWORD``. Keyword arguments override the
 environment, which overrides nothing in the URI except a missing password.
@@ -22,13 +38,14 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from datatorag.domain.errors import SourceError
 from datatorag.domain.uris import quote_path
 from datatorag_connector.sources.base import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT_S,
+    SECRET_QUERY_WORDS,
     FileTooLarge,
     Listing,
     Source,
@@ -53,9 +70,12 @@ __all__ = [
     "open_source",
     "parse_location",
     "redact_uri",
+    "source_id_of",
+    "uri_secrets",
 ]
 
 SUPPORTED_SCHEMES = ("file", "ftp", "ftps", "sftp")
+HR_SCHEMES = ("bamboohr", "workday", "rippling", "adp")
 _DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
 _TRUE = {"1", "true", "yes", "on"}
 T = TypeVar("T")
@@ -99,7 +119,8 @@ def parse_location(uri: str) -> Location:
     if scheme not in SUPPORTED_SCHEMES:
         raise SourceError(
             f"unsupported source scheme {scheme!r} in {shown}: "
-            "use a folder path, file://, ftp://, ftps:// or sftp://"
+            "use a folder path, file://, ftp://, ftps://, sftp://, s3://, bamboohr://, "
+            "workday://, rippling:// or adp://"
         )
     if scheme == "file":
         if parts.netloc not in {"", "localhost"}:
@@ -134,6 +155,13 @@ def open_source(
     Use the result as a context manager, or call ``close()``.
     """
     env = os.environ if environ is None else environ
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in HR_SCHEMES:
+        return _open_hr_system(scheme, uri, max_bytes=max_bytes, timeout=timeout)
+    if scheme == "s3":
+        from datatorag_connector.sources.s3 import S3Source
+
+        return S3Source.from_uri(uri, max_bytes=max_bytes, environ=env)
     where = parse_location(uri)
     if where.scheme == "file":
         from datatorag_connector.sources.local import LocalSource
@@ -170,6 +198,57 @@ def open_source(
         max_bytes=max_bytes,
         timeout=timeout,
     )
+
+
+def _open_hr_system(scheme: str, uri: str, *, max_bytes: int, timeout: float) -> Source:
+    from datatorag_connector.sources.http import parse_api_uri
+
+    where = parse_api_uri(uri)
+    if scheme == "bamboohr":
+        from datatorag_connector.sources.bamboohr import BambooHRSource
+
+        return BambooHRSource(where, max_bytes=max_bytes, timeout=timeout)
+    if scheme == "workday":
+        from datatorag_connector.sources.workday import WorkdaySource
+
+        return WorkdaySource(where, max_bytes=max_bytes, timeout=timeout)
+    if scheme == "rippling":
+        from datatorag_connector.sources.rippling import RipplingSource
+
+        return RipplingSource(where, max_bytes=max_bytes, timeout=timeout)
+    from datatorag_connector.sources.adp import AdpSource
+
+    return AdpSource(where, max_bytes=max_bytes, timeout=timeout)
+
+
+def uri_secrets(uri: str) -> list[str]:
+    """Every credential ``uri`` holds (user, password, secret query values): to scrub from logs."""
+    try:
+        parts = urlsplit(uri)
+        found = [unquote(parts.username or ""), unquote(parts.password or "")]
+    except ValueError:
+        return []
+    found += [v for k, v in parse_qsl(parts.query) if k.lower() != "api_base" and _secret(k)]
+    return [s for s in found if s]
+
+
+def _secret(name: str) -> bool:
+    return any(word in name.lower() for word in SECRET_QUERY_WORDS)
+
+
+def source_id_of(uri: str) -> str:
+    """The id ``open_source(uri)`` would give, without connecting. Raises ``SourceError``."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in HR_SCHEMES:
+        from datatorag_connector.sources.http import parse_api_uri
+
+        return source_id_for(parse_api_uri(uri).display_uri)
+    if scheme == "s3":
+        from datatorag_connector.sources.s3 import display_uri, parse_s3_uri
+
+        bucket, prefix, _ = parse_s3_uri(uri)
+        return source_id_for(display_uri(bucket, prefix))
+    return parse_location(uri).source_id
 
 
 def _first(*values: T | None) -> T | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from datatorag.domain.errors import DocumentRejected, SourceError
@@ -25,7 +26,7 @@ DEFAULT_TIMEOUT_S = 30.0
 MAX_DEPTH = 32  # folders nested deeper are not walked (guards against loops on odd servers)
 
 # Query parameters whose values are treated as secrets when a URI is shown.
-_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sig")
+SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sig")
 # Bidirectional overrides make "fdp.exe" display as "exe.pdf"; no document name needs them.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -43,6 +44,10 @@ class SourceFile:
     path: str  # relative to the source's root, '/'-separated, checked by check_relative_path
     size: int
     modified: datetime | None  # timezone-aware (UTC) when the server tells it
+    # What the source says of this file, in the processor's vocabulary (``countries``,
+    # ``regions``, ``employment_types``, ``departments``, ``tags``, ``title``): it wins over
+    # what the processor derives from the text. Folders and FTP servers say nothing.
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         check_relative_path(self.path)  # raises UnsafePath: no SourceFile can point outside
@@ -66,7 +71,10 @@ class Listing:
 
 @runtime_checkable
 class Source(Protocol):
-    """A folder of documents: local, FTP or SFTP. Use as a context manager or call ``close``."""
+    """Where documents come from: a folder (local, FTP, SFTP), an S3 prefix or an HR system.
+
+    Use as a context manager or call ``close``.
+    """
 
     source_id: str  # "src_" + sha256(display_uri)[:12]: stable across runs and credentials
     display_uri: str  # the URI without user, password or secret query parameters
@@ -138,7 +146,7 @@ def redact_uri(uri: str) -> str:
     netloc = host if port is None else display_netloc(host, port)
     query = urlencode(
         [
-            (k, "REDACTED" if any(w in k.lower() for w in _SECRET_QUERY_WORDS) else v)
+            (k, "REDACTED" if any(w in k.lower() for w in SECRET_QUERY_WORDS) else v)
             for k, v in _parse_query(parts.query)
         ]
     )
