@@ -19,6 +19,7 @@ STEPS = [
     ("ingestion of the whole corpus", ["bench/ingestion.py", "--json", "ingestion.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
     ("HTTP load", ["bench/load.py", "--json", "load.json"]),
+    ("portal first paint", ["bench/portal.py", "--json", "portal.json"]),
 ]
 
 
