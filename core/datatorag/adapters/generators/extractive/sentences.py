@@ -1,0 +1,108 @@
+"""Passages cut into sentences: exact substrings; list items and table rows are sentences too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from datatorag.adapters.generators.extractive.terms import QUANTITY_TERMS, terms
+from datatorag.adapters.generators.extractive.vocabulary import ABBREVIATIONS
+from datatorag.domain.models import SearchHit
+
+_BOUNDARY = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022\u25aa\u25cf]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
+_INITIALISM = re.compile(r"(?:\b[A-Za-z]\.){2,}$")
+_DIGIT_OR_UNIT = re.compile(r"[\d$\u00a3\u20ac%]")
+MIN_WORDS = 4  # shorter lines (headings, labels) are context, not answers
+MIN_ITEM_WORDS = 3  # the same for list items; table rows always count
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a passage: its exact text (a substring of the passage) and where it lies."""
+
+    passage: int
+    position: int  # order within the passage
+    text: str
+    terms: tuple[str, ...]
+    is_list_item: bool
+    lead: frozenset[str]  # terms of the question or label just before it
+    is_candidate: bool  # can be an answer: not a question, a heading or a label
+    states_quantity: bool  # holds a number, an amount or a frequency
+
+
+def _sentence(
+    passage: int,
+    position: int,
+    text: str,
+    is_item: bool,
+    lead: frozenset[str],
+    labels: frozenset[str] = frozenset(),
+) -> Sentence:
+    words = terms(text)
+    count = len(text.split())
+    if text.rstrip().endswith("?") or text.strip().casefold() in labels:
+        candidate = False  # a question, or the document's title or a heading: context only
+    elif is_item:
+        candidate = "\t" in text or " | " in text or count >= MIN_ITEM_WORDS
+    else:
+        candidate = count >= MIN_WORDS
+    quantity = _DIGIT_OR_UNIT.search(text) is not None or not QUANTITY_TERMS.isdisjoint(words)
+    return Sentence(passage, position, text, tuple(words), is_item, lead, candidate, quantity)
+
+
+def split_sentences(text: str) -> Iterator[tuple[str, bool]]:
+    """Sentences of a passage, exact substrings, in order; flags list items and table rows."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if _LIST_ITEM.match(line) or "\t" in line or " | " in line:
+            yield line.strip(), True
+            continue
+        yield from ((s, False) for s in _split_line(line))
+
+
+def _split_line(line: str) -> Iterator[str]:
+    start = 0
+    for match in _BOUNDARY.finditer(line):
+        end = match.end()
+        if end >= len(line) or not _starts_sentence(line[end]):
+            continue
+        if _is_abbreviation(line[start : match.start() + 1]):
+            continue
+        piece = line[start:end].strip()
+        if piece:
+            yield piece
+        start = end
+    piece = line[start:].strip()
+    if piece:
+        yield piece
+
+
+def _starts_sentence(char: str) -> bool:
+    return char.isupper() or char.isdigit() or char in "\"'\u201c\u2018(["
+
+
+def _is_abbreviation(text_to_stop: str) -> bool:
+    """Whether the word ending at this full stop is an abbreviation ("e.g.", "U.S.", "Dr.")."""
+    if not text_to_stop.endswith("."):
+        return False
+    word = text_to_stop.rsplit(None, 1)[-1] if text_to_stop.split() else ""
+    if _INITIALISM.search(word):
+        return True
+    bare = word.rstrip(".").lstrip("(\"'").lower()
+    return bare in ABBREVIATIONS or (len(bare) == 1 and bare.isalpha())
+
+
+def sentences_of(passages: Sequence[SearchHit]) -> Iterator[Sentence]:
+    for p_index, passage in enumerate(passages):
+        lead: frozenset[str] = frozenset()
+        labels = frozenset(
+            part.strip().casefold() for part in (passage.title, *passage.heading.split(" > "))
+        )
+        for position, (text, is_item) in enumerate(split_sentences(passage.text)):
+            sentence = _sentence(p_index, position, text, is_item, lead, labels)
+            yield sentence
+            # A question or a label hands its terms to the sentence after it (FAQ answers).
+            lead = frozenset(sentence.terms) if not sentence.is_candidate else frozenset()
