@@ -172,3 +172,91 @@ class TestExtractiveDetails:
         assert statistics.median(timings) < 0.025, (
             f"median {statistics.median(timings) * 1000:.1f} ms"
         )
+
+
+def _passage(doc: str, text: str, heading: str = "", title: str = "Policy") -> SearchHit:
+    return SearchHit(
+        chunk_id=f"{doc}:v:0",
+        doc_id=doc,
+        title=title,
+        source_uri=f"file:///{doc}.pdf",
+        pages=[1],
+        heading=heading,
+        text=text,
+        score=1.0,
+    )
+
+
+class TestAnswersStateTheFact:
+    def test_a_table_row_with_its_header_carries_the_amount(self) -> None:
+        passage = _passage(
+            "gifts",
+            "Anniversary gifts come from the team budget and are sent by the People team.\n"
+            "Anniversary\tGift budget\nYear 2\t$100 USD\nYear 3\t$150 USD\nYear 4\t$200 USD",
+            heading="Anniversary gifts",
+        )
+        answer = ExtractiveGenerator().generate(
+            "What is the gift budget for my third anniversary?", [passage]
+        )
+        lead = answer.sentences[0]
+        assert lead.text == "Year 3 | $150 USD (columns: Anniversary | Gift budget)"
+        assert lead.quotes == ("Year 3\t$150 USD",)
+
+    @pytest.mark.parametrize(
+        ("question", "fact"),
+        [
+            ("How long do background checks look back?", "7 years"),
+            ("When are expense reports due?", "within 30 days"),
+            ("Who approves a remote work request?", "Head of People"),
+        ],
+    )
+    def test_the_lead_states_the_kind_of_fact_asked(self, question: str, fact: str) -> None:
+        passage = _passage(
+            "misc",
+            "Background checks are part of hiring and are run by an outside agency for "
+            "background checks. Background checks look back 7 years. "
+            "Expense reports cover travel and meals. Expense reports are due within 30 days. "
+            "Remote work requests matter to us and remote work is common. "
+            "A remote work request is approved by the Head of People.",
+        )
+        answer = ExtractiveGenerator().generate(question, [passage])
+        assert fact in answer.sentences[0].text
+
+    def test_no_sentence_of_the_asked_kind_abstains_with_a_confidence(self) -> None:
+        passage = _passage(
+            "hsa",
+            "The company offers a health savings account (HSA) with the high-deductible plan. "
+            "Teammates can contribute to the HSA through payroll.",
+        )
+        generator = ExtractiveGenerator()
+        answer = generator.generate("How much does the company contribute to my HSA?", [passage])
+        assert answer.abstained and answer.confidence is not None
+        answered = generator.generate("Can I contribute to the HSA through payroll?", [passage])
+        assert not answered.abstained
+        assert answered.confidence is not None and 0.0 < answered.confidence <= 1.0
+
+    def test_one_policy_per_answer_unless_the_question_compares(self) -> None:
+        ours = _passage("acme/401k", "Q. Does Acme match my 401(k)?\nNot at this time.")
+        theirs = _passage(
+            "globex/401k", "Globex matches 401(k) contributions up to 4% of your salary."
+        )
+        generator = ExtractiveGenerator()
+        answer = generator.generate("Is there a 401(k) match and how much?", [ours, theirs])
+        assert len({s.sources[0] for s in answer.sentences}) == 1
+        both = generator.generate(
+            "Compare the 401(k) match of Acme and Globex: how much?", [ours, theirs]
+        )
+        assert {s.sources[0] for s in both.sentences} == {0, 1}
+
+    def test_neighbouring_sentences_read_as_one_quote(self) -> None:
+        text = (
+            "Sick time covers illness of a week or less. A doctor's note is not required for "
+            "sick time of a week or less. Longer absences use medical leave."
+        )
+        answer = ExtractiveGenerator().generate(
+            "Is a doctor's note required for sick time?", [_passage("sick", text)]
+        )
+        for sentence in answer.sentences:
+            (quote,) = sentence.quotes
+            assert quote in text
+        assert any("doctor's note" in s.quotes[0] for s in answer.sentences)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from datatorag.adapters.generators.extractive.scorer import Scorer
@@ -13,8 +14,13 @@ from datatorag.ports import AnswerSentence, GeneratedAnswer
 # purpose: it turns away passages that share no real term with the question (or only generic
 # words); calibrate it on a dev set with ``support``.
 DEFAULT_MIN_SUPPORT = 0.15
-FOLLOWER_SHARE = 0.5  # a further sentence must score at least this share of the best one
+FOLLOWER_SHARE = 0.3  # a further sentence must score at least this share of the best one
 REDUNDANT_OVERLAP = 0.7  # Jaccard overlap above which a further sentence repeats a chosen one
+# A question that compares may be answered from two documents; any other keeps to one.
+_COMPARES = re.compile(
+    r"\b(?:compare[sd]?|comparison|differ(?:s|ence|ent)?|versus|vs\.?|both|between\b.+\band)\b",
+    re.I,
+)
 
 
 class ExtractiveGenerator:
@@ -30,36 +36,50 @@ class ExtractiveGenerator:
 
     def generate(self, question: str, passages: Sequence[SearchHit]) -> GeneratedAnswer:
         scored = Scorer(question, passages)
-        if not scored.sentences or scored.support() < self.min_support:
-            return GeneratedAnswer(sentences=(), abstained=True)
-        chosen = self._choose(scored)
+        chosen = self._choose(scored, passages, compares=_COMPARES.search(question) is not None)
         if not chosen:
-            return GeneratedAnswer(sentences=(), abstained=True)
-        chosen.sort(key=lambda s: (s.passage, s.position))
+            return GeneratedAnswer(sentences=(), abstained=True, confidence=scored.support())
+        lead, rest = chosen[0], sorted(chosen[1:], key=lambda s: (s.passage, s.position))
         return GeneratedAnswer(
-            sentences=tuple(AnswerSentence(s.text, (s.passage,), (s.text,)) for s in chosen),
+            sentences=tuple(_answer_sentence(run, passages) for run in _runs([lead, *rest])),
             abstained=False,
+            confidence=round(scored.coverage(lead), 3),
         )
 
     def support(self, question: str, passages: Sequence[SearchHit]) -> float:
-        """Share (0..1) of the question's weighted terms that the best sentence covers."""
+        """Share (0..1) of the question's weighted terms that the best sentence covers, among
+        the sentences that state the kind of fact asked for."""
         return Scorer(question, passages).support()
 
-    def _choose(self, scored: Scorer) -> list[Sentence]:
+    def _choose(
+        self, scored: Scorer, passages: Sequence[SearchHit], *, compares: bool
+    ) -> list[Sentence]:
+        """The lead: the best-scoring sentence that covers enough of the question's terms and
+        states the kind of fact asked; then up to two more from the same document (any document
+        when the question compares), in score order."""
+        qualified = [
+            i
+            for i, s in enumerate(scored.sentences)
+            if scored.scores[i] > 0 and scored.fits[i] and scored.coverage(s) >= self.min_support
+        ]
+        if not qualified:
+            return []
+        top = max(qualified, key=lambda i: (scored.scores[i], -i))
+        best = scored.sentences[top]
+        policy = passages[best.passage].doc_id
+        chosen = [best, *self._list_after(scored, top)]
         ranked = sorted(
-            (i for i, s in enumerate(scored.scores) if s > 0),
+            (i for i, s in enumerate(scored.scores) if s > 0 and i != top),
             key=lambda i: (-scored.scores[i], i),
         )
-        if not ranked:
-            return []
-        best = scored.sentences[ranked[0]]
-        chosen = [best, *self._list_after(scored, ranked[0])]
-        for index in ranked[1:]:
+        for index in ranked:
             if len(chosen) >= self.max_sentences:
                 break
-            if scored.scores[index] < FOLLOWER_SHARE * scored.scores[ranked[0]]:
+            if scored.scores[index] < FOLLOWER_SHARE * scored.scores[top]:
                 break
             candidate = scored.sentences[index]
+            if not compares and passages[candidate.passage].doc_id != policy:
+                continue  # one policy per answer: another document's rule is not blended in
             if not any(_redundant(candidate, c) for c in chosen):
                 chosen.append(candidate)
         return chosen[: self.max_sentences]
@@ -75,6 +95,41 @@ class ExtractiveGenerator:
                 break
             items.append(follower)
         return items
+
+
+def _runs(sentences: list[Sentence]) -> list[list[Sentence]]:
+    """Sentences that follow one another in a passage read as one quote (the lead's run first);
+    a table row stands alone, read with its header."""
+    runs: list[list[Sentence]] = []
+    for sentence in sentences:
+        for run in runs if not sentence.header else ():
+            if run[0].header:
+                continue
+            first, last = run[0], run[-1]
+            if sentence.passage == last.passage and sentence.position == last.position + 1:
+                run.append(sentence)
+                break
+            if sentence.passage == first.passage and sentence.position == first.position - 1:
+                run.insert(0, sentence)
+                break
+        else:
+            runs.append([sentence])
+    return runs
+
+
+def _answer_sentence(run: list[Sentence], passages: Sequence[SearchHit]) -> AnswerSentence:
+    """A run of sentences quoting itself, as the passage has it; a table row is read with its
+    header row."""
+    first, last = run[0], run[-1]
+    quote = passages[first.passage].text[first.start : last.start + len(last.text)]
+    text = quote
+    if len(run) == 1 and first.header:
+        text = f"{_cells(quote)} (columns: {_cells(first.header)})"
+    return AnswerSentence(text, (first.passage,), (quote,))
+
+
+def _cells(row: str) -> str:
+    return " | ".join(cell.strip() for cell in row.split("\t") if cell.strip())
 
 
 def _redundant(a: Sentence, b: Sentence) -> bool:

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 
+from datatorag.adapters.generators.extractive.answer_type import expected_type, states
 from datatorag.adapters.generators.extractive.sentences import Sentence, sentences_of
 from datatorag.adapters.generators.extractive.terms import GENERIC_STEMS, terms
 from datatorag.domain.models import SearchHit
 
-_ASKS_QUANTITY = re.compile(
-    r"\bhow (?:much|many|long|far|often|soon|early|late)\b|\bwhen\b|\bwhat (?:is|'s) the "
-    r"(?:most|least|maximum|minimum|limit|amount|cap)\b|\bdeadline\b",
-    re.I,
-)
 K1 = 1.2
 B = 0.75
 RANK_DECAY = 0.15  # a sentence from the passage ranked r counts 1 / (1 + RANK_DECAY * r)
 CONTEXT_WEIGHT = 0.4  # title and heading terms count this much in a sentence's score
 LEAD_WEIGHT = 0.7  # terms of the question or label just before a sentence count this much
 SPREAD_DISCOUNT = 0.75  # a term found in every passage keeps a quarter of its weight
-QUANTITY_BONUS = 1.3  # "how much/many/long" questions favour sentences that state a quantity
+TYPE_BONUS = 1.3  # a sentence stating the kind of fact asked ("how much": an amount) gains this
+TYPE_PENALTY = 0.5  # and one that states none keeps this share of its score
 GENERIC_WEIGHT = 0.3  # a GENERIC_TERMS word weighs this share of a specific word
 
 
@@ -37,7 +33,7 @@ class Scorer:
 
     def __init__(self, question: str, passages: Sequence[SearchHit]) -> None:
         self.query = list(dict.fromkeys(terms(question, query=True)))
-        self.asks_quantity = _ASKS_QUANTITY.search(question) is not None
+        self.kind = expected_type(question)
         every = list(sentences_of(passages))
         self.sentences = [s for s in every if s.is_candidate]
         self.context = [frozenset(terms(f"{p.title} {p.heading}")) for p in passages]
@@ -45,7 +41,9 @@ class Scorer:
         self.total_idf = sum(self.idf.values())
         lengths = [len(s.terms) for s in self.sentences]
         self.avg_length = (sum(lengths) / len(lengths)) if lengths else 1.0
-        self.scores = [self._score(s) for s in self.sentences]
+        # whether each sentence states the kind of fact the question asks for (set by _score)
+        self.fits = [False] * len(self.sentences)
+        self.scores = [self._score(i, s) for i, s in enumerate(self.sentences)]
 
     def _weights(
         self, every: list[Sentence], passages: Sequence[SearchHit]
@@ -69,7 +67,7 @@ class Scorer:
         weight = {t: idf[t] * (1 - SPREAD_DISCOUNT * pf[t] / spread) for t in self.query}
         return idf, weight
 
-    def _score(self, sentence: Sentence) -> float:
+    def _score(self, index: int, sentence: Sentence) -> float:
         counts = Counter(sentence.terms)
         norm = K1 * (1 - B + B * len(sentence.terms) / (self.avg_length or 1.0))
         score = 0.0
@@ -79,8 +77,9 @@ class Scorer:
                 score += self.weight[term] * tf * (K1 + 1) / (tf + norm)
             else:
                 score += self.weight[term] * self._borrowed(term, sentence)
-        if self.asks_quantity and sentence.states_quantity:
-            score *= QUANTITY_BONUS
+        if score > 0:  # (the kind of fact is read only where the words match: it costs)
+            self.fits[index] = states(self.kind, sentence.text)
+            score *= TYPE_BONUS if self.fits[index] else TYPE_PENALTY
         return score / (1 + RANK_DECAY * sentence.passage)
 
     def _borrowed(self, term: str, sentence: Sentence) -> float:
@@ -105,4 +104,6 @@ class Scorer:
         return covered / self.total_idf
 
     def support(self) -> float:
-        return max((self.coverage(s) for s in self.sentences), default=0.0)
+        """The best coverage among sentences that state the kind of fact asked for."""
+        fitting = (s for s, fit in zip(self.sentences, self.fits, strict=True) if fit)
+        return max((self.coverage(s) for s in fitting), default=0.0)

@@ -6,14 +6,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from datatorag.adapters.generators.extractive.terms import QUANTITY_TERMS, terms
+from datatorag.adapters.generators.extractive.terms import terms
 from datatorag.adapters.generators.extractive.vocabulary import ABBREVIATIONS
 from datatorag.domain.models import SearchHit
 
 _BOUNDARY = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022\u25aa\u25cf]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
 _INITIALISM = re.compile(r"(?:\b[A-Za-z]\.){2,}$")
-_DIGIT_OR_UNIT = re.compile(r"[\d$\u00a3\u20ac%]")
 MIN_WORDS = 4  # shorter lines (headings, labels) are context, not answers
 MIN_ITEM_WORDS = 3  # the same for list items; table rows always count
 
@@ -27,9 +26,10 @@ class Sentence:
     text: str
     terms: tuple[str, ...]
     is_list_item: bool
-    lead: frozenset[str]  # terms of the question or label just before it
+    lead: frozenset[str]  # terms of the question, label or table header just before it
     is_candidate: bool  # can be an answer: not a question, a heading or a label
-    states_quantity: bool  # holds a number, an amount or a frequency
+    header: str = ""  # a table row's header row, read with it
+    start: int = 0  # where the text starts in the passage
 
 
 def _sentence(
@@ -39,17 +39,22 @@ def _sentence(
     is_item: bool,
     lead: frozenset[str],
     labels: frozenset[str] = frozenset(),
+    header: str = "",
+    start: int = 0,
 ) -> Sentence:
     words = terms(text)
     count = len(text.split())
     if text.rstrip().endswith("?") or text.strip().casefold() in labels:
         candidate = False  # a question, or the document's title or a heading: context only
     elif is_item:
-        candidate = "\t" in text or " | " in text or count >= MIN_ITEM_WORDS
+        candidate = _is_row(text) or count >= MIN_ITEM_WORDS
     else:
         candidate = count >= MIN_WORDS
-    quantity = _DIGIT_OR_UNIT.search(text) is not None or not QUANTITY_TERMS.isdisjoint(words)
-    return Sentence(passage, position, text, tuple(words), is_item, lead, candidate, quantity)
+    return Sentence(passage, position, text, tuple(words), is_item, lead, candidate, header, start)
+
+
+def _is_row(text: str) -> bool:
+    return "\t" in text or " | " in text
 
 
 def split_sentences(text: str) -> Iterator[tuple[str, bool]]:
@@ -57,7 +62,7 @@ def split_sentences(text: str) -> Iterator[tuple[str, bool]]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        if _LIST_ITEM.match(line) or "\t" in line or " | " in line:
+        if _LIST_ITEM.match(line) or _is_row(line):
             yield line.strip(), True
             continue
         yield from ((s, False) for s in _split_line(line))
@@ -96,13 +101,35 @@ def _is_abbreviation(text_to_stop: str) -> bool:
 
 
 def sentences_of(passages: Sequence[SearchHit]) -> Iterator[Sentence]:
+    """Every sentence of every passage; a table row carries its table's header row."""
     for p_index, passage in enumerate(passages):
         lead: frozenset[str] = frozenset()
+        header = ""
         labels = frozenset(
             part.strip().casefold() for part in (passage.title, *passage.heading.split(" > "))
         )
-        for position, (text, is_item) in enumerate(split_sentences(passage.text)):
-            sentence = _sentence(p_index, position, text, is_item, lead, labels)
+        pieces = list(split_sentences(passage.text))
+        cursor = 0
+        for position, (text, is_item) in enumerate(pieces):
+            start = passage.text.find(text, cursor)  # pieces are exact substrings, in order
+            cursor = start + len(text)
+            row = is_item and _is_row(text)
+            if not row:
+                header = ""
+            elif not header:  # the first row of a table is its header: context for the rest
+                following = pieces[position + 1] if position + 1 < len(pieces) else ("", False)
+                if following[1] and _is_row(following[0]):
+                    header = text
+                    lead = frozenset(terms(text))
+                    yield _sentence(
+                        p_index, position, text, is_item, lead, frozenset({text.casefold()})
+                    )
+                    continue
+            sentence = _sentence(
+                p_index, position, text, is_item, lead, labels, header if row else "", start
+            )
             yield sentence
+            if row and header:
+                continue  # every row of the table keeps the header's terms as its lead
             # A question or a label hands its terms to the sentence after it (FAQ answers).
             lead = frozenset(sentence.terms) if not sentence.is_candidate else frozenset()

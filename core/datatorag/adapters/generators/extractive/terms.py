@@ -9,11 +9,12 @@ from functools import lru_cache
 from datatorag.adapters.generators.extractive.vocabulary import (
     GENERIC_TERMS,
     HR_SYNONYMS,
-    QUANTITY_WORDS,
+    NUMBER_WORDS,
     STOPWORDS,
 )
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(NUMBER_WORDS) + r")\b")
 _FOUR_O_ONE_K = re.compile(r"\b(40[13])\s*(?:\(\s*([kb])\s*\)|([kb])\b)", re.I)
 
 
@@ -52,7 +53,8 @@ def _phrases() -> dict[str, list[tuple[tuple[str, ...], str]]]:
 
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").lower()
-    return _FOUR_O_ONE_K.sub(lambda m: m.group(1) + (m.group(2) or m.group(3)), text)
+    text = _FOUR_O_ONE_K.sub(lambda m: m.group(1) + (m.group(2) or m.group(3)), text)
+    return _NUMBER_WORD.sub(lambda m: NUMBER_WORDS[m.group(0)], text)
 
 
 def terms(text: str, *, query: bool = False) -> list[str]:
@@ -91,5 +93,4 @@ def _phrase_at(
 
 
 _STOP_STEMS = frozenset(STOPWORDS | {stem(w) for w in STOPWORDS})
-QUANTITY_TERMS = frozenset(stem(w) for w in QUANTITY_WORDS.split())
 GENERIC_STEMS = frozenset(stem(w) for w in GENERIC_TERMS)

@@ -128,7 +128,25 @@ ABBREVIATIONS = _words(
     """
 )
 
-QUANTITY_WORDS = """
-    one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty half
-    twice daily weekly biweekly monthly quarterly annually yearly unlimited limit maximum minimum
-"""
+# Numbers written as words meet their digits ("six sessions" / "6 sessions", "third" / "Year 3").
+NUMBER_WORDS: dict[str, str] = {
+    word: str(n)
+    for n, words in enumerate(
+        (
+            (),
+            ("one", "first"),
+            ("two", "second"),
+            ("three", "third"),
+            ("four", "fourth"),
+            ("five", "fifth"),
+            ("six", "sixth"),
+            ("seven", "seventh"),
+            ("eight", "eighth"),
+            ("nine", "ninth"),
+            ("ten", "tenth"),
+            ("eleven", "eleventh"),
+            ("twelve", "twelfth"),
+        )
+    )
+    for word in words
+}
