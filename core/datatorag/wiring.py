@@ -5,7 +5,7 @@ Services call these from their own ``bootstrap``; AWS libraries are imported onl
 
 from __future__ import annotations
 
-from datatorag.ports import AnswerGenerator, BlobStore, Embeddings, Queue, SearchIndex
+from datatorag.ports import AnswerGenerator, BlobStore, Embeddings, Queue, Reranker, SearchIndex
 from datatorag.settings import Settings
 
 
@@ -62,6 +62,15 @@ def embeddings(settings: Settings, *, timeout_s: float = 60.0) -> Embeddings:
     from datatorag.adapters.embeddings.http import HttpEmbeddings
 
     return HttpEmbeddings(settings.embedding_url, timeout=timeout_s)
+
+
+def reranker(settings: Settings) -> Reranker | None:
+    """None: the fused order passes through (no local reranker measured better on the dev set)."""
+    if settings.reranker_backend == "bedrock":
+        from datatorag.adapters.rerankers.bedrock import BedrockReranker
+
+        return BedrockReranker.from_settings(settings)
+    return None
 
 
 def answer_generator(settings: Settings) -> AnswerGenerator:
