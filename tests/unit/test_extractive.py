@@ -114,7 +114,9 @@ class TestExtractiveDetails:
             score=1.0,
         )
         answer = ExtractiveGenerator().generate("Is there a 401(k) match?", [passage])
-        assert answer.sentences[0].text == "Not at this time."
+        # The answer is read with its question: "Not at this time." alone says nothing.
+        assert answer.sentences[0].text == "Q. Does the company match my 401k?\nNot at this time."
+        assert answer.sentences[0].quotes == (answer.sentences[0].text,)
 
     def test_answer_reads_in_passage_order_and_quotes_itself(self) -> None:
         answer = ExtractiveGenerator().generate(

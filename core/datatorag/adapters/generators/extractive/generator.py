@@ -121,7 +121,8 @@ def _answer_sentence(run: list[Sentence], passages: Sequence[SearchHit]) -> Answ
     """A run of sentences quoting itself, as the passage has it; a table row is read with its
     header row."""
     first, last = run[0], run[-1]
-    quote = passages[first.passage].text[first.start : last.start + len(last.text)]
+    begin = first.question_start if first.question_start >= 0 else first.start  # FAQ: Q and A
+    quote = passages[first.passage].text[begin : last.start + len(last.text)]
     text = quote
     if len(run) == 1 and first.header:
         text = f"{_cells(quote)} (columns: {_cells(first.header)})"

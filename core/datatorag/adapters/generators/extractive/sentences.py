@@ -30,6 +30,7 @@ class Sentence:
     is_candidate: bool  # can be an answer: not a question, a heading or a label
     header: str = ""  # a table row's header row, read with it
     start: int = 0  # where the text starts in the passage
+    question_start: int = -1  # where the FAQ question just before it starts (-1: none)
 
 
 def _sentence(
@@ -41,6 +42,7 @@ def _sentence(
     labels: frozenset[str] = frozenset(),
     header: str = "",
     start: int = 0,
+    question_start: int = -1,
 ) -> Sentence:
     words = terms(text)
     count = len(text.split())
@@ -50,7 +52,18 @@ def _sentence(
         candidate = _is_row(text) or count >= MIN_ITEM_WORDS
     else:
         candidate = count >= MIN_WORDS
-    return Sentence(passage, position, text, tuple(words), is_item, lead, candidate, header, start)
+    return Sentence(
+        passage,
+        position,
+        text,
+        tuple(words),
+        is_item,
+        lead,
+        candidate,
+        header,
+        start,
+        question_start,
+    )
 
 
 def _is_row(text: str) -> bool:
@@ -110,6 +123,7 @@ def sentences_of(passages: Sequence[SearchHit]) -> Iterator[Sentence]:
         )
         pieces = list(split_sentences(passage.text))
         cursor = 0
+        question = -1  # where the question before this sentence starts, if one is
         for position, (text, is_item) in enumerate(pieces):
             start = passage.text.find(text, cursor)  # pieces are exact substrings, in order
             cursor = start + len(text)
@@ -126,10 +140,19 @@ def sentences_of(passages: Sequence[SearchHit]) -> Iterator[Sentence]:
                     )
                     continue
             sentence = _sentence(
-                p_index, position, text, is_item, lead, labels, header if row else "", start
+                p_index,
+                position,
+                text,
+                is_item,
+                lead,
+                labels,
+                header if row else "",
+                start,
+                question,
             )
             yield sentence
             if row and header:
                 continue  # every row of the table keeps the header's terms as its lead
             # A question or a label hands its terms to the sentence after it (FAQ answers).
             lead = frozenset(sentence.terms) if not sentence.is_candidate else frozenset()
+            question = start if text.rstrip().endswith("?") else -1
