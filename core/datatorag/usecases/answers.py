@@ -88,8 +88,7 @@ class Answerer:
     def answer(
         self, tenant: str, question: str, top_k: int = 5, filters: Filters | None = None
     ) -> Answer:
-        hits = self._retrieve(tenant, question, top_k, filters)
-        retrieval = self.confidence(tenant, question, filters) if hits else 0.0
+        hits, retrieval = self._retrieve(tenant, question, top_k, filters)
         if not hits or retrieval < self.min_retrieval_score:
             return abstention(hits, retrieval)
         try:
@@ -105,15 +104,16 @@ class Answerer:
 
     def _retrieve(
         self, tenant: str, question: str, top_k: int, filters: Filters | None
-    ) -> list[SearchHit]:
-        """The hybrid search's passages, reranked from a wider pool when a reranker is set."""
+    ) -> tuple[list[SearchHit], float]:
+        """The hybrid search's passages (reranked from a wider pool when a reranker is set) and
+        the retrieval confidence."""
         if self.reranker is None:
-            return self.searcher.search(tenant, question, top_k, "hybrid", filters)
-        pool = self.searcher.search(
-            tenant, question, max(top_k, self.rerank_candidates), "hybrid", filters
+            return self.searcher.hybrid(tenant, question, top_k, filters)
+        pool, retrieval = self.searcher.hybrid(
+            tenant, question, max(top_k, self.rerank_candidates), filters
         )
         try:
-            return self.reranker.rerank(question, pool, top_k)
+            return self.reranker.rerank(question, pool, top_k), retrieval
         except RetryableError as err:
             raise GenerationFailed(err, retryable=True) from err
         except PermanentError as err:
