@@ -13,6 +13,7 @@ from datatorag.adapters.generators.extractive import (
     split_sentences,
     terms,
 )
+from datatorag.adapters.generators.extractive.answer_type import expected_type
 from datatorag.domain.models import SearchHit
 from tests.contracts.answer_generator import (
     ANSWERABLE,
@@ -262,3 +263,20 @@ class TestAnswersStateTheFact:
             (quote,) = sentence.quotes
             assert quote in text
         assert any("doctor's note" in s.quotes[0] for s in answer.sentences)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("What\u2019s the gift budget for my third anniversary?", "amount"),
+        ("How much does the company match?", "amount"),
+        ("How long do I have to finish the training?", "duration"),
+        ("How many counseling sessions are free?", "count"),
+        ("When is my self-assessment due?", "date"),
+        ("Who approves my expense report?", "person"),
+        ("Can I work from another country for a month?", "rule"),
+        ("What is the dress code?", "any"),
+    ],
+)
+def test_the_kind_of_fact_a_question_asks_for(question: str, kind: str) -> None:
+    assert expected_type(question).value == kind

@@ -76,7 +76,7 @@ _ASKS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
     (re.compile(r"\bhow (?:many|often)\b|\bnumber of\b", re.I), AnswerType.COUNT),
     (
         re.compile(
-            r"\bhow much\b|\bwhat (?:is|'s|are) the (?:\w+ )?(?:amount|budget|limit|cap|"
+            r"\bhow much\b|\bwhat(?: is|'s| are) the (?:\w+ )?(?:amount|budget|limit|cap|most|"
             r"rate|maximum|minimum|match|stipend|allowance|cost|fee|percentage)\b|"
             r"\bwhat percentage\b|\bcost\b|\bpay(?:s)? (?:for|back)\b",
             re.I,
@@ -90,7 +90,8 @@ _ASKS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
     (re.compile(r"\bwho(?:m)?\b|\bwhich (?:team|person|department)\b", re.I), AnswerType.PERSON),
     (
         re.compile(
-            r"^\s*(?:\w+[,:]?\s+){0,12}?(?:can|may|must|should|do|does|is|are|am|will|"
+            r"^(?!\s*(?:what|which|where|why|how)\b)\s*(?:\w+[,:]?\s+){0,12}?"
+            r"(?:can|may|must|should|do|does|is|are|am|will|"
             r"have to|need to|allowed)\b[^?]*\?",
             re.I,
         ),
@@ -101,6 +102,7 @@ _ASKS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
 
 def expected_type(question: str) -> AnswerType:
     """The kind of fact the question asks for (``ANY`` when it does not say)."""
+    question = question.replace("\u2019", "'")
     for pattern, kind in _ASKS:
         if pattern.search(question):
             return kind
