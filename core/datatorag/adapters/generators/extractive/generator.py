@@ -1,4 +1,5 @@
-"""The extractive generator: the best-scoring sentences, in reading order, each quoting itself."""
+"""The extractive generator: the lead sentence that states the fact, then up to two more in
+reading order, each quoting itself."""
 
 from __future__ import annotations
 
