@@ -50,8 +50,8 @@ test-aws-local: install ## Start moto and the stack in AWS mode, ingest, query; 
 bench: install system-packages ## All benchmarks (raw results in out/bench/; recorded in docs/benchmarks.md)
 	$(BIN)/python bench/run_all.py
 
-eval: install ## Retrieval and answer evaluation on ../shared/corpus -> docs/retrieval-eval.*
-	$(BIN)/python bench/retrieval_eval.py
+eval: install ## Retrieval and answer evaluation on ../shared/corpus -> docs/retrieval-eval.* (EVAL_ARGS="--generator openai ...")
+	$(BIN)/python bench/retrieval_eval.py $(EVAL_ARGS)
 
 clean: ## Remove the local data directory and caches (not .venv)
 	rm -rf .datatorag .pytest_cache .mypy_cache .ruff_cache

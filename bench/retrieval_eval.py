@@ -1,12 +1,19 @@
 """Retrieval evaluation on the corpus's dev questions (`make eval`).
 
     python bench/retrieval_eval.py [--corpus ../shared/corpus] [--questions FILE] [--out docs/]
+        [--generator extractive|openai|bedrock] [--openai-base-url URL --openai-model NAME]
+        [--bedrock-model-id ID]
 
 Ingests the corpus's LibreOffice PDFs (one per document) through the running stack, then scores
 every search mode plus two baselines computed on the same chunks: plain BM25 (bm25s, chunk text
 only) and plain vector search (chunk text embedded without its contextual header). Metrics follow
 the corpus's `build/score.py`: hit@k and MRR@10 by document id, evidence@5 (loose match).
-Writes a Markdown table and a PNG chart.
+Then the answers, through the running API (`bench/answer_eval.py`): evidence in the answer text,
+answers blending documents, abstention, and `/v1/query` p95 against `/v1/search`, for the
+generator chosen (the extractive one by default; `--generator openai` measures any
+OpenAI-compatible endpoint, with `DATATORAG_OPENAI_API_KEY` from the environment, and
+`--generator bedrock` Amazon Bedrock with the usual AWS credentials). Writes Markdown tables and a
+PNG chart.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import answer_eval
 from bench.harness import CORPUS, REPO, ingest, manifest_id, questions, running_stack
 
 Retriever = Callable[[str], list[tuple[str, str]]]  # question -> [(manifest doc id, chunk text)]
@@ -118,24 +126,6 @@ def abstention_curve(qs: list[dict[str, Any]], confidence: Callable[[str], float
     return curve
 
 
-def answer_quality(qs: list[dict[str, Any]], ask: Callable[[str], Any]) -> dict[str, float]:
-    """/v1/query end to end: how often it abstains, and whether answers cite a gold document."""
-    answerable = [q for q in qs if q["doc_ids"]]
-    unanswerable = [q for q in qs if not q["doc_ids"]]
-    abstained_answerable = cited_gold = 0
-    for q in answerable:
-        answer = ask(str(q["question"]))
-        abstained_answerable += answer.abstained
-        cited = {manifest_id(c.source_uri) for c in answer.citations}
-        cited_gold += bool(cited & set(q["doc_ids"]))
-    abstained_unanswerable = sum(ask(str(q["question"])).abstained for q in unanswerable)
-    return {
-        "answerable_abstained": round(abstained_answerable / len(answerable), 3),
-        "unanswerable_abstained": round(abstained_unanswerable / max(1, len(unanswerable)), 3),
-        "answers_citing_a_gold_document": round(cited_gold / len(answerable), 3),
-    }
-
-
 def calibrate(curve: list[dict], max_answerable: float = 0.05) -> dict:
     """The threshold that abstains on most unanswerable questions while abstaining on at most
     ``max_answerable`` of the answerable ones (the lowest such threshold on ties)."""
@@ -180,10 +170,24 @@ def main() -> None:
     parser.add_argument("--questions", type=Path)
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--data-dir", type=Path, help="reuse an ingested data directory")
+    parser.add_argument("--generator", choices=["extractive", "openai", "bedrock"])
+    parser.add_argument("--openai-base-url")
+    parser.add_argument("--openai-model")
+    parser.add_argument("--bedrock-model-id")
     args = parser.parse_args()
     qs = questions(args.questions or args.corpus / "questions-dev.jsonl")
     loose = corpus_loose(args.corpus)
-    with running_stack(args.data_dir) as stack:
+    env = {
+        f"DATATORAG_{name.upper()}": value
+        for name, value in (
+            ("generator_backend", args.generator),
+            ("openai_base_url", args.openai_base_url),
+            ("openai_model", args.openai_model),
+            ("bedrock_model_id", args.bedrock_model_id),
+        )
+        if value
+    }
+    with running_stack(args.data_dir, **env) as stack:
         from datatorag import wiring
         from datatorag.usecases.search import Searcher
 
@@ -206,15 +210,17 @@ def main() -> None:
             "vector": score(qs, mode("vector"), loose),
             "hybrid": score(qs, mode("hybrid"), loose),
         }
-        from datatorag_query_api.bootstrap import build_answerer
+        from datatorag_query_api.bootstrap import build_answerer, key_store
 
         answerer = build_answerer(settings, searcher)
         curve = abstention_curve(qs, lambda q: answerer.confidence("eval", q))
-        answers = answer_quality(qs, lambda q: answerer.answer("eval", q))
+        key = key_store(settings).create("eval")
+        generator = settings.generator_backend
+        answers = {generator: answer_eval.evaluate(settings.api_url, key, qs, loose)}
     chosen = calibrate(curve)
     print(f"abstention: calibrated threshold {chosen}", file=sys.stderr)
     print(f"answers at abstain_below={settings.abstain_below}: {answers}", file=sys.stderr)
-    table = markdown(results)
+    table = markdown(results) + "\n\n" + answer_eval.markdown(answers)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "retrieval-eval.json").write_text(

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.browser",  # Debian's Chromium for pytest-playwright
     "tests.fixtures.llm_servers",  # named fakes of the OpenAI and Bedrock Converse wire formats
     "tests.fixtures.hr_servers",  # named fakes of BambooHR, Workday, Rippling and ADP
+    "tests.fixtures.rerank_server",  # a named fake of the Bedrock Rerank API
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -177,6 +177,9 @@ class AnswerSentence:
 class GeneratedAnswer:
     sentences: tuple[AnswerSentence, ...]
     abstained: bool  # the passages do not answer the question
+    # 0..1, how well the passages support the answer, when the generator can tell (the
+    # extractive one: the share of the question's key terms its lead sentence covers)
+    confidence: float | None = None
 
 
 @runtime_checkable
@@ -189,6 +192,20 @@ class AnswerGenerator(Protocol):
     """
 
     def generate(self, question: str, passages: Sequence[SearchHit]) -> GeneratedAnswer: ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Orders retrieved passages by how well each answers the question, best first.
+
+    Returns at most ``top_k`` of the passages given (the same objects, ``score`` set to the
+    reranker's relevance where it has one). Raises ``RetryableError`` when a remote reranker is
+    unavailable and ``PermanentError`` when it refuses the request.
+    """
+
+    def rerank(
+        self, question: str, passages: Sequence[SearchHit], top_k: int
+    ) -> list[SearchHit]: ...
 
 
 @runtime_checkable

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     openai_base_url: str = "http://127.0.0.1:11434/v1"
     openai_model: str = "gpt-4o-mini"
     openai_api_key: SecretStr | None = None
+    # Reranking of the hybrid search's passages before the answer: "none" keeps the fused order
+    # (no local reranker measured better on the dev set, docs/benchmarks.md); "bedrock" calls
+    # the Bedrock Agent Runtime Rerank API on ``rerank_candidates`` passages.
+    reranker_backend: Literal["none", "bedrock"] = "none"
+    bedrock_rerank_model_arn: str = "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"
+    rerank_candidates: int = Field(default=20, ge=1, le=1000)
     # Abstain when the best cosine similarity between the question and any passage is below
     # this. Calibrated for all-MiniLM-L6-v2 on the dev questions (docs/benchmarks.md): change
     # it with the model.

@@ -11,6 +11,7 @@ from datatorag.ports import (
     BlobStore,
     Embeddings,
     Queue,
+    Reranker,
     SearchIndex,
 )
 from datatorag.settings import Settings
@@ -80,6 +81,15 @@ def embeddings(settings: Settings, *, timeout_s: float = 60.0) -> Embeddings:
     from datatorag.adapters.embeddings.http import HttpEmbeddings
 
     return HttpEmbeddings(settings.embedding_url, timeout=timeout_s)
+
+
+def reranker(settings: Settings) -> Reranker | None:
+    """None: the fused order passes through (no local reranker measured better on the dev set)."""
+    if settings.reranker_backend == "bedrock":
+        from datatorag.adapters.rerankers.bedrock import BedrockReranker
+
+        return BedrockReranker.from_settings(settings)
+    return None
 
 
 def answer_generator(settings: Settings) -> AnswerGenerator:

@@ -136,16 +136,19 @@ def test_query_answers_with_citations_from_the_hits(api):
     response = api.post("/v1/query", json={"question": PARENTAL})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"answer", "abstained", "citations", "hits", "answer_id"}
+    assert set(body) == {"answer", "abstained", "confidence", "citations", "hits", "answer_id"}
+    assert 0.0 < body["confidence"] <= 1.0
     assert len(body["hits"]) == 5  # top_k defaults to 5
     assert_grounded(body)
     assert any(
         c["source_uri"].endswith("sourcegraph/parental-leave.pdf") for c in body["citations"]
     )
     assert re.search(r"\bweeks?\b", body["answer"], re.I), body["answer"]
-    assert all(
-        set(c) == {"doc_id", "title", "source_uri", "pages", "quote"} for c in body["citations"]
-    )
+    keys = {"doc_id", "title", "source_uri", "pages", "quote", "chunk_id", "start", "end"}
+    assert all(set(c) == keys for c in body["citations"])
+    passages = {h["chunk_id"]: h["text"] for h in body["hits"]}
+    for c in body["citations"]:  # the offsets let a page highlight the quote in its passage
+        assert passages[c["chunk_id"]][c["start"] : c["end"]] == c["quote"]
 
 
 def test_query_latency_and_grounding_over_several_questions(api):

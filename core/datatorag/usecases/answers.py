@@ -4,17 +4,22 @@ A citation is built only from a sentence's ``sources``, which index the hits the
 handed; a passage that was not retrieved cannot be cited. Two gates decide abstention: the
 retrieval confidence (the best cosine similarity between the question and the tenant's chunks,
 under the same filters) and the generator's own judgement.
+
+Every answer reports a ``confidence`` (0..1): the generator's own when it reports one (the
+extractive generator: the share of the question's key terms its lead sentence covers), else the
+retrieval confidence. A quote carries ``start``/``end``, its character offsets in the cited
+passage's text (``hits[i].text[start:end] == quote``), so a page can highlight it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from datatorag.domain.errors import GenerationFailed, PermanentError, RetryableError
 from datatorag.domain.models import SearchHit
-from datatorag.ports import AnswerGenerator, AnswerSentence, Filters
+from datatorag.ports import AnswerGenerator, AnswerSentence, Filters, Reranker
 from datatorag.usecases.search import Searcher
 
 ABSTENTION = "The documents do not answer this question."
@@ -26,22 +31,42 @@ class Citation(BaseModel):
     source_uri: str
     pages: list[int]
     quote: str
+    chunk_id: str = Field(description="the cited passage: the hit with this chunk_id")
+    start: int | None = Field(
+        None, description="character offset of the quote in the passage's text (None: not found)"
+    )
+    end: int | None = Field(None, description="offset just past the quote (text[start:end])")
 
 
 class Answer(BaseModel):
     answer: str
     abstained: bool
+    confidence: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="0..1: the generator's support for the answer when it reports one, else "
+        "the retrieval confidence (best cosine of the question to a passage)",
+    )
     citations: list[Citation]
     hits: list[SearchHit]
 
 
 class Answerer:
     def __init__(
-        self, searcher: Searcher, generator: AnswerGenerator, *, min_retrieval_score: float
+        self,
+        searcher: Searcher,
+        generator: AnswerGenerator,
+        *,
+        min_retrieval_score: float,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 20,
     ) -> None:
         self.searcher = searcher
         self.generator = generator
         self.min_retrieval_score = min_retrieval_score
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
 
     def confidence(self, tenant: str, question: str, filters: Filters | None = None) -> float:
         """Best cosine similarity of the question to the tenant's chunks (0.0 when none match).
@@ -55,25 +80,51 @@ class Answerer:
     def answer(
         self, tenant: str, question: str, top_k: int = 5, filters: Filters | None = None
     ) -> Answer:
-        hits = self.searcher.search(tenant, question, top_k, "hybrid", filters)
-        if not hits or self.confidence(tenant, question, filters) < self.min_retrieval_score:
-            return abstention(hits)
+        hits, retrieval = self._retrieve(tenant, question, top_k, filters)
+        if not hits or retrieval < self.min_retrieval_score:
+            return abstention(hits, retrieval)
         try:
             generated = self.generator.generate(question, hits)
         except RetryableError as err:
             raise GenerationFailed(err, retryable=True) from err
         except PermanentError as err:
             raise GenerationFailed(err, retryable=False) from err
+        confidence = retrieval if generated.confidence is None else generated.confidence
         if generated.abstained:
-            return abstention(hits)
-        return compose(generated.sentences, hits)
+            return abstention(hits, confidence)
+        return compose(generated.sentences, hits, confidence)
+
+    def _retrieve(
+        self, tenant: str, question: str, top_k: int, filters: Filters | None
+    ) -> tuple[list[SearchHit], float]:
+        """The hybrid search's passages (reranked from a wider pool when a reranker is set) and
+        the retrieval confidence."""
+        if self.reranker is None:
+            return self.searcher.hybrid(tenant, question, top_k, filters)
+        pool, retrieval = self.searcher.hybrid(
+            tenant, question, max(top_k, self.rerank_candidates), filters
+        )
+        try:
+            return self.reranker.rerank(question, pool, top_k), retrieval
+        except RetryableError as err:
+            raise GenerationFailed(err, retryable=True) from err
+        except PermanentError as err:
+            raise GenerationFailed(err, retryable=False) from err
 
 
-def abstention(hits: list[SearchHit]) -> Answer:
-    return Answer(answer=ABSTENTION, abstained=True, citations=[], hits=hits)
+def abstention(hits: list[SearchHit], confidence: float = 0.0) -> Answer:
+    return Answer(
+        answer=ABSTENTION, abstained=True, confidence=_unit(confidence), citations=[], hits=hits
+    )
 
 
-def compose(sentences: Sequence[AnswerSentence], hits: list[SearchHit]) -> Answer:
+def _unit(value: float) -> float:
+    return round(min(1.0, max(0.0, value)), 3)
+
+
+def compose(
+    sentences: Sequence[AnswerSentence], hits: list[SearchHit], confidence: float = 0.0
+) -> Answer:
     """Answer text with ``[n]`` markers after each sentence; one citation per (passage, quote).
 
     Sources outside the hits are dropped, and so is a sentence left with none (the port's rule);
@@ -100,11 +151,25 @@ def compose(sentences: Sequence[AnswerSentence], hits: list[SearchHit]) -> Answe
                 markers.append(numbers[key])
         parts.append(text + " " + "".join(f"[{n}]" for n in markers))
     if not parts:
-        return abstention(hits)
-    return Answer(answer=" ".join(parts), abstained=False, citations=citations, hits=hits)
+        return abstention(hits, confidence)
+    return Answer(
+        answer=" ".join(parts),
+        abstained=False,
+        confidence=_unit(confidence),
+        citations=citations,
+        hits=hits,
+    )
 
 
 def _citation(hit: SearchHit, quote: str) -> Citation:
+    start = hit.text.find(quote) if quote else -1
     return Citation(
-        doc_id=hit.doc_id, title=hit.title, source_uri=hit.source_uri, pages=hit.pages, quote=quote
+        doc_id=hit.doc_id,
+        title=hit.title,
+        source_uri=hit.source_uri,
+        pages=hit.pages,
+        quote=quote,
+        chunk_id=hit.chunk_id,
+        start=start if start >= 0 else None,
+        end=start + len(quote) if start >= 0 else None,
     )

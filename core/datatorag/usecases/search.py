@@ -65,17 +65,35 @@ class Searcher:
         vector: list[float] | None = None,
     ) -> list[SearchHit]:
         """``vector``: the query's embedding when the caller already has it."""
+        if mode == "hybrid":
+            return self.hybrid(tenant, query, top_k, filters, vector)[0]
         depth = max(CANDIDATES, 2 * top_k)  # merging neighbours needs spare candidates
         if mode == "keyword":
             return merge_neighbours(self.index.keyword_search(tenant, query, depth, filters), top_k)
         semantic = self.index.vector_search(
             tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
         )
-        if mode == "vector":
-            return merge_neighbours(semantic, top_k)
+        return merge_neighbours(semantic, top_k)
+
+    def hybrid(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        filters: Filters | None = None,
+        vector: list[float] | None = None,
+    ) -> tuple[list[SearchHit], float]:
+        """Hybrid hits, and the best cosine similarity of the query to any chunk (0.0 when none
+        matches): the vector candidates come best first, so the answer's confidence gate costs
+        no second search."""
+        depth = max(CANDIDATES, 2 * top_k)
+        semantic = self.index.vector_search(
+            tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
+        )
         keyword = self.index.keyword_search(tenant, query, depth, filters)
         fused = reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
-        return merge_neighbours(fused, top_k)
+        best = max((hit.score for hit in semantic), default=0.0)
+        return merge_neighbours(fused, top_k), best
 
 
 def reciprocal_rank_fusion(

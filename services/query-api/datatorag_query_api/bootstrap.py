@@ -60,6 +60,8 @@ def build_answerer(settings: Settings, searcher: Searcher | None = None) -> Answ
         searcher,
         wiring.answer_generator(settings),
         min_retrieval_score=settings.abstain_below,
+        reranker=wiring.reranker(settings),
+        rerank_candidates=settings.rerank_candidates,
     )
 
 

@@ -15,14 +15,18 @@ from datatorag_processor.extract.pdf_tables import Table
 
 TOP_ZONE = 0.075  # share of the page height where running headers sit
 BOTTOM_ZONE = 0.07
+REPEATED_ZONE = 0.05  # how much further in a line repeated on most pages still counts as running
 _PAGE_NUMBER = re.compile(
     r"^(?:page\s*)?#+(?:\s*(?:of|/)\s*#+)?$|\bpage\s*#+\s*(?:of|/)\s*#+(?!\w)|(?:^|\s)#+\s*/\s*#+$",
     re.IGNORECASE,
 )
 _DATE_TIME = re.compile(r"^#+/#+/#+,?\s+#+:#+(?:\s*[ap]m)?\b", re.IGNORECASE)
 _URL = re.compile(r"^(?:file|https?)://\S+(?:\s+#+\s*/\s*#+)?$", re.IGNORECASE)
-_TERMINAL = re.compile(r"[.!?:;]['\"\u201d\u2019)]*$")
+_PARAGRAPH_END = re.compile(r"[.!?:]['\"\u201d\u2019)]*$")
 _HYPHEN_SPLIT = re.compile(r"(\w+)[" + LINE_END_HYPHEN + r"]\s*(\w+)")
+# A numbered clause ("4.2 The employee...", "10.1.3 ..."): Word sets its wrapped lines under the
+# text, not under the number (a hanging indent), and the number is part of the text.
+_CLAUSE = re.compile(r"^\d{1,3}(?:\.\d{1,3})+\.?\s")
 
 
 @dataclass
@@ -41,20 +45,24 @@ def _shape(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"\d+", "#", text.lower())).strip()
 
 
-def _zone(line: Line, height: float) -> str | None:
-    if line.y < TOP_ZONE * height + line.size * 0.5:
+def _zone(line: Line, height: float, wide: float = 0.0) -> str | None:
+    """ "top" or "bottom" when the line sits in a page margin (``wide`` widens both zones)."""
+    if line.y < (TOP_ZONE + wide) * height + line.size * 0.5:
         return "top"
-    if line.y > (1 - BOTTOM_ZONE) * height:
+    if line.y > (1 - BOTTOM_ZONE - wide) * height:
         return "bottom"
     return None
 
 
 def drop_running_lines(pages: Sequence[PageLines], title: str | None, body_size: float) -> int:
-    """Remove headers and footers: page numbers, dates, file URLs, lines repeated on every page."""
-    seen: Counter[tuple[str, str]] = Counter()
-    for page in pages:
-        keys = {(z, _shape(ln.text)) for ln in page.lines if (z := _zone(ln, page.height))}
-        seen.update(keys)
+    """Remove headers and footers: page numbers, dates, file URLs, lines repeated on every page.
+
+    A line repeated on most pages, the first included, counts as running a little further in
+    (``REPEATED_ZONE``): a Word template's header may sit 2 cm down and have two lines. (A table's
+    header row repeated atop its continuation pages is not on the first page's margin.)
+    """
+    narrow, wide = _margin_lines(pages, 0.0), _margin_lines(pages, REPEATED_ZONE)
+    on_first = set(_margin_lines(pages[:1], REPEATED_ZONE))
     needed = max(2, round(0.4 * len(pages)))
     low_title = (title or "").lower().strip()
     dropped = 0
@@ -62,14 +70,30 @@ def drop_running_lines(pages: Sequence[PageLines], title: str | None, body_size:
         kept = []
         for line in page.lines:
             zone = _zone(line, page.height)
-            if zone and _running(
-                line, seen[(zone, _shape(line.text))] >= needed, low_title, body_size
-            ):
+            far = _zone(line, page.height, REPEATED_ZONE)
+            if zone:
+                running = _running(
+                    line, narrow[(zone, _shape(line.text))] >= needed, low_title, body_size
+                )
+            else:
+                key = (far or "", _shape(line.text))
+                running = bool(far) and wide[key] >= needed and key in on_first
+            if running:
                 dropped += 1
                 continue
             kept.append(line)
         page.lines = kept
     return dropped
+
+
+def _margin_lines(pages: Sequence[PageLines], wide: float) -> Counter[tuple[str, str]]:
+    """On how many pages each (zone, line shape) occurs in a margin zone."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for page in pages:
+        seen.update(
+            {(z, _shape(ln.text)) for ln in page.lines if (z := _zone(ln, page.height, wide))}
+        )
+    return seen
 
 
 def _running(line: Line, repeated: bool, title: str, body_size: float) -> bool:
@@ -126,7 +150,7 @@ def vocabulary(pages: Iterable[PageLines]) -> set[str]:
 class _Draft:
     kind: BlockKind
     lines: list[Line]
-    marker: bool = False
+    marker: bool = False  # starts with a list marker or a clause number: wraps hang under it
 
 
 class Assembler:
@@ -173,7 +197,7 @@ class Assembler:
 
     def _line(self, line: Line, base: float, right: float) -> None:
         heading = self._heading_like(line)
-        marker, _ = strip_marker(line.text)
+        marker = strip_marker(line.text)[0] or _CLAUSE.match(line.text) is not None
         indented = line.x0 - base > 0.8 * line.size
         draft = self.draft
         if draft is not None and self._continues(draft, line, heading, marker, right):
@@ -215,9 +239,10 @@ class Assembler:
             return False
         same_flow = line.page == last.page and line.y > last.y
         if not same_flow:
+            # A page break inside a paragraph: it goes on in lower case ("; any request...").
             return (
                 draft.kind in ("paragraph", "list_item")
-                and not _TERMINAL.search(last.text)
+                and not _PARAGRAPH_END.search(last.text)
                 and line.text[:1].islower()
             )
         # A code span in another font makes its line taller.
@@ -229,7 +254,7 @@ class Assembler:
         if draft.kind == "code":
             return line.mono
         first = draft.lines[0]
-        if draft.kind == "list_item" and draft.marker:
+        if draft.kind in ("list_item", "paragraph") and draft.marker:
             hanging = line.x0 > first.x0 + 0.3 * line.size
             aligned = abs(line.x0 - last.x0) < 0.8 * line.size
             return (hanging or aligned) and _wrapped(last, line, right)

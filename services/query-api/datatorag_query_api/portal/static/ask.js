@@ -75,7 +75,8 @@
       const item = el("li");
       item.id = "citation-" + (i + 1);
       item.append(el("strong", c.title), " ", el("span", pages(c.pages), "muted"));
-      const hit = data.hits.find((h) => h.doc_id === c.doc_id && (h.text || "").includes(c.quote || ""));
+      const hit = data.hits.find((h) => h.chunk_id === c.chunk_id)
+        || data.hits.find((h) => h.doc_id === c.doc_id && (h.text || "").includes(c.quote || ""));
       item.append(highlighted(hit ? hit.text : c.quote || "", hit ? quotesOf(c) : []));
       citations.append(item);
     });

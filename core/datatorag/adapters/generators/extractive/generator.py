@@ -1,0 +1,141 @@
+"""The extractive generator: the lead sentence that states the fact, then up to two more in
+reading order, each quoting itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from datatorag.adapters.generators.extractive.scorer import Scorer
+from datatorag.adapters.generators.extractive.sentences import Sentence
+from datatorag.domain.models import SearchHit
+from datatorag.ports import AnswerSentence, GeneratedAnswer
+
+# Below this share of the question's weighted terms, no sentence is taken as an answer. Low on
+# purpose: it turns away passages that share no real term with the question (or only generic
+# words); calibrate it on a dev set with ``support``.
+DEFAULT_MIN_SUPPORT = 0.15
+FOLLOWER_SHARE = 0.3  # a further sentence must score at least this share of the best one
+REDUNDANT_OVERLAP = 0.7  # Jaccard overlap above which a further sentence repeats a chosen one
+# A question that compares may be answered from two documents; any other keeps to one.
+_COMPARES = re.compile(
+    r"\b(?:compare[sd]?|comparison|differ(?:s|ence|ent)?|versus|vs\.?|both|between\b.+\band)\b",
+    re.I,
+)
+
+
+class ExtractiveGenerator:
+    """Answers with the passages' best-matching sentences; abstains when support is too low."""
+
+    def __init__(self, *, min_support: float = DEFAULT_MIN_SUPPORT, max_sentences: int = 3) -> None:
+        if not 0.0 <= min_support <= 1.0:
+            raise ValueError("min_support is a share of the question's terms, from 0 to 1")
+        if max_sentences < 1:
+            raise ValueError("max_sentences must be at least 1")
+        self.min_support = min_support
+        self.max_sentences = max_sentences
+
+    def generate(self, question: str, passages: Sequence[SearchHit]) -> GeneratedAnswer:
+        scored = Scorer(question, passages)
+        chosen = self._choose(scored, passages, compares=_COMPARES.search(question) is not None)
+        if not chosen:
+            return GeneratedAnswer(sentences=(), abstained=True, confidence=scored.support())
+        lead, rest = chosen[0], sorted(chosen[1:], key=lambda s: (s.passage, s.position))
+        return GeneratedAnswer(
+            sentences=tuple(_answer_sentence(run, passages) for run in _runs([lead, *rest])),
+            abstained=False,
+            confidence=round(scored.coverage(lead), 3),
+        )
+
+    def support(self, question: str, passages: Sequence[SearchHit]) -> float:
+        """Share (0..1) of the question's weighted terms that the best sentence covers, among
+        the sentences that state the kind of fact asked for."""
+        return Scorer(question, passages).support()
+
+    def _choose(
+        self, scored: Scorer, passages: Sequence[SearchHit], *, compares: bool
+    ) -> list[Sentence]:
+        """The lead: the best-scoring sentence that covers enough of the question's terms and
+        states the kind of fact asked; then up to two more from the same document (any document
+        when the question compares), in score order."""
+        qualified = [
+            i
+            for i, s in enumerate(scored.sentences)
+            if scored.scores[i] > 0 and scored.fits[i] and scored.coverage(s) >= self.min_support
+        ]
+        if not qualified:
+            return []
+        top = max(qualified, key=lambda i: (scored.scores[i], -i))
+        best = scored.sentences[top]
+        policy = passages[best.passage].doc_id
+        chosen = [best, *self._list_after(scored, top)]
+        ranked = sorted(
+            (i for i, s in enumerate(scored.scores) if s > 0 and i != top),
+            key=lambda i: (-scored.scores[i], i),
+        )
+        for index in ranked:
+            if len(chosen) >= self.max_sentences:
+                break
+            if scored.scores[index] < FOLLOWER_SHARE * scored.scores[top]:
+                break
+            candidate = scored.sentences[index]
+            if not compares and passages[candidate.passage].doc_id != policy:
+                continue  # one policy per answer: another document's rule is not blended in
+            if not any(_redundant(candidate, c) for c in chosen):
+                chosen.append(candidate)
+        return chosen[: self.max_sentences]
+
+    def _list_after(self, scored: Scorer, index: int) -> list[Sentence]:
+        """A sentence that introduces a list ("...as follows:") brings its first items along."""
+        sentence = scored.sentences[index]
+        if not sentence.text.rstrip().endswith(":"):
+            return []
+        items = []
+        for follower in scored.sentences[index + 1 : index + self.max_sentences]:
+            if follower.passage != sentence.passage or not follower.is_list_item:
+                break
+            items.append(follower)
+        return items
+
+
+def _runs(sentences: list[Sentence]) -> list[list[Sentence]]:
+    """Sentences that follow one another in a passage read as one quote (the lead's run first);
+    a table row stands alone, read with its header."""
+    runs: list[list[Sentence]] = []
+    for sentence in sentences:
+        for run in runs if not sentence.header else ():
+            if run[0].header:
+                continue
+            first, last = run[0], run[-1]
+            if sentence.passage == last.passage and sentence.position == last.position + 1:
+                run.append(sentence)
+                break
+            if sentence.passage == first.passage and sentence.position == first.position - 1:
+                run.insert(0, sentence)
+                break
+        else:
+            runs.append([sentence])
+    return runs
+
+
+def _answer_sentence(run: list[Sentence], passages: Sequence[SearchHit]) -> AnswerSentence:
+    """A run of sentences quoting itself, as the passage has it; a table row is read with its
+    header row."""
+    first, last = run[0], run[-1]
+    begin = first.question_start if first.question_start >= 0 else first.start  # FAQ: Q and A
+    quote = passages[first.passage].text[begin : last.start + len(last.text)]
+    text = quote
+    if len(run) == 1 and first.header:
+        text = f"{_cells(quote)} (columns: {_cells(first.header)})"
+    return AnswerSentence(text, (first.passage,), (quote,))
+
+
+def _cells(row: str) -> str:
+    return " | ".join(cell.strip() for cell in row.split("\t") if cell.strip())
+
+
+def _redundant(a: Sentence, b: Sentence) -> bool:
+    if a.text == b.text:
+        return True
+    union = set(a.terms) | set(b.terms)
+    return bool(union) and len(set(a.terms) & set(b.terms)) / len(union) > REDUNDANT_OVERLAP
