@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 
 from datatorag.adapters.generators.extractive import (
@@ -156,25 +153,6 @@ class TestExtractiveDetails:
             "How many PTO days carry over and how many days do I accrue?", list(HR_PASSAGES)
         )
         assert len(answer.sentences) == 1
-
-    def test_ten_passages_in_a_few_milliseconds(self) -> None:
-        base = "\n".join(p.text for p in HR_PASSAGES)  # ~1,200 characters, like a chunk
-        passages = [
-            p.model_copy(update={"chunk_id": f"c{i}", "text": f"{base}\nSection {i} applies."})
-            for i, p in enumerate(HR_PASSAGES * 2)
-        ]
-        generator = ExtractiveGenerator()
-        question = "How many weeks of paid maternity leave do birthing parents get?"
-        generator.generate(question, passages)  # warm the stemmer's cache like a running service
-        timings = []
-        for _ in range(20):
-            started = time.perf_counter()
-            generator.generate(question, passages)
-            timings.append(time.perf_counter() - started)
-        # 5 ms is the target on an idle core; allow for a loaded CI machine.
-        assert statistics.median(timings) < 0.025, (
-            f"median {statistics.median(timings) * 1000:.1f} ms"
-        )
 
 
 def _passage(doc: str, text: str, heading: str = "", title: str = "Policy") -> SearchHit:
