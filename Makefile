@@ -46,7 +46,7 @@ lint: install $(AUDIT)/checkov ## ruff, mypy, actionlint, and the security audit
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/actionlint
-	$(AUDIT)/checkov --config-file .checkov.yaml
+	$(AUDIT)/checkov --config-file .checkov.yaml --quiet $(addprefix -f ,Dockerfile $(wildcard infra/cloudformation/*.yaml))
 
 test: install system-packages lint ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest -q

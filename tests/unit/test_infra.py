@@ -188,6 +188,7 @@ def cfn_lint_findings() -> dict[str, list[str]]:
 def test_the_stack_is_all_there() -> None:
     expected = {
         "main",
+        "keys",
         "network",
         "security",
         "storage",
@@ -225,8 +226,8 @@ def test_params_files_fit_main(env: str) -> None:
     assert params["Environment"] == env
     assert set(params) <= set(declared), set(params) - set(declared)
     required = {name for name, p in declared.items() if "Default" not in p}
-    # ImageTag changes with every release: the runbook passes it on the command line.
-    assert required - set(params) == {"ImageTag"}
+    # What changes with every release, infra/deploy.sh passes: the image tag, the model's URL.
+    assert required - set(params) == {"ImageTag", "EmbeddingModelDataUrl"}
     for name, value in params.items():
         spec = declared[name]
         if "AllowedValues" in spec:
@@ -359,24 +360,47 @@ def test_opensearch_admits_only_the_stacks_roles() -> None:
 # ---------------------------------------------------------------------------- storage, queues
 
 
-def test_bucket_is_private_encrypted_versioned_and_tls_only() -> None:
-    (bucket,) = resources("storage.yaml", "AWS::S3::Bucket").values()
-    props = bucket["Properties"]
-    assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True,
-        "RestrictPublicBuckets": True,
+def test_buckets_are_private_encrypted_versioned_logged_and_tls_only() -> None:
+    buckets = resources("storage.yaml", "AWS::S3::Bucket")
+    assert set(buckets) == {"Bucket", "LogBucket"}
+    for name, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, name
+        (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+        assert props["VersioningConfiguration"]["Status"] == "Enabled", name
+        assert bucket["DeletionPolicy"] == "Retain", name
+        rules = [r for r in props["LifecycleConfiguration"]["Rules"] if "Id" in r]
+        assert any("NoncurrentVersionExpiration" in r for r in rules), name
+    # The documents bucket logs its requests into the log bucket, where the ALB logs too.
+    assert buckets["Bucket"]["Properties"]["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": "LogBucket"},
+        "LogFilePrefix": "s3/",
     }
-    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
-    assert props["VersioningConfiguration"]["Status"] == "Enabled"
-    assert bucket["DeletionPolicy"] == "Retain"
-    rules = [r for r in props["LifecycleConfiguration"]["Rules"] if "Id" in r]
-    assert any("NoncurrentVersionExpiration" in r for r in rules)
-    (policy,) = resources("storage.yaml", "AWS::S3::BucketPolicy").values()
-    denies = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert {"Bool": {"aws:SecureTransport": "false"}} in [d["Condition"] for d in denies]
+    policies = {
+        p["Properties"]["Bucket"]["Ref"]: p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources("storage.yaml", "AWS::S3::BucketPolicy").values()
+    }
+    for name in buckets:
+        conditions = [d.get("Condition") for d in policies[name] if d["Effect"] == "Deny"]
+        assert {"Bool": {"aws:SecureTransport": "false"}} in conditions, name
+    log_writers = [s for s in policies["LogBucket"] if s["Effect"] == "Allow"]
+    assert all(s["Action"] == "s3:PutObject" for s in log_writers)
+    assert "*" not in [s["Principal"] for s in log_writers]
+    lb = resources("ecs.yaml", "AWS::ElasticLoadBalancingV2::LoadBalancer")["LoadBalancer"]
+    attributes = {a["Key"]: a["Value"] for a in lb["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.prefix"] == "alb"
+    assert attributes["access_logs.s3.bucket"] == {"Ref": "AccessLogBucketName"}
+    passed = template("main.yaml")["Resources"]["EcsStack"]["Properties"]["Parameters"]
+    assert passed["AccessLogBucketName"] == {
+        "Fn::GetAtt": ["StorageStack", "Outputs.LogBucketName"]
+    }
 
 
 def test_every_queue_dead_letters_and_is_encrypted() -> None:
@@ -388,7 +412,7 @@ def test_every_queue_dead_letters_and_is_encrypted() -> None:
     }
     for name, logical in by_name.items():
         props = queues[logical]["Properties"]
-        assert props["SqsManagedSseEnabled"] is True, name
+        assert props["KmsMasterKeyId"] == {"Ref": "KeyArn"}, name
         if name.endswith("-dlq"):
             assert "RedrivePolicy" not in props
             continue
@@ -632,6 +656,181 @@ def test_application_metrics_are_on_the_dashboard_and_alarmed() -> None:
     assert props["TreatMissingData"] == "notBreaching"
     assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     assert "${DocumentsFailedAlarm.Arn}" in body["Fn::Sub"]
+
+
+# ---------------------------------------------------------------------------- security audit
+
+
+def checkov_binary() -> Path | None:
+    found = REPO / ".venv-audit" / "bin" / "checkov"
+    return found if found.exists() else None
+
+
+def test_checkov_finds_no_failed_check() -> None:
+    """The audit `make lint` runs; here too, so a template change shows in the test run."""
+    checkov = checkov_binary()
+    if checkov is None:
+        pytest.skip("checkov lives in .venv-audit, which `make lint` creates")
+    result = subprocess.run(
+        [
+            str(checkov),
+            *("--config-file", ".checkov.yaml", "--output", "json", "-f", "Dockerfile"),
+            *(arg for t in TEMPLATES for arg in ("-f", str(t.relative_to(REPO)))),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']})"
+        for r in reports
+        for c in r["results"]["failed_checks"]
+    ]
+    assert not failed, "\n".join(failed)
+    assert {r["check_type"] for r in reports} == {"cloudformation", "dockerfile"}
+    assert sum(r["summary"]["passed"] for r in reports) > 100
+
+
+def test_every_skipped_check_says_why_next_to_its_resource() -> None:
+    skipped = 0
+    for path in TEMPLATES:
+        for name, res in template(path.name)["Resources"].items():
+            for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (path.name, name)
+                assert len(skip.get("comment", "").split()) >= 8, (path.name, name, skip["id"])
+                skipped += 1
+    assert skipped <= 6, "a skip is an exception; fix the resource instead"
+    assert "skip-check" not in (REPO / ".checkov.yaml").read_text(), "skips sit on resources"
+
+
+def test_queues_secrets_logs_and_alarms_use_the_data_key() -> None:
+    encrypted = {
+        "AWS::SQS::Queue": "KmsMasterKeyId",
+        "AWS::SNS::Topic": "KmsMasterKeyId",
+        "AWS::SecretsManager::Secret": "KmsKeyId",
+        "AWS::Logs::LogGroup": "KmsKeyId",
+    }
+    seen: dict[str, int] = {}
+    main = template("main.yaml")["Resources"]
+    for path in TEMPLATES:
+        for name, res in template(path.name)["Resources"].items():
+            if res["Type"] in encrypted:
+                assert res["Properties"][encrypted[res["Type"]]] == {"Ref": "KeyArn"}, name
+                stack = next(
+                    s for s in main.values() if s["Properties"]["TemplateURL"] == f"./{path.name}"
+                )
+                assert stack["Properties"]["Parameters"]["KeyArn"] == {
+                    "Fn::GetAtt": ["KeysStack", "Outputs.KeyArn"]
+                }
+                seen[res["Type"]] = seen.get(res["Type"], 0) + 1
+    assert seen == {
+        "AWS::SQS::Queue": 4,
+        "AWS::SNS::Topic": 1,
+        "AWS::SecretsManager::Secret": 2,
+        "AWS::Logs::LogGroup": 7,
+    }
+    (key,) = resources("keys.yaml", "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        assert statement["Principal"] != "*" and statement["Principal"] != {"AWS": "*"}
+
+
+def test_task_roles_use_the_data_key_only_through_sqs_and_secrets_manager() -> None:
+    wanted = {
+        "ConnectorTaskRole": {"sqs", "secretsmanager"},
+        "ProcessorTaskRole": {"sqs"},
+        "EmbedderTaskRole": {"sqs"},
+        "ApiTaskRole": {"sqs", "secretsmanager"},
+    }
+    for role, services in wanted.items():
+        props = resources("security.yaml", "AWS::IAM::Role")[role]["Properties"]
+        statements = [
+            st
+            for policy in props["Policies"]
+            for st in policy["PolicyDocument"]["Statement"]
+            if any(a.startswith("kms:") for a in as_list(st["Action"]))
+        ]
+        (statement,) = statements
+        assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}, role
+        assert statement["Resource"] == {"Ref": "KeyArn"}, role
+        via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert {v["Fn::Sub"].split(".")[0] for v in via} == services, role
+
+
+def test_port_80_only_redirects_to_https() -> None:
+    listeners = resources("ecs.yaml", "AWS::ElasticLoadBalancingV2::Listener")
+    plain = [r["Properties"] for r in listeners.values() if r["Properties"]["Protocol"] == "HTTP"]
+    (http,) = plain
+    assert http["Port"] == 80
+    (action,) = http["DefaultActions"]
+    assert action["Type"] == "redirect"
+    assert action["RedirectConfig"]["Protocol"] == "HTTPS"
+    https = [r["Properties"] for r in listeners.values() if r["Properties"]["Protocol"] == "HTTPS"]
+    assert [h["Port"] for h in https] == [443]
+    assert https[0]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+
+
+def test_opensearch_encrypts_and_publishes_its_audit_log() -> None:
+    props = resources("opensearch.yaml", "AWS::OpenSearchService::Domain")["Domain"]["Properties"]
+    assert props["EncryptionAtRestOptions"] == {"Enabled": True}
+    assert props["NodeToNodeEncryptionOptions"] == {"Enabled": True}
+    assert props["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    logs = props["LogPublishingOptions"]
+    assert logs["AUDIT_LOGS"]["Enabled"] is True
+    assert logs["AUDIT_LOGS"]["CloudWatchLogsLogGroupArn"] == {
+        "Fn::GetAtt": ["AuditLogGroup", "Arn"]
+    }
+    (policy,) = resources("opensearch.yaml", "AWS::Logs::ResourcePolicy").values()
+    assert '"es.amazonaws.com"' in policy["Properties"]["PolicyDocument"]["Fn::Sub"]
+
+
+def test_the_embedding_model_is_network_isolated_and_comes_from_s3() -> None:
+    model = resources("sagemaker.yaml", "AWS::SageMaker::Model")["Model"]["Properties"]
+    assert model["EnableNetworkIsolation"] is True
+    container = model["PrimaryContainer"]
+    assert container["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
+    assert container["Environment"]["HF_MODEL_ID"] == "/opt/ml/model"
+    role = role_actions("SageMakerExecutionRole")
+    (artifact,) = role["s3:GetObject"]
+    assert artifact["Fn::Sub"][1]["Path"]["Fn::Select"][1]["Fn::Split"][1] == {
+        "Ref": "EmbeddingModelDataUrl"
+    }
+
+
+# ---------------------------------------------------------------------------- cost profiles
+
+
+def test_embedding_profiles_pair_each_instance_with_its_image() -> None:
+    main = template("main.yaml")
+    profiles = main["Mappings"]["EmbeddingProfiles"]
+    assert set(profiles) == set(main["Parameters"]["EmbeddingProfile"]["AllowedValues"])
+    for name, profile in profiles.items():
+        gpu = profile["InstanceType"].startswith(("ml.g", "ml.p"))
+        assert (name == "gpu") == gpu
+        assert profile["ImageRepository"] == ("tei" if gpu else "tei-cpu")
+        assert ("-gpu-" in profile["ImageTag"]) == gpu
+    # The cheapest profile that meets the plan's latency is the default, and dev's choice.
+    assert main["Parameters"]["EmbeddingProfile"]["Default"] == "cpu"
+    for env in ("dev", "staging", "prod"):
+        params = {
+            p["ParameterKey"]: p["ParameterValue"]
+            for p in json.loads((CFN / "params" / f"{env}.json").read_text())
+        }
+        assert params["EmbeddingProfile"] in profiles
+    dev = main["Mappings"]["EnvironmentSizing"]["dev"]
+    assert (dev["OpenSearchInstanceCount"], dev["OpenSearchDedicatedMasterType"]) == ("1", "")
+
+
+def test_deploy_doc_prices_every_profile() -> None:
+    runbook = (REPO / "docs" / "deploy.md").read_text()
+    profiles = template("main.yaml")["Mappings"]["EmbeddingProfiles"]
+    for profile in profiles.values():
+        assert profile["InstanceType"] in runbook
+    assert "docs/backup.md" in runbook or "(backup.md)" in runbook
 
 
 # ---------------------------------------------------------------------------- OpenSearch roles
