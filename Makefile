@@ -22,6 +22,15 @@ $(BIN)/datatorag: pyproject.toml
 
 install: $(BIN)/datatorag ## Create .venv with everything, including the `datatorag` command (idempotent)
 
+# checkov pins boto3 1.35 (ours is newer): the security audit has its own venv, from
+# pyproject.toml's `audit` dependency group.
+AUDIT := .venv-audit/bin
+$(AUDIT)/checkov: pyproject.toml
+	test -x $(AUDIT)/python || $(PYTHON) -m venv .venv-audit
+	$(AUDIT)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(AUDIT)/python -m pip install --quiet --disable-pip-version-check --group audit
+	touch $@
+
 system-packages: ## Install the Debian packages tests and benchmarks use (sshd, wrk), if missing
 	bash scripts/system-packages.sh
 
@@ -32,11 +41,13 @@ run: install ## Start the whole stack on the embedded default and ingest example
 run-aws-local: install ## Like `run`, on the AWS adapters: S3 and SQS on moto, SageMaker API locally
 	$(BIN)/python scripts/aws_local.py
 
-lint: install ## ruff, mypy and the import contracts (lint-imports)
+lint: install $(AUDIT)/checkov ## ruff, mypy, the import contracts, actionlint, and the security audit (checkov)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/actionlint
+	$(AUDIT)/checkov --config-file .checkov.yaml --quiet $(addprefix -f ,Dockerfile $(wildcard infra/cloudformation/*.yaml))
 
 test: install system-packages lint ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest -q
