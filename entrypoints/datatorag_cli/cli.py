@@ -7,9 +7,11 @@ Commands that touch the index or the queues work on the data directory of ``DATA
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from datatorag.domain.models import DocumentRecord, DocumentStatus
+from datatorag.domain.models import DocumentRecord, DocumentStatus, utcnow
 from datatorag.settings import Settings
 
 app = typer.Typer(help="DatatoRAG: cited passages from your HR documents.", no_args_is_help=True)
@@ -177,8 +179,8 @@ def _ingest(
     from datatorag.domain.errors import SourceError
     from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
     from datatorag_cli.stack import running_services
-    from datatorag_connector.bootstrap import build_syncer, source_registry
-    from datatorag_connector.registry import RegisteredSource
+    from datatorag_connector.bootstrap import build_syncer, source_catalog
+    from datatorag_connector.scheduler import run_record
     from datatorag_connector.sources import open_source
 
     if not is_tenant_name(tenant):
@@ -194,12 +196,15 @@ def _ingest(
                 f"{', '.join(sorted(missing))}. Start the stack with `datatorag up`."
             )
             return False
+    uri = source_uri(uri)
     try:
         source = open_source(uri, max_bytes=settings.max_document_bytes)
     except SourceError as err:
         console.print(f"[red]error:[/] {err}")
         return False
-    source_registry(settings).add(RegisteredSource(tenant=tenant, uri=uri, metadata=metadata or {}))
+    catalog = source_catalog(settings)
+    registered = catalog.add(tenant, uri, metadata, documents_source_id=source.source_id)
+    started, clock = utcnow(), time.monotonic()
     try:
         with _progress() as progress:
             task = progress.add_task(f"Fetching {source.display_uri}", total=None)
@@ -211,6 +216,8 @@ def _ingest(
         return False
     finally:
         source.close()
+    run = run_record(report, None, "request", started, time.monotonic() - clock)
+    catalog.record_sync(registered, run, started + timedelta(seconds=settings.connector_interval_s))
     console.print(
         f"{len(report.added)} new, {len(report.changed)} changed, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
@@ -249,6 +256,13 @@ def _ingest(
         for d in failed:
             console.print(f"[red]{d.status}[/] {d.source_uri}: {d.reason or 'timed out'}")
     return not failed and not report.unreadable
+
+
+def source_uri(given: str) -> str:
+    """A folder path as a ``file://`` URI (absolute); URIs as they are."""
+    if "://" in given:
+        return given
+    return Path(os.path.abspath(os.path.expanduser(given))).as_uri()
 
 
 def _wait_for(index: Any, tenant: str, doc_ids: list[str], timeout: float) -> list[DocumentRecord]:
@@ -337,21 +351,32 @@ def documents(tenant: Tenant, as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
-def _create_key(settings: Settings, tenant: str) -> str:
+def _create_key(settings: Settings, tenant: str, role: str = "admin") -> str:
     from datatorag_query_api.bootstrap import key_store
+    from datatorag_query_api.keys import ROLES
 
-    return key_store(settings).create(tenant)
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: use {' or '.join(ROLES)}")
+    return key_store(settings).create(tenant, role)
 
 
 @keys_app.command("create")
-def keys_create(tenant: Tenant) -> None:
+def keys_create(
+    tenant: Tenant,
+    role: Annotated[
+        str, typer.Option(help="admin (sources, documents, keys) or query (search and ask only).")
+    ] = "admin",
+) -> None:
     """Create an API key for a tenant; the key is the last word printed (shown only once)."""
     try:
-        key = _create_key(Settings(), tenant)
+        key = _create_key(Settings(), tenant, role)
     except ValueError as err:
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(1) from err
-    out.print(f"API key for tenant {tenant} (store it now, it is not shown again): {key}")
+    out.print(
+        f"{role.capitalize()} API key for tenant {tenant} "
+        f"(store it now, it is not shown again): {key}"
+    )
 
 
 @keys_app.command("revoke")
@@ -366,6 +391,14 @@ def keys_revoke(
         raise typer.Exit(1)
     out.print("revoked")
 
+
+def _register_subcommands() -> None:
+    from datatorag_cli.sources import sources_app
+
+    app.add_typer(sources_app, name="sources")
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     sys.exit(app())

@@ -40,3 +40,11 @@ class InvalidKey(DatatoRAGError):
 
 class SourceError(DatatoRAGError):
     """A document source could not be listed or read (bad URI, refused login, missing folder)."""
+
+
+class SecretNotFound(DatatoRAGError):
+    """The secret store holds no secret under that name."""
+
+
+class SecretUnreadable(PermanentError):
+    """A stored secret cannot be decrypted (the key changed) or read: set it again."""

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from datatorag.domain.applicability import combine_filters
+from datatorag.domain.employees import Employee
 from datatorag.domain.errors import PermanentError, RetryableError
 from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence, Filters
@@ -26,6 +28,7 @@ class Citation(BaseModel):
     source_uri: str
     pages: list[int]
     quote: str
+    applies_to: dict[str, list[str]] = {}  # whom the cited section is for; {} when not stated
 
 
 class Answer(BaseModel):
@@ -61,10 +64,18 @@ class Answerer:
         return best[0].score if best else 0.0
 
     def answer(
-        self, tenant: str, question: str, top_k: int = 5, filters: Filters | None = None
+        self,
+        tenant: str,
+        question: str,
+        top_k: int = 5,
+        filters: Filters | None = None,
+        employee: Employee | None = None,
     ) -> Answer:
-        hits = self.searcher.search(tenant, question, top_k, "hybrid", filters)
-        if not hits or self.confidence(tenant, question, filters) < self.min_retrieval_score:
+        """Raises ``ValueError`` when ``filters`` and ``employee`` both decide applicability."""
+        hits = self.searcher.search(tenant, question, top_k, "hybrid", filters, employee=employee)
+        # The gate sees what the employee may see: their documents, before the section check.
+        gate_filters = combine_filters(filters, employee) or None
+        if not hits or self.confidence(tenant, question, gate_filters) < self.min_retrieval_score:
             return abstention(hits)
         try:
             generated = self.generator.generate(question, hits)
@@ -114,5 +125,10 @@ def compose(sentences: Sequence[AnswerSentence], hits: list[SearchHit]) -> Answe
 
 def _citation(hit: SearchHit, quote: str) -> Citation:
     return Citation(
-        doc_id=hit.doc_id, title=hit.title, source_uri=hit.source_uri, pages=hit.pages, quote=quote
+        doc_id=hit.doc_id,
+        title=hit.title,
+        source_uri=hit.source_uri,
+        pages=hit.pages,
+        quote=quote,
+        applies_to=hit.applies_to,
     )

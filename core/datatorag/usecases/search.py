@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from threading import Lock
 from typing import Literal
 
+from datatorag.domain.applicability import applies_to, combine_filters, section_applicability
+from datatorag.domain.employees import Employee
 from datatorag.domain.models import SearchHit, chunk_ordinal
 from datatorag.ports import Embeddings, Filters, SearchIndex
 
@@ -17,6 +20,9 @@ CANDIDATES = 30
 # Employees paraphrase policies; the vector ranking copes better with that than BM25, so it
 # counts a little more in the fusion (docs/benchmarks.md: the sweep behind this number).
 VECTOR_WEIGHT = 1.5
+# Searching for an employee drops the passages of sections that are not for them after the
+# index has ranked them, so each retriever hands over this many times more candidates.
+EMPLOYEE_OVERFETCH = 2
 
 
 class QueryVectorCache:
@@ -63,19 +69,41 @@ class Searcher:
         mode: Mode = "hybrid",
         filters: Filters | None = None,
         vector: list[float] | None = None,
+        employee: Employee | None = None,
     ) -> list[SearchHit]:
-        """``vector``: the query's embedding when the caller already has it."""
+        """``vector``: the query's embedding when the caller already has it. ``employee``:
+        only documents and sections that apply to them (or state no applicability); raises
+        ``ValueError`` when ``filters`` also decide applicability."""
+        filters = combine_filters(filters, employee) or None
         depth = max(CANDIDATES, 2 * top_k)  # merging neighbours needs spare candidates
+        if employee is not None:
+            depth *= EMPLOYEE_OVERFETCH
+        ranked = self._ranked(tenant, query, depth, mode, filters, vector)
+        # Lazily: only the candidates that merging reads get labelled.
+        labelled = (
+            hit.model_copy(update={"applies_to": section_applicability(hit.heading, hit.text)})
+            for hit in ranked
+        )
+        return merge_neighbours((h for h in labelled if applies_to(h.applies_to, employee)), top_k)
+
+    def _ranked(
+        self,
+        tenant: str,
+        query: str,
+        depth: int,
+        mode: Mode,
+        filters: Filters | None,
+        vector: list[float] | None,
+    ) -> list[SearchHit]:
         if mode == "keyword":
-            return merge_neighbours(self.index.keyword_search(tenant, query, depth, filters), top_k)
+            return self.index.keyword_search(tenant, query, depth, filters)
         semantic = self.index.vector_search(
             tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
         )
         if mode == "vector":
-            return merge_neighbours(semantic, top_k)
+            return semantic
         keyword = self.index.keyword_search(tenant, query, depth, filters)
-        fused = reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
-        return merge_neighbours(fused, top_k)
+        return reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
 
 
 def reciprocal_rank_fusion(
@@ -91,8 +119,9 @@ def reciprocal_rank_fusion(
     return [hits[c].model_copy(update={"score": scores[c]}) for c in best]
 
 
-def merge_neighbours(ranked: list[SearchHit], top_k: int) -> list[SearchHit]:
-    """Neighbouring chunks of one document become one passage, in the place of the better one.
+def merge_neighbours(ranked: Iterable[SearchHit], top_k: int) -> list[SearchHit]:
+    """Neighbouring chunks of one document become one passage, in the place of the better one
+    (when their sections apply to the same people).
 
     An answer often runs past a chunk's end; showing the two chunks as one passage keeps it
     whole and frees a slot in the top k for another passage (measured in docs/benchmarks.md).
@@ -101,7 +130,11 @@ def merge_neighbours(ranked: list[SearchHit], top_k: int) -> list[SearchHit]:
     for hit in ranked:
         ordinal = chunk_ordinal(hit.chunk_id)
         for i, (ordinals, passage) in enumerate(passages):
-            if passage.doc_id == hit.doc_id and {ordinal - 1, ordinal + 1} & ordinals:
+            if (
+                passage.doc_id == hit.doc_id
+                and passage.applies_to == hit.applies_to
+                and {ordinal - 1, ordinal + 1} & ordinals
+            ):
                 first, second = (hit, passage) if ordinal < min(ordinals) else (passage, hit)
                 merged = passage.model_copy(
                     update={

@@ -11,21 +11,25 @@ from typing import Annotated, Any
 
 import structlog
 from anyio import CapacityLimiter, to_thread
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
-from datatorag.ports import Embeddings, SearchIndex
+from datatorag.ports import Embeddings, EmployeeDirectory, SearchIndex
 from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
 from datatorag.usecases.search import Mode, Searcher
+from datatorag.usecases.sources import SourceCatalog
 from datatorag_query_api import problems
-from datatorag_query_api.keys import ApiKeyStore, KeyInfo
+from datatorag_query_api.auth import AdminCaller, Caller
+from datatorag_query_api.employees import EmployeeSpec
+from datatorag_query_api.employees import resolve as resolve_employee
+from datatorag_query_api.keys import ApiKeyStore
 from datatorag_query_api.problems import Problem
+from datatorag_query_api.routes import sources as sources_routes
 from datatorag_query_api.uploads import Uploads, read_upload
 
 log = structlog.get_logger(__name__)
@@ -38,6 +42,7 @@ class SearchRequest(BaseModel):
     top_k: int = Field(default=10, ge=1, le=100)
     mode: Mode = "hybrid"
     filters: dict[str, Any] | None = None
+    employee: EmployeeSpec | None = None
 
 
 class SearchResponse(BaseModel):
@@ -51,6 +56,7 @@ class QueryRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     top_k: int = Field(default=5, ge=1, le=50)
     filters: dict[str, Any] | None = None
+    employee: EmployeeSpec | None = None
 
 
 # Far past any real listing, and offset + limit still fits the index's 64-bit integers.
@@ -103,6 +109,8 @@ class Services:
     searcher: Searcher
     answerer: Answerer
     uploads: Uploads
+    sources: SourceCatalog
+    directory: EmployeeDirectory
     max_document_bytes: int
     search_threads: int = 2  # searches at once (wiring.search_threads)
 
@@ -151,24 +159,6 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def caller(
-    request: Request,
-    key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))],
-) -> KeyInfo:
-    """The tenant behind the request's API key; 401 without a valid one."""
-    if len(request.headers.getlist("x-api-key")) > 1:
-        raise Problem(400, "Bad request", "send exactly one X-API-Key header")
-    info = services_of(request).keys.authenticate(key) if key else None
-    if info is None:
-        raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
-    structlog.contextvars.bind_contextvars(tenant=info.tenant)  # this thread's log lines
-    request.state.tenant = info.tenant  # the access-log line (a sync dependency runs in a thread)
-    return info
-
-
-Caller = Annotated[KeyInfo, Depends(caller)]
-
-
 def status_url(doc_id: str) -> str:
     return f"/v1/documents/{doc_id}"
 
@@ -183,6 +173,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
+    app.include_router(sources_routes.router)
 
     app.add_middleware(RequestContext)
 
@@ -204,6 +195,9 @@ def create_app(services: Services) -> FastAPI:
     async def search(body: SearchRequest, who: Caller) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
+        employee = await run_in_threadpool(
+            resolve_employee, services.directory, who.tenant, body.employee
+        )
         searcher, vector = services.searcher, None
         if body.mode != "keyword":
             # Waiting on the embedding endpoint: any number at once, so it can batch them.
@@ -211,7 +205,14 @@ def create_app(services: Services) -> FastAPI:
                 who.tenant, body.query
             ) or await run_in_threadpool(searcher.query_vectors.vector, who.tenant, body.query)
         search = partial(
-            searcher.search, who.tenant, body.query, body.top_k, body.mode, body.filters, vector
+            searcher.search,
+            who.tenant,
+            body.query,
+            body.top_k,
+            body.mode,
+            body.filters,
+            vector,
+            employee,
         )
         hits = await to_thread.run_sync(search, limiter=search_threads)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
@@ -223,8 +224,11 @@ def create_app(services: Services) -> FastAPI:
         Abstains ("The documents do not answer this question.") when nothing relevant was
         retrieved; the hits are returned either way.
         """
+        employee = resolve_employee(services.directory, who.tenant, body.employee)
         try:
-            return services.answerer.answer(who.tenant, body.question, body.top_k, body.filters)
+            return services.answerer.answer(
+                who.tenant, body.question, body.top_k, body.filters, employee
+            )
         except GenerationFailed as err:
             if err.retryable:
                 raise Problem(
@@ -239,7 +243,7 @@ def create_app(services: Services) -> FastAPI:
         openapi_extra=UPLOAD_BODY,
         responses={200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"}},
     )
-    async def upload_document(request: Request, who: Caller) -> JSONResponse:
+    async def upload_document(request: Request, who: AdminCaller) -> JSONResponse:
         """Upload a document (multipart ``file``; optional ``title``, ``tags``, ``metadata``).
 
         The same file name replaces the earlier upload (a new version); the same bytes change
@@ -261,7 +265,7 @@ def create_app(services: Services) -> FastAPI:
         )
 
     @app.delete("/v1/documents/{doc_id}", tags=["documents"])
-    def delete_document(doc_id: str, who: Caller, response: Response) -> Accepted:
+    def delete_document(doc_id: str, who: AdminCaller, response: Response) -> Accepted:
         """Remove a document at once: its passages leave search and its stored files are
         deleted before this answers; its status becomes deleted. Deleting it again is a no-op."""
         doc = services.uploads.remove(who.tenant, doc_id)
@@ -272,7 +276,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/v1/documents", tags=["documents"])
     def list_documents(
-        who: Caller,
+        who: AdminCaller,
         status: DocumentStatus | None = None,
         source_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -294,7 +298,7 @@ def create_app(services: Services) -> FastAPI:
         )
 
     @app.get("/v1/documents/{doc_id}", tags=["documents"])
-    def get_document(doc_id: str, who: Caller) -> DocumentRecord:
+    def get_document(doc_id: str, who: AdminCaller) -> DocumentRecord:
         """One document's status and metadata; failed documents say why in ``reason``."""
         doc = services.index.get_document(who.tenant, doc_id)
         if doc is None:

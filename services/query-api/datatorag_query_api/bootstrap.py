@@ -11,6 +11,7 @@ from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
 from datatorag.usecases.answers import Answerer
 from datatorag.usecases.search import Searcher
+from datatorag.usecases.sources import SourceCatalog
 from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.keys import ApiKeyStore
 from datatorag_query_api.uploads import Uploads
@@ -61,6 +62,8 @@ def build_services(
         searcher=searcher,
         answerer=build_answerer(settings, searcher),
         uploads=build_uploads(settings, index, blobs),
+        sources=SourceCatalog(blobs, wiring.secret_store(settings, blobs)),
+        directory=wiring.employee_directory(settings),
         max_document_bytes=settings.max_document_bytes,
         search_threads=wiring.search_threads(settings),
     )

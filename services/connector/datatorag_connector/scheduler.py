@@ -1,0 +1,159 @@
+"""Which registered source to sync when, and what each sync did.
+
+Every ``connector_poll_s`` the connector reads the registry (shared state: the blob store) and
+syncs each source that is due: one never synced, one whose next scheduled run has come, or one
+with a sync request (``POST /v1/sources/{id}/sync``). Each sync's counts, failures and duration
+are recorded for the API to show. One source failing, however it fails, is recorded and logged,
+and the other sources go on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from datatorag.domain.errors import DatatoRAGError, SourceError
+from datatorag.domain.models import utcnow
+from datatorag.domain.sources import RegisteredSource, SyncFailure, SyncRun
+from datatorag.log import get_logger
+from datatorag.ports import EmployeeDirectory, EmployeeFeed, SearchIndex
+from datatorag.usecases.sources import SourceCatalog
+from datatorag_connector.sources import open_source, parse_location
+from datatorag_connector.sources.base import scrub
+from datatorag_connector.sync import Syncer, SyncReport
+
+log = get_logger(__name__)
+
+Trigger = Literal["schedule", "request"]
+
+
+@dataclass
+class Scheduler:
+    catalog: SourceCatalog
+    syncer: Syncer
+    index: SearchIndex
+    directory: EmployeeDirectory
+    interval_s: float
+    max_bytes: int
+    secret_env: tuple[str | None, ...] = ()  # passwords from the environment, kept out of logs
+
+    def poll(self) -> int:
+        """Sync every source that is due; returns how many were synced."""
+        try:
+            sources = self.catalog.all()
+        except Exception as err:  # noqa: BLE001 - the blob store is down: try again next poll
+            log.error("connector.registry_unreadable", error=f"{type(err).__name__}: {err}")
+            return 0
+        synced = 0
+        for source in sources:
+            trigger = self._due(source, utcnow())
+            if trigger is not None:
+                self.sync(source, trigger)
+                synced += 1
+        return synced
+
+    def _due(self, source: RegisteredSource, now: datetime) -> Trigger | None:
+        try:
+            if self.catalog.take_sync_request(source):
+                return "request"
+            next_at = self.catalog.history(source).next_sync_at
+        except Exception as err:  # noqa: BLE001 - unreadable state: this source waits a poll
+            log.error("source.state_unreadable", **_where(source), error=type(err).__name__)
+            return None
+        return "schedule" if next_at is None or now >= next_at else None
+
+    def sync(self, source: RegisteredSource, trigger: Trigger) -> SyncRun:
+        """Sync one source now and record the run (unless it was deleted meanwhile)."""
+        started, clock = utcnow(), time.monotonic()
+        try:
+            report, employees = self._run(source)
+            run = run_record(report, employees, trigger, started, time.monotonic() - clock)
+        except SourceError as err:  # worded for people, without credentials
+            log.warning("source.sync_failed", **_where(source), reason=str(err))
+            run = _failed(trigger, started, time.monotonic() - clock, str(err))
+        except DatatoRAGError as err:  # e.g. the credentials cannot be decrypted
+            log.warning("source.sync_failed", **_where(source), reason=str(err))
+            run = _failed(trigger, started, time.monotonic() - clock, str(err))
+        except Exception as err:  # noqa: BLE001 - a bug or a library error: skip this source
+            error, trace = self._describe(err, source)
+            log.error("source.sync_crashed", **_where(source), error=error, traceback=trace)
+            run = _failed(trigger, started, time.monotonic() - clock, error)
+        if not self.catalog.exists(source):  # deleted while it synced: undo what it brought
+            current = self._with_documents_id(source)
+            self.catalog.remove_documents(current, self.index)
+            return run
+        next_at = started + timedelta(seconds=self.interval_s)
+        self.catalog.record_sync(source, run, next_at)
+        return run
+
+    def _run(self, source: RegisteredSource) -> tuple[SyncReport, int | None]:
+        opened = open_source(self.catalog.uri(source), max_bytes=self.max_bytes)
+        try:
+            self.catalog.set_documents_source_id(source, opened.source_id)
+            report = self.syncer.sync(opened, source.tenant, source.metadata)
+            employees = None
+            if isinstance(opened, EmployeeFeed):  # an HR system: refresh the directory too
+                employees = self.directory.replace_all(source.tenant, opened.employees())
+            return report, employees
+        finally:
+            opened.close()
+
+    def _with_documents_id(self, source: RegisteredSource) -> RegisteredSource:
+        if source.documents_source_id is not None:
+            return source
+        try:
+            where = parse_location(self.catalog.uri(source))
+        except DatatoRAGError:
+            return source
+        return source.model_copy(update={"documents_source_id": where.source_id})
+
+    def _describe(self, err: Exception, source: RegisteredSource) -> tuple[str, str]:
+        """The error in one line, and its traceback, without any password the source was given.
+
+        No frame locals (they hold the URI); messages are scrubbed as a library may echo a secret.
+        """
+        try:
+            uri = self.catalog.uri(source)
+            secrets = [uri, parse_location(uri).password, *self.secret_env]
+        except DatatoRAGError:
+            secrets = [*self.secret_env]
+        trace = "".join(traceback.format_exception(err))
+        return scrub(f"{type(err).__name__}: {err}", *secrets), scrub(trace, *secrets)
+
+
+def run_record(
+    report: SyncReport, employees: int | None, trigger: Trigger, started: datetime, took: float
+) -> SyncRun:
+    failed = [SyncFailure(uri=uri, reason=reason) for uri, reason in report.unreadable.items()]
+    return SyncRun(
+        trigger=trigger,
+        started_at=started,
+        finished_at=utcnow(),
+        duration_s=round(took, 3),
+        status="partial" if failed else "succeeded",
+        scanned=len(report.added) + len(report.changed) + len(report.unchanged) + len(failed),
+        new=len(report.added),
+        modified=len(report.changed),
+        unchanged=len(report.unchanged),
+        deleted=len(report.removed),
+        failed=failed,
+        employees=employees,
+    )
+
+
+def _failed(trigger: Trigger, started: datetime, took: float, error: str) -> SyncRun:
+    return SyncRun(
+        trigger=trigger,
+        started_at=started,
+        finished_at=utcnow(),
+        duration_s=round(took, 3),
+        status="failed",
+        error=error,
+    )
+
+
+def _where(source: RegisteredSource) -> dict[str, str]:
+    return {"tenant": source.tenant, "source": source.display_uri, "source_id": source.id}
