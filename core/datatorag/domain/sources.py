@@ -32,6 +32,11 @@ def secret_name(tenant: str, source_id: str) -> str:
     return f"sources/{tenant}/{source_id}"
 
 
+def webhook_secret_name(source_id: str) -> str:
+    """Where a source's webhook signing key (and its tenant) is kept in the ``SecretStore``."""
+    return f"webhooks/{source_id}"
+
+
 def check_source_uri(uri: str) -> str:
     """``uri``'s scheme, lower case. Raises ``ValueError`` for what is no URI at all."""
     scheme, sep, rest = uri.partition("://")

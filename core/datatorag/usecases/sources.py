@@ -15,11 +15,12 @@ store and the record is rewritten without it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from pydantic import BaseModel, ValidationError
 
-from datatorag.domain.errors import BlobNotFound, InvalidKey
+from datatorag.domain.errors import BlobNotFound, InvalidKey, SecretNotFound
 from datatorag.domain.models import DocumentStatus, utcnow
 from datatorag.domain.sources import (
     KEPT_SYNCS,
@@ -31,6 +32,7 @@ from datatorag.domain.sources import (
     check_source_uri,
     registry_id,
     secret_name,
+    webhook_secret_name,
 )
 from datatorag.domain.tenants import TENANT_RULE, is_tenant_name, validate_tenant
 from datatorag.domain.uris import redact_uri
@@ -99,6 +101,22 @@ class SourceCatalog:
     def uri(self, source: RegisteredSource) -> str:
         """The URI as registered, credentials included: for opening the source only."""
         return self.secrets.get(secret_name(source.tenant, source.id))
+
+    def set_webhook_key(self, source: RegisteredSource, key: str) -> None:
+        """The key the source's HR system signs its webhooks with (write-only, like the URI)."""
+        target = json.dumps({"tenant": source.tenant, "key": key})
+        self.secrets.put(webhook_secret_name(source.id), target)
+
+    def webhook_target(self, source_id: str) -> tuple[str, str] | None:
+        """The tenant and signing key of a source's webhooks; None when it has none. Looked up
+        by id alone: the webhook's caller is the HR system, which sends no API key."""
+        if not SOURCE_ID.match(source_id):
+            return None
+        try:
+            target = json.loads(self.secrets.get(webhook_secret_name(source_id)))
+        except SecretNotFound:
+            return None
+        return str(target["tenant"]), str(target["key"])
 
     def set_documents_source_id(self, source: RegisteredSource, documents_source_id: str) -> None:
         current = self._record(source.tenant, source.id)
@@ -189,6 +207,7 @@ class SourceCatalog:
         self.blobs.delete(_key(REQUESTS_PREFIX, source))
         self.blobs.delete(_key(HISTORY_PREFIX, source))
         self.secrets.delete(secret_name(source.tenant, source.id))
+        self.secrets.delete(webhook_secret_name(source.id))
         return self.remove_documents(source, index)
 
     def remove_documents(self, source: RegisteredSource, index: SearchIndex) -> int:

@@ -30,6 +30,7 @@ from datatorag_query_api.employees import resolve as resolve_employee
 from datatorag_query_api.keys import ApiKeyStore
 from datatorag_query_api.problems import Problem
 from datatorag_query_api.routes import sources as sources_routes
+from datatorag_query_api.routes import webhooks as webhooks_routes
 from datatorag_query_api.uploads import Uploads, read_upload
 
 log = structlog.get_logger(__name__)
@@ -112,6 +113,7 @@ class Services:
     sources: SourceCatalog
     directory: EmployeeDirectory
     max_document_bytes: int
+    webhook_max_age_s: float = 300.0  # BambooHR deliveries older than this are replays
     search_threads: int = 2  # searches at once (wiring.search_threads)
 
 
@@ -174,6 +176,8 @@ def create_app(services: Services) -> FastAPI:
     search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
     app.include_router(sources_routes.router)
+    app.include_router(webhooks_routes.router)
+    app.state.webhook_replays = webhooks_routes.ReplayGuard()
 
     app.add_middleware(RequestContext)
 

@@ -65,6 +65,7 @@ def build_services(
         sources=SourceCatalog(blobs, wiring.secret_store(settings, blobs)),
         directory=wiring.employee_directory(settings),
         max_document_bytes=settings.max_document_bytes,
+        webhook_max_age_s=settings.webhook_max_age_s,
         search_threads=wiring.search_threads(settings),
     )
 

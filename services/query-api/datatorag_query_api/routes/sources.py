@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from datatorag.domain.sources import RegisteredSource, SourceView
@@ -40,6 +40,12 @@ class SourceCreate(BaseModel):
         examples=["sftp://hr:secret@files.example.com/policies"],
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook_key: SecretStr | None = Field(
+        default=None,
+        max_length=1024,
+        description="BambooHR only: the webhook's private key, to accept its signed employee "
+        "updates at POST /v1/webhooks/bamboohr/{id}; stored encrypted, never returned",
+    )
 
 
 class SourceList(BaseModel):
@@ -96,6 +102,8 @@ def add_source(
         source = _catalog(request).add(who.tenant, body.uri, body.metadata)
     except ValueError as err:
         raise Problem(400, "Bad source", str(err)) from err
+    if body.webhook_key is not None:
+        _catalog(request).set_webhook_key(source, body.webhook_key.get_secret_value())
     response.headers["Location"] = f"/v1/sources/{source.id}"
     return _catalog(request).view(source)
 
