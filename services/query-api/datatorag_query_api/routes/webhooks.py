@@ -182,6 +182,7 @@ def _apply(
             removed += 1
             continue
         known = directory.get(tenant, employee_id) or Employee(id=employee_id)
-        directory.put(tenant, dataclasses.replace(known, **fields))
+        merged: dict[str, Any] = {**dataclasses.asdict(known), **fields}  # what it left out stays
+        directory.put(tenant, Employee(**merged))
         updated += 1
     return WebhookApplied(updated=updated, removed=removed)
