@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from datatorag.domain.errors import DatatoRAGError, SourceError
+from datatorag.domain.errors import DatatoRAGError
 from datatorag.domain.models import utcnow
 from datatorag.domain.sources import RegisteredSource, SyncFailure, SyncRun
 from datatorag.log import get_logger
 from datatorag.ports import EmployeeDirectory, EmployeeFeed, SearchIndex
 from datatorag.usecases.sources import SourceCatalog
-from datatorag_connector.sources import open_source, parse_location
+from datatorag_connector.sources import Source, open_source, parse_location
 from datatorag_connector.sources.base import scrub
 from datatorag_connector.sync import Syncer, SyncReport
 
@@ -39,6 +40,7 @@ class Scheduler:
     interval_s: float
     max_bytes: int
     secret_env: tuple[str | None, ...] = ()  # passwords from the environment, kept out of logs
+    opener: Callable[..., Source] = open_source  # (uri, max_bytes=...) -> an open source
 
     def poll(self) -> int:
         """Sync every source that is due; returns how many were synced."""
@@ -68,47 +70,36 @@ class Scheduler:
     def sync(self, source: RegisteredSource, trigger: Trigger) -> SyncRun:
         """Sync one source now and record the run (unless it was deleted meanwhile)."""
         started, clock = utcnow(), time.monotonic()
+        opened: Source | None = None
         try:
-            report, employees = self._run(source)
+            opened = self.opener(self.catalog.uri(source), max_bytes=self.max_bytes)
+            report, employees = self._run(source, opened)
             run = run_record(report, employees, trigger, started, time.monotonic() - clock)
-        except SourceError as err:  # worded for people, without credentials
-            log.warning("source.sync_failed", **_where(source), reason=str(err))
-            run = _failed(trigger, started, time.monotonic() - clock, str(err))
-        except DatatoRAGError as err:  # e.g. the credentials cannot be decrypted
+        except DatatoRAGError as err:  # worded for people, without credentials
             log.warning("source.sync_failed", **_where(source), reason=str(err))
             run = _failed(trigger, started, time.monotonic() - clock, str(err))
         except Exception as err:  # noqa: BLE001 - a bug or a library error: skip this source
             error, trace = self._describe(err, source)
             log.error("source.sync_crashed", **_where(source), error=error, traceback=trace)
             run = _failed(trigger, started, time.monotonic() - clock, error)
+        finally:
+            if opened is not None:
+                opened.close()
         if not self.catalog.exists(source):  # deleted while it synced: undo what it brought
-            current = self._with_documents_id(source)
-            self.catalog.remove_documents(current, self.index)
+            if opened is not None:
+                gone = source.model_copy(update={"documents_source_id": opened.source_id})
+                self.catalog.remove_documents(gone, self.index)
             return run
-        next_at = started + timedelta(seconds=self.interval_s)
-        self.catalog.record_sync(source, run, next_at)
+        self.catalog.record_sync(source, run, started + timedelta(seconds=self.interval_s))
         return run
 
-    def _run(self, source: RegisteredSource) -> tuple[SyncReport, int | None]:
-        opened = open_source(self.catalog.uri(source), max_bytes=self.max_bytes)
-        try:
-            self.catalog.set_documents_source_id(source, opened.source_id)
-            report = self.syncer.sync(opened, source.tenant, source.metadata)
-            employees = None
-            if isinstance(opened, EmployeeFeed):  # an HR system: refresh the directory too
-                employees = self.directory.replace_all(source.tenant, opened.employees())
-            return report, employees
-        finally:
-            opened.close()
-
-    def _with_documents_id(self, source: RegisteredSource) -> RegisteredSource:
-        if source.documents_source_id is not None:
-            return source
-        try:
-            where = parse_location(self.catalog.uri(source))
-        except DatatoRAGError:
-            return source
-        return source.model_copy(update={"documents_source_id": where.source_id})
+    def _run(self, source: RegisteredSource, opened: Source) -> tuple[SyncReport, int | None]:
+        self.catalog.set_documents_source_id(source, opened.source_id)
+        report = self.syncer.sync(opened, source.tenant, source.metadata)
+        employees = None
+        if isinstance(opened, EmployeeFeed):  # an HR system: refresh the directory too
+            employees = self.directory.replace_all(source.tenant, opened.employees())
+        return report, employees
 
     def _describe(self, err: Exception, source: RegisteredSource) -> tuple[str, str]:
         """The error in one line, and its traceback, without any password the source was given.
