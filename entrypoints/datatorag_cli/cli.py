@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from datatorag.domain.employees import Employee
 from datatorag.domain.models import DocumentRecord, DocumentStatus, utcnow
 from datatorag.settings import Settings
 
@@ -278,6 +279,36 @@ def _wait_for(index: Any, tenant: str, doc_ids: list[str], timeout: float) -> li
             time.sleep(0.5)
 
 
+EmployeeId = Annotated[
+    str | None,
+    typer.Option(help="Answer for this employee (an id in the tenant's employee directory)."),
+]
+Country = Annotated[
+    str | None, typer.Option(help="Answer for an employee working in this country (ISO code).")
+]
+
+
+def _employee(
+    settings: Settings, tenant: str, employee_id: str | None, country: str | None
+) -> Employee | None:
+    """The employee to answer for, or None; exits with an error for an unknown id."""
+    from datatorag import wiring
+    from datatorag.usecases.eligibility import EmployeeNotFound, resolve_employee
+
+    if employee_id is None and country is None:
+        return None
+    try:
+        directory = wiring.employee_directory(settings)
+        return resolve_employee(directory, tenant, employee_id, country=country)
+    except (EmployeeNotFound, ValueError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from err
+
+
+def _applies(applies_to: dict[str, list[str]]) -> str:
+    return f"  (applies to {', '.join(applies_to.get('countries', []))})" if applies_to else ""
+
+
 @app.command()
 def search(
     query: str,
@@ -285,20 +316,26 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
     as_json: JsonFlag = False,
+    employee: EmployeeId = None,
+    country: Country = None,
 ) -> None:
     """Search a tenant's documents (same hits as POST /v1/search)."""
     from datatorag import wiring
     from datatorag.usecases.search import Searcher
 
     settings = Settings()
+    who = _employee(settings, tenant, employee, country)
     searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
-    hits = searcher.search(tenant, query, top_k, mode)  # type: ignore[arg-type]
+    hits = searcher.search(tenant, query, top_k, mode, employee=who)  # type: ignore[arg-type]
     if as_json:
         out.print_json(json.dumps({"hits": [h.model_dump() for h in hits]}))
         return
     for i, hit in enumerate(hits, 1):
         pages = ",".join(map(str, hit.pages)) or "-"
-        out.print(f"[bold]{i}. {hit.title}[/] ({hit.source_uri}, p. {pages})  {hit.score:.3f}")
+        out.print(
+            f"[bold]{i}. {hit.title}[/] ({hit.source_uri}, p. {pages})  {hit.score:.3f}"
+            + _applies(hit.applies_to)
+        )
         out.print(f"   [dim]{hit.heading}[/]")
         out.print("   " + hit.text[:400].replace("\n", " "), markup=False)
 
@@ -309,14 +346,18 @@ def ask(
     tenant: Tenant,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
     as_json: JsonFlag = False,
+    employee: EmployeeId = None,
+    country: Country = None,
 ) -> None:
     """Answer a question from a tenant's documents, with citations (same as POST /v1/query)."""
     from datatorag.domain.errors import DatatoRAGError
     from datatorag.usecases.answers import GenerationFailed
     from datatorag_query_api.bootstrap import build_answerer
 
+    settings = Settings()
+    who = _employee(settings, tenant, employee, country)
     try:
-        answer = build_answerer(Settings()).answer(tenant, question, top_k)
+        answer = build_answerer(settings).answer(tenant, question, top_k, employee=who)
     except GenerationFailed as err:
         console.print(f"[red]error:[/] the answer generator failed: {err}")
         raise typer.Exit(1) from err
@@ -330,7 +371,8 @@ def ask(
     for number, citation in enumerate(answer.citations, 1):
         pages = ",".join(map(str, citation.pages)) or "-"
         out.print(
-            f"[{number}] {citation.title} ({citation.source_uri}, p. {pages})",
+            f"[{number}] {citation.title} ({citation.source_uri}, p. {pages})"
+            + _applies(citation.applies_to),
             markup=False,
             highlight=False,
         )
