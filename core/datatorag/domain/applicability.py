@@ -68,7 +68,14 @@ _PEOPLE = {
     )
     for code, place in _PLACES.items()
 }
-_ANY_PLACE = re.compile("|".join(_PLACES.values()))
+# One scan picks the few countries whose patterns are worth running on a text: names in lower
+# case against the lowered text, abbreviations as they are (capitals only).
+_OWNER = {n.lower(): code for code, (names, _) in COUNTRIES.items() for n in names}
+_OWNER |= {c: code for code, (_, codes) in COUNTRIES.items() for c in codes}
+_ANY_NAME = re.compile(
+    _alternation(tuple(n.lower() for names, _ in COUNTRIES.values() for n in names))
+)
+_ANY_CODE = re.compile(_alternation(tuple(c for _, codes in COUNTRIES.values() for c in codes)))
 _TYPES = {
     kind: re.compile(rf"(?<!\w)(?:{_alternation(words)})(?!\w)", re.IGNORECASE)
     for kind, words in EMPLOYMENT_TYPES.items()
@@ -86,7 +93,13 @@ _SCOPE = re.compile(
 
 def countries_named(text: str) -> list[str]:
     """Countries the text names, in ``COUNTRIES`` order."""
-    return [code for code, pattern in _NAMED.items() if pattern.search(text)]
+    return [code for code in _candidates(text) if _NAMED[code].search(text)]
+
+
+def _candidates(text: str) -> list[str]:
+    found = {_OWNER[w] for w in _ANY_NAME.findall(text.lower())}
+    found |= {_OWNER[w] for w in _ANY_CODE.findall(text)}
+    return [code for code in COUNTRIES if code in found]
 
 
 def employment_types_named(text: str) -> list[str]:
@@ -118,20 +131,24 @@ def section_applicability(heading: str, text: str) -> dict[str, list[str]]:
     without one, sentences that open on a place ("In the UK, we use Royal London.") or name
     its people ("US-based employees") do. A passage that only mentions a country states nothing.
     """
-    if not _ANY_PLACE.search(heading) and not _ANY_PLACE.search(text):
-        return {}  # most passages name no country: one scan instead of one per country
-    for part in reversed([p.strip() for p in heading.split(">")]):
-        if countries := countries_named(part):
-            return {"countries": countries}
-    countries = _union(_scoped_countries(s.strip()) for s in _SENTENCE.split(text))
+    if _candidates(heading):
+        for part in reversed([p.strip() for p in heading.split(">")]):
+            if countries := countries_named(part):
+                return {"countries": countries}
+    candidates = _candidates(text)
+    if not candidates:
+        return {}  # most passages name no country
+    sentences = [s.strip() for s in _SENTENCE.split(text)]
+    countries = _union(_scoped_countries(s, _candidates(s)) for s in sentences if s)
     return {"countries": countries} if countries else {}
 
 
-def _scoped_countries(sentence: str) -> list[str]:
+def _scoped_countries(sentence: str, candidates: list[str]) -> list[str]:
+    """The candidates this sentence opens on ("In the UK, ...") or names people of."""
     return [
         code
-        for code in COUNTRIES
-        if _OPENING[code].search(sentence) or _PEOPLE[code].search(sentence)
+        for code in candidates
+        if _OPENING[code].match(sentence) or _PEOPLE[code].search(sentence)
     ]
 
 
