@@ -144,6 +144,8 @@ def test_the_openapi_document_declares_the_new_routes(api: Api) -> None:
     assert "403" in paths["/v1/sources"]["get"]["responses"]
     assert "404" in paths["/v1/sources/{source_id}"]["get"]["responses"]
     assert "401" in paths["/v1/webhooks/bamboohr/{source_id}"]["post"]["responses"]
+    for route in ("/v1/search", "/v1/query"):
+        assert "404" in paths[route]["post"]["responses"]  # an unknown employee
     employee = spec["components"]["schemas"]["EmployeeSpec"]["properties"]
     assert {"id", "country", "region", "employment_type", "department"} <= set(employee)
 

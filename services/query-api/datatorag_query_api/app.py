@@ -60,6 +60,10 @@ class QueryRequest(BaseModel):
     employee: EmployeeSpec | None = None
 
 
+EMPLOYEE_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No employee with that id in the tenant's directory"}
+}
+
 # Far past any real listing, and offset + limit still fits the index's 64-bit integers.
 MAX_OFFSET = 2**62
 
@@ -195,13 +199,15 @@ def create_app(services: Services) -> FastAPI:
             raise Problem(503, "Not ready", f"embedding endpoint: {err}") from err
         return {"status": "ready", "embedding_dimension": dimension}
 
-    @app.post("/v1/search", tags=["search"])
+    @app.post("/v1/search", tags=["search"], responses=EMPLOYEE_NOT_FOUND)
     async def search(body: SearchRequest, who: Caller) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
-        employee = await run_in_threadpool(
-            resolve_employee, services.directory, who.tenant, body.employee
-        )
+        employee = None
+        if body.employee is not None:  # a directory read: off the event loop
+            employee = await run_in_threadpool(
+                resolve_employee, services.directory, who.tenant, body.employee
+            )
         searcher, vector = services.searcher, None
         if body.mode != "keyword":
             # Waiting on the embedding endpoint: any number at once, so it can batch them.
@@ -221,7 +227,7 @@ def create_app(services: Services) -> FastAPI:
         hits = await to_thread.run_sync(search, limiter=search_threads)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
-    @app.post("/v1/query", tags=["search"])
+    @app.post("/v1/query", tags=["search"], responses=EMPLOYEE_NOT_FOUND)
     def query(body: QueryRequest, who: Caller) -> Answer:
         """An answer written from the tenant's passages, each sentence citing them as ``[n]``.
 
