@@ -206,6 +206,8 @@ def _ingest(
     catalog = source_catalog(settings)
     registered = catalog.add(tenant, uri, metadata, documents_source_id=source.source_id)
     started, clock = utcnow(), time.monotonic()
+    next_sync = started + timedelta(seconds=settings.connector_interval_s)
+    catalog.schedule(registered, next_sync)  # this is the sync: the connector need not run one
     try:
         with _progress() as progress:
             task = progress.add_task(f"Fetching {source.display_uri}", total=None)
@@ -218,7 +220,7 @@ def _ingest(
     finally:
         source.close()
     run = run_record(report, None, "request", started, time.monotonic() - clock)
-    catalog.record_sync(registered, run, started + timedelta(seconds=settings.connector_interval_s))
+    catalog.record_sync(registered, run, next_sync)
     console.print(
         f"{len(report.added)} new, {len(report.changed)} changed, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"

@@ -165,3 +165,14 @@ def test_a_source_whose_credentials_cannot_be_read_is_recorded_as_failed(
     run = other.sync(source, "schedule")
     assert run.status == "failed" and "DATATORAG_SECRETS_KEY" in (run.error or "")
     assert utcnow() - run.started_at < timedelta(minutes=1)
+
+
+def test_a_source_synced_by_ingest_waits_for_its_next_run(parts: dict[str, Any]) -> None:
+    """``datatorag ingest`` syncs in its own process; the connector must not sync it meanwhile."""
+    catalog: SourceCatalog = parts["catalog"]
+    source = catalog.add("acme", parts["folder"].as_uri())
+    catalog.schedule(source, utcnow() + timedelta(minutes=5))
+    run = scheduler(parts)
+    assert run.poll() == 0
+    catalog.schedule(source, utcnow() - timedelta(seconds=1))
+    assert run.poll() == 1

@@ -192,6 +192,11 @@ class SourceCatalog:
         except ValidationError:
             return SyncHistory()
 
+    def schedule(self, source: RegisteredSource, next_sync_at: datetime) -> None:
+        """Move the next scheduled sync (``datatorag ingest`` syncs now, so the connector waits)."""
+        history = self.history(source).model_copy(update={"next_sync_at": next_sync_at})
+        self.blobs.put(_key(HISTORY_PREFIX, source), history.model_dump_json(indent=1).encode())
+
     def record_sync(self, source: RegisteredSource, run: SyncRun, next_sync_at: datetime) -> None:
         runs = [run, *self.history(source).runs][:KEPT_SYNCS]
         history = SyncHistory(runs=runs, next_sync_at=next_sync_at)
