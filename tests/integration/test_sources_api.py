@@ -378,3 +378,10 @@ def test_bad_webhooks_change_nothing(api: Api) -> None:
         headers=signed(malformed, str(int(time.time()))),
     )
     assert response.status_code == 400 and response.headers["content-type"] == PROBLEM
+    huge = b"x" * (1024 * 1024 + 1)
+    response = httpx.post(
+        f"{api.url}/v1/webhooks/bamboohr/{created['id']}",
+        content=huge,
+        headers=signed(huge, str(int(time.time()))),
+    )
+    assert response.status_code == 413

@@ -113,9 +113,7 @@ async def bamboohr_webhook(source_id: str, request: Request) -> WebhookApplied:
     """Apply a BambooHR employee webhook to the tenant's employee directory at once."""
     services = request.app.state.services
     catalog: SourceCatalog = services.sources
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise Problem(413, "Payload too large", "webhook bodies are at most 1 MiB")
+    body = await _read_limited(request)
     target = await run_in_threadpool(catalog.webhook_target, source_id)
     tenant = _verify(request, body, target, services.webhook_max_age_s)
     try:
@@ -123,6 +121,19 @@ async def bamboohr_webhook(source_id: str, request: Request) -> WebhookApplied:
     except (ValueError, TypeError, AttributeError) as err:
         raise Problem(400, "Bad webhook", f"not a BambooHR employee payload: {err}") from err
     return await run_in_threadpool(_apply, services.directory, tenant, changes)
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The body, refused (413) past ``MAX_BODY_BYTES`` without reading the rest."""
+    too_large = Problem(413, "Payload too large", "webhook bodies are at most 1 MiB")
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 def _verify(request: Request, body: bytes, target: tuple[str, str] | None, max_age_s: float) -> str:
