@@ -175,4 +175,31 @@ def test_a_source_synced_by_ingest_waits_for_its_next_run(parts: dict[str, Any])
     run = scheduler(parts)
     assert run.poll() == 0
     catalog.schedule(source, utcnow() - timedelta(seconds=1))
+    assert scheduler(parts).poll() == 1  # a connector (re)started now reads the history
+
+
+def test_a_poll_reads_nothing_until_something_is_due(parts: dict[str, Any]) -> None:
+    """Two listings per poll, however many sources: S3 bills every read."""
+    catalog: SourceCatalog = parts["catalog"]
+    for n in range(3):
+        folder = parts["folder"].parent / f"hr{n}"
+        folder.mkdir()
+        catalog.add("acme", folder.as_uri())
+    run = scheduler(parts)
+    assert run.poll() == 3
+    reads: list[str] = []
+    blobs = catalog.blobs
+    original = blobs.get
+
+    def counted(key: str) -> bytes:
+        reads.append(key)
+        return original(key)
+
+    blobs.get = counted  # type: ignore[method-assign]
+    assert run.poll() == 0
+    assert reads == []
+    source = catalog.of_tenant("acme")[0]
+    catalog.request_sync(source)
+    reads.clear()
     assert run.poll() == 1
+    assert all(source.id in key or "secrets" in key for key in reads), reads

@@ -250,3 +250,18 @@ def test_the_connector_keeps_sources_in_the_configured_blob_store(tmp_path: Path
     assert (tmp_path / "secrets.key").stat().st_mode & 0o777 == 0o600
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert b"s3cr3t-pw" not in stored
+
+
+def test_listings_name_sources_and_requests_without_reading_them(
+    catalog: SourceCatalog, blobs: BlobStore
+) -> None:
+    source = catalog.add("acme", "ftp://h/hr")
+    digest = hashlib.sha256(SECRET_URI.encode()).hexdigest()
+    legacy = {"tenant": "globex", "uri": SECRET_URI, "metadata": {}}
+    blobs.put(f"{SOURCES_PREFIX}globex/{digest}.json", json.dumps(legacy).encode())
+    listed = catalog.listed()  # migrates the clear record it sees first
+    [migrated] = catalog.of_tenant("globex")
+    assert listed == {("acme", source.id), ("globex", migrated.id)}
+    assert catalog.requested() == set()
+    catalog.request_sync(source)
+    assert catalog.requested() == {("acme", source.id)}

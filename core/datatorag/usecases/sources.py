@@ -149,6 +149,21 @@ class SourceCatalog:
         """Every tenant's sources (the connector's round)."""
         return self._load(SOURCES_PREFIX)
 
+    def listed(self) -> set[tuple[str, str]]:
+        """(tenant, id) of every source, from one listing: no record is read (the connector's
+        poll). Records from before are migrated first, when the listing shows one."""
+        keys = list(self.blobs.list(SOURCES_PREFIX))
+        found = {_parse_key(SOURCES_PREFIX, k) for k in keys}
+        if None in found:
+            self.all()  # a clear record from before, or a damaged one: all() sorts them out
+            found = {_parse_key(SOURCES_PREFIX, k) for k in self.blobs.list(SOURCES_PREFIX)}
+        return {k for k in found if k is not None}
+
+    def requested(self) -> set[tuple[str, str]]:
+        """(tenant, id) of every source with a sync request, from one listing."""
+        found = {_parse_key(REQUESTS_PREFIX, k) for k in self.blobs.list(REQUESTS_PREFIX)}
+        return {k for k in found if k is not None}
+
     def _load(self, prefix: str) -> list[RegisteredSource]:
         """The records under ``prefix``, migrating those from before (clear URIs)."""
         sources = []
@@ -259,3 +274,12 @@ class SourceCatalog:
 
 def _key(prefix: str, source: RegisteredSource) -> str:
     return f"{prefix}{source.tenant}/{source.id}.json"
+
+
+def _parse_key(prefix: str, key: str) -> tuple[str, str] | None:
+    """(tenant, id) from ``<prefix><tenant>/<id>.json``; None for any other key."""
+    tenant, _, name = key.removeprefix(prefix).partition("/")
+    source_id = name.removesuffix(".json")
+    if is_tenant_name(tenant) and SOURCE_ID.match(source_id) and name.endswith(".json"):
+        return tenant, source_id
+    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -42,30 +42,45 @@ class Scheduler:
     secret_env: tuple[str | None, ...] = ()  # passwords from the environment, kept out of logs
     opener: Callable[..., Source] = open_source  # (uri, max_bytes=...) -> an open source
 
+    # When each known source is next due, as last read: a poll costs two listings (sources and
+    # sync requests) and no reads until something is due, however many sources there are.
+    _next: dict[tuple[str, str], datetime | None] = field(default_factory=dict, init=False)
+
     def poll(self) -> int:
         """Sync every source that is due; returns how many were synced."""
         try:
-            sources = self.catalog.all()
+            listed, requested = self.catalog.listed(), self.catalog.requested()
         except Exception as err:  # noqa: BLE001 - the blob store is down: try again next poll
             log.error("connector.registry_unreadable", error=f"{type(err).__name__}: {err}")
             return 0
+        self._next = {k: v for k, v in self._next.items() if k in listed}
         synced = 0
-        for source in sources:
-            trigger = self._due(source, utcnow())
-            if trigger is not None:
-                self.sync(source, trigger)
-                synced += 1
+        for key in sorted(listed):
+            try:
+                trigger = "request" if key in requested else self._scheduled(key, utcnow())
+                source = self.catalog.get(*key) if trigger else None
+            except Exception as err:  # noqa: BLE001 - unreadable state: this source waits a poll
+                log.error(
+                    "source.state_unreadable", tenant=key[0], source_id=key[1], error=repr(err)
+                )
+                continue
+            if source is None or trigger is None:
+                continue
+            if trigger == "request":
+                self.catalog.take_sync_request(source)
+            run = self.sync(source, trigger)
+            self._next[key] = run.started_at + timedelta(seconds=self.interval_s)
+            synced += 1
         return synced
 
-    def _due(self, source: RegisteredSource, now: datetime) -> Trigger | None:
-        try:
-            if self.catalog.take_sync_request(source):
-                return "request"
-            next_at = self.catalog.history(source).next_sync_at
-        except Exception as err:  # noqa: BLE001 - unreadable state: this source waits a poll
-            log.error("source.state_unreadable", **_where(source), error=type(err).__name__)
+    def _scheduled(self, key: tuple[str, str], now: datetime) -> Trigger | None:
+        """ "schedule" when the source's next run has come, by its history (read when first seen,
+        and again when the time it gave has come: ``datatorag ingest`` may have synced it)."""
+        if key in self._next and (at := self._next[key]) is not None and now < at:
             return None
-        return "schedule" if next_at is None or now >= next_at else None
+        source = self.catalog.get(*key)
+        self._next[key] = at = self.catalog.history(source).next_sync_at
+        return "schedule" if at is None or now >= at else None
 
     def sync(self, source: RegisteredSource, trigger: Trigger) -> SyncRun:
         """Sync one source now and record the run (unless it was deleted meanwhile)."""
