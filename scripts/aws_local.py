@@ -1,12 +1,14 @@
 """Local "AWS mode": the whole stack on the AWS adapters, on one machine, with no AWS account.
 
-moto's server stands in for S3 and SQS (the bucket and the queues with their dead-letter queues
-are created here, as ``infra/cloudformation`` does on AWS); the local embedding endpoint answers
+moto's server stands in for S3, SQS, Secrets Manager (source credentials) and DynamoDB (the
+employee directory); the bucket, the table and the queues with their dead-letter queues are
+created here, as ``infra/cloudformation`` does on AWS; the local embedding endpoint answers
 sagemaker-runtime's ``InvokeEndpoint`` (``POST /endpoints/{name}/invocations``), so the
 SageMaker adapter runs unchanged; the index stays the embedded one (OpenSearch cannot run here).
 Every service runs as a process (``datatorag_cli.stack.Stack``) with::
 
     DATATORAG_BLOB_BACKEND=s3  DATATORAG_QUEUE_BACKEND=sqs  DATATORAG_EMBEDDINGS_BACKEND=sagemaker
+    DATATORAG_SECRETS_BACKEND=secretsmanager  DATATORAG_EMPLOYEES_BACKEND=dynamodb
     DATATORAG_AWS_ENDPOINT_URL=<moto>  DATATORAG_SAGEMAKER_ENDPOINT_URL=<embedding endpoint>
 
 Usage::
@@ -40,6 +42,7 @@ from typing import Any
 import httpx
 
 from datatorag.adapters.blob.s3 import S3BlobStore, s3_client
+from datatorag.adapters.employees.dynamodb import DynamoDbEmployeeDirectory
 from datatorag.adapters.queue.sqs import SqsQueue, sqs_client
 from datatorag.domain.messages import CHUNKS_QUEUE, DLQ_SUFFIX, DOCUMENTS_QUEUE
 from datatorag.log import configure
@@ -152,6 +155,8 @@ def aws_settings(
         "queue_backend": "sqs",
         "embeddings_backend": "sagemaker",
         "index_backend": "local",
+        "secrets_backend": "secretsmanager",
+        "employees_backend": "dynamodb",
         "aws_endpoint_url": moto_url,
         "sagemaker_endpoint_url": embedding_url,
         **overrides,
@@ -170,8 +175,10 @@ def aws_settings(
 
 
 def provision(settings: Settings) -> dict[str, SqsQueue]:
-    """The bucket, and each queue with its DLQ; redrive one delivery after the workers' limit."""
+    """The bucket, the employees table, and each queue with its DLQ; redrive one delivery after
+    the workers' limit."""
     S3BlobStore.from_settings(settings).ensure_bucket()
+    DynamoDbEmployeeDirectory.from_settings(settings).ensure_table()
     client = sqs_client(settings)
     return {
         name: SqsQueue.ensure(
@@ -286,7 +293,14 @@ def usage(settings: Settings, tenant: str = TENANT, drain_timeout: float = 15.0)
         time.sleep(0.5)
     data_dir = settings.data_dir
     result.local_fallbacks = [
-        str(p) for p in (data_dir / "blobs", data_dir / "queues.db") if p.exists()
+        str(p)
+        for p in (
+            data_dir / "blobs",
+            data_dir / "queues.db",
+            data_dir / "secrets.key",
+            data_dir / "employees.db",
+        )
+        if p.exists()
     ]
     stats = httpx.get(f"{settings.embedding_url}/stats", timeout=10).json()
     result.embedded_texts = int(stats.get("texts", 0))

@@ -7,7 +7,7 @@ port passes the same behaviour suite in ``tests/contracts``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -241,3 +241,36 @@ class ActivityLog(Protocol):
 
     def purge(self, tenant: str, before: datetime) -> int:
         """Delete the tenant's entries older than ``before``; returns how many went."""
+
+
+@runtime_checkable
+class SecretStore(Protocol):
+    """Credentials, encrypted at rest; read back only by the services that use them.
+
+    Names are ``/``-separated words of letters, digits, ``_``, ``.`` and ``-``.
+    """
+
+    def put(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing what was there."""
+
+    def get(self, name: str) -> str:
+        """The value. Raises ``SecretNotFound``; ``SecretUnreadable`` if it cannot be decrypted."""
+
+    def delete(self, name: str) -> None:
+        """Remove the secret; deleting a missing one is not an error."""
+
+
+@runtime_checkable
+class EmployeeDirectory(Protocol):
+    """Each tenant's workers, minimised to ``Employee``'s fields (nothing else is stored)."""
+
+    def get(self, tenant: str, employee_id: str) -> Employee | None: ...
+
+    def put(self, tenant: str, employee: Employee) -> None:
+        """Create or replace one worker (a webhook's update)."""
+
+    def remove(self, tenant: str, employee_id: str) -> None:
+        """Forget one worker; a missing one is not an error."""
+
+    def replace_all(self, tenant: str, employees: Iterable[Employee]) -> int:
+        """The tenant's workers become exactly ``employees`` (a full sync); returns how many."""

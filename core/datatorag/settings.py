@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     queue_backend: Literal["local", "sqs"] = "local"
     index_backend: Literal["local", "opensearch"] = "local"
     embeddings_backend: Literal["http", "sagemaker"] = "http"
+    secrets_backend: Literal["local", "secretsmanager"] = "local"
+    employees_backend: Literal["local", "dynamodb"] = "local"
 
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.
@@ -64,6 +66,8 @@ class Settings(BaseSettings):
     visibility_timeout_s: float = 120.0
     poll_wait_s: float = 1.0
     connector_interval_s: float = 300.0  # how often registered sources are synced again
+    # How often the connector looks for new sources and sync requests (POST /v1/sources/{id}/sync).
+    connector_poll_s: float = Field(default=2.0, gt=0)
 
     # Answers: "extractive" needs no model; "bedrock" (Converse API) and "openai" (any
     # OpenAI-compatible /v1/chat/completions endpoint) write generative answers.
@@ -90,6 +94,13 @@ class Settings(BaseSettings):
     # Signing secrets are encrypted, and employee ids hashed, under keys derived from it.
     api_key_pepper: SecretStr = SecretStr("development-pepper")
 
+    # Source credentials on the embedded default are encrypted with this Fernet key (32 url-safe
+    # base64 bytes; make one with `cryptography.fernet.Fernet.generate_key()`). Unset in
+    # development: one is generated into <data_dir>/secrets.key on first run.
+    secrets_key: SecretStr | None = None
+    # BambooHR webhooks older than this (their timestamp header) are refused as replays.
+    webhook_max_age_s: float = Field(default=300.0, gt=0)
+
     # AWS (used only by the AWS adapters).
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None  # e.g. moto or LocalStack
@@ -102,6 +113,8 @@ class Settings(BaseSettings):
     opensearch_url: str | None = None
     opensearch_index_prefix: str = "datatorag-"
     opensearch_replicas: int = 1
+    secrets_prefix: str = "datatorag/"  # Secrets Manager names: <prefix>sources/<tenant>/<id>
+    dynamodb_employees_table: str = "datatorag-employees"
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

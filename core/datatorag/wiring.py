@@ -10,9 +10,11 @@ from datatorag.ports import (
     AnswerGenerator,
     BlobStore,
     Embeddings,
+    EmployeeDirectory,
     Queue,
     Reranker,
     SearchIndex,
+    SecretStore,
 )
 from datatorag.settings import Settings
 
@@ -104,3 +106,31 @@ def answer_generator(settings: Settings) -> AnswerGenerator:
     from datatorag.adapters.generators.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator()
+
+
+def secret_store(settings: Settings, blobs: BlobStore | None = None) -> SecretStore:
+    """Source credentials: Secrets Manager, or Fernet-encrypted objects in the blob store."""
+    if settings.secrets_backend == "secretsmanager":
+        from datatorag.adapters.secrets.secretsmanager import SecretsManagerStore
+
+        return SecretsManagerStore.from_settings(settings)
+    from datatorag.adapters.secrets.fernet import FernetSecretStore, local_key
+
+    key = settings.secrets_key
+    if key is None and settings.environment == "production":
+        # Each task would make its own key: credentials one stored, another could not read.
+        raise ValueError(
+            "set DATATORAG_SECRETS_KEY, or DATATORAG_SECRETS_BACKEND=secretsmanager, in production"
+        )
+    raw = key.get_secret_value().encode() if key else local_key(settings.data_dir / "secrets.key")
+    return FernetSecretStore(blobs or blob_store(settings), raw)
+
+
+def employee_directory(settings: Settings) -> EmployeeDirectory:
+    if settings.employees_backend == "dynamodb":
+        from datatorag.adapters.employees.dynamodb import DynamoDbEmployeeDirectory
+
+        return DynamoDbEmployeeDirectory.from_settings(settings)
+    from datatorag.adapters.employees.sqlite import SqliteEmployeeDirectory
+
+    return SqliteEmployeeDirectory(settings.data_dir / "employees.db")

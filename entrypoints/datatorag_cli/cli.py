@@ -7,9 +7,11 @@ Commands that touch the index or the queues work on the data directory of ``DATA
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from datatorag.domain.models import DocumentRecord, DocumentStatus
+from datatorag.domain.employees import Employee
+from datatorag.domain.models import DocumentRecord, DocumentStatus, utcnow
 from datatorag.settings import Settings
 
 app = typer.Typer(help="DatatoRAG: cited passages from your HR documents.", no_args_is_help=True)
@@ -199,8 +202,8 @@ def _ingest(
     from datatorag.domain.errors import SourceError
     from datatorag.domain.tenants import TENANT_RULE, is_tenant_name
     from datatorag_cli.stack import running_services
-    from datatorag_connector.bootstrap import build_syncer, source_registry
-    from datatorag_connector.registry import RegisteredSource
+    from datatorag_connector.bootstrap import build_syncer, source_catalog
+    from datatorag_connector.scheduler import run_record
     from datatorag_connector.sources import open_source
 
     if not is_tenant_name(tenant):
@@ -216,12 +219,17 @@ def _ingest(
                 f"{', '.join(sorted(missing))}. Start the stack with `datatorag up`."
             )
             return False
+    uri = source_uri(uri)
     try:
         source = open_source(uri, max_bytes=settings.max_document_bytes)
     except SourceError as err:
         console.print(f"[red]error:[/] {err}")
         return False
-    source_registry(settings).add(RegisteredSource(tenant=tenant, uri=uri, metadata=metadata or {}))
+    catalog = source_catalog(settings)
+    registered = catalog.add(tenant, uri, metadata, documents_source_id=source.source_id)
+    started, clock = utcnow(), time.monotonic()
+    next_sync = started + timedelta(seconds=settings.connector_interval_s)
+    catalog.schedule(registered, next_sync)  # this is the sync: the connector need not run one
     try:
         with _progress() as progress:
             task = progress.add_task(f"Fetching {source.display_uri}", total=None)
@@ -233,6 +241,8 @@ def _ingest(
         return False
     finally:
         source.close()
+    run = run_record(report, None, "request", started, time.monotonic() - clock)
+    catalog.record_sync(registered, run, next_sync)
     console.print(
         f"{len(report.added)} new, {len(report.changed)} changed, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
@@ -273,6 +283,13 @@ def _ingest(
     return not failed and not report.unreadable
 
 
+def source_uri(given: str) -> str:
+    """A folder path as a ``file://`` URI (absolute); URIs as they are."""
+    if "://" in given:
+        return given
+    return Path(os.path.abspath(os.path.expanduser(given))).as_uri()
+
+
 def _wait_for(index: Any, tenant: str, doc_ids: list[str], timeout: float) -> list[DocumentRecord]:
     deadline = time.monotonic() + timeout
     with _progress() as progress:
@@ -286,6 +303,36 @@ def _wait_for(index: Any, tenant: str, doc_ids: list[str], timeout: float) -> li
             time.sleep(0.5)
 
 
+EmployeeId = Annotated[
+    str | None,
+    typer.Option(help="Answer for this employee (an id in the tenant's employee directory)."),
+]
+Country = Annotated[
+    str | None, typer.Option(help="Answer for an employee working in this country (ISO code).")
+]
+
+
+def _employee(
+    settings: Settings, tenant: str, employee_id: str | None, country: str | None
+) -> Employee | None:
+    """The employee to answer for, or None; exits with an error for an unknown id."""
+    from datatorag import wiring
+    from datatorag.usecases.eligibility import EmployeeNotFound, resolve_employee
+
+    if employee_id is None and country is None:
+        return None
+    try:
+        directory = wiring.employee_directory(settings)
+        return resolve_employee(directory, tenant, employee_id, country=country)
+    except (EmployeeNotFound, ValueError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from err
+
+
+def _applies(applies_to: dict[str, list[str]]) -> str:
+    return f"  (applies to {', '.join(applies_to.get('countries', []))})" if applies_to else ""
+
+
 @app.command()
 def search(
     query: str,
@@ -293,20 +340,26 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
     as_json: JsonFlag = False,
+    employee: EmployeeId = None,
+    country: Country = None,
 ) -> None:
     """Search a tenant's documents (same hits as POST /v1/search)."""
     from datatorag import wiring
     from datatorag.usecases.search import Searcher
 
     settings = Settings()
+    who = _employee(settings, tenant, employee, country)
     searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
-    hits = searcher.search(tenant, query, top_k, mode)  # type: ignore[arg-type]
+    hits = searcher.search(tenant, query, top_k, mode, employee=who)  # type: ignore[arg-type]
     if as_json:
         out.print_json(json.dumps({"hits": [h.model_dump() for h in hits]}))
         return
     for i, hit in enumerate(hits, 1):
         pages = ",".join(map(str, hit.pages)) or "-"
-        out.print(f"[bold]{i}. {hit.title}[/] ({hit.source_uri}, p. {pages})  {hit.score:.3f}")
+        out.print(
+            f"[bold]{i}. {hit.title}[/] ({hit.source_uri}, p. {pages})  {hit.score:.3f}"
+            + _applies(hit.applies_to)
+        )
         out.print(f"   [dim]{hit.heading}[/]")
         out.print("   " + hit.text[:400].replace("\n", " "), markup=False)
 
@@ -317,13 +370,17 @@ def ask(
     tenant: Tenant,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
     as_json: JsonFlag = False,
+    employee: EmployeeId = None,
+    country: Country = None,
 ) -> None:
     """Answer a question from a tenant's documents, with citations (same as POST /v1/query)."""
     from datatorag.domain.errors import DatatoRAGError, GenerationFailed
     from datatorag_query_api.bootstrap import build_answerer
 
+    settings = Settings()
+    who = _employee(settings, tenant, employee, country)
     try:
-        answer = build_answerer(Settings()).answer(tenant, question, top_k)
+        answer = build_answerer(settings).answer(tenant, question, top_k, employee=who)
     except GenerationFailed as err:
         console.print(f"[red]error:[/] the answer generator failed: {err}")
         raise typer.Exit(1) from err
@@ -337,7 +394,8 @@ def ask(
     for number, citation in enumerate(answer.citations, 1):
         pages = ",".join(map(str, citation.pages)) or "-"
         out.print(
-            f"[{number}] {citation.title} ({citation.source_uri}, p. {pages})",
+            f"[{number}] {citation.title} ({citation.source_uri}, p. {pages})"
+            + _applies(citation.applies_to),
             markup=False,
             highlight=False,
         )
@@ -358,21 +416,32 @@ def documents(tenant: Tenant, as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
-def _create_key(settings: Settings, tenant: str) -> str:
+def _create_key(settings: Settings, tenant: str, role: str = "admin") -> str:
     from datatorag_query_api.bootstrap import key_store
+    from datatorag_query_api.keys import ROLES
 
-    return key_store(settings).create(tenant)
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: use {' or '.join(ROLES)}")
+    return key_store(settings).create(tenant, role)
 
 
 @keys_app.command("create")
-def keys_create(tenant: Tenant) -> None:
+def keys_create(
+    tenant: Tenant,
+    role: Annotated[
+        str, typer.Option(help="admin (sources, documents, keys) or query (search and ask only).")
+    ] = "admin",
+) -> None:
     """Create an API key for a tenant; the key is the last word printed (shown only once)."""
     try:
-        key = _create_key(Settings(), tenant)
+        key = _create_key(Settings(), tenant, role)
     except ValueError as err:
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(1) from err
-    out.print(f"API key for tenant {tenant} (store it now, it is not shown again): {key}")
+    out.print(
+        f"{role.capitalize()} API key for tenant {tenant} "
+        f"(store it now, it is not shown again): {key}"
+    )
 
 
 @keys_app.command("revoke")
@@ -387,6 +456,14 @@ def keys_revoke(
         raise typer.Exit(1)
     out.print("revoked")
 
+
+def _register_subcommands() -> None:
+    from datatorag_cli.sources import sources_app
+
+    app.add_typer(sources_app, name="sources")
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     sys.exit(app())

@@ -589,6 +589,38 @@ class SearchIndexContract:
         assert len(fillers) == (5 if not filters else 0)  # fillers have no metadata
 
     @pytest.mark.parametrize(
+        ("wanted", "expected"),
+        [
+            (["GB"], ["both", "none", "uk"]),
+            (["US"], ["both", "none", "us"]),
+            (["DE"], ["none"]),
+            (["DE", "US"], ["both", "none", "us"]),
+            ([], ["none"]),
+        ],
+    )
+    def test_missing_or_in_keeps_documents_that_state_nothing(
+        self, search_index: SearchIndex, wanted: list[str], expected: list[str]
+    ) -> None:
+        """How searches for an employee filter on applicability (a list of countries)."""
+        query = unit(7)
+        for n, (doc_id, countries) in enumerate(
+            [("us", ["US"]), ("uk", ["GB"]), ("both", ["US", "GB"]), ("none", None)]
+        ):
+            metadata = {"countries": countries} if countries else {"document_type": "benefits"}
+            index_doc(
+                search_index,
+                doc_id,
+                ["Pension contributions by the company."],
+                [near(query, n)],
+                metadata=metadata,
+            )
+        filters = {"metadata.countries": {"missing_or_in": wanted}}
+        keyword = search_index.keyword_search(TENANT, "pension contributions", 10, filters)
+        semantic = search_index.vector_search(TENANT, query, 10, filters)
+        assert sorted(h.doc_id for h in keyword) == expected
+        assert sorted(h.doc_id for h in semantic) == expected
+
+    @pytest.mark.parametrize(
         "filters",
         [
             {"source_id": "sftp"},
@@ -622,6 +654,10 @@ class SearchIndexContract:
             {"source_id": 5},
             {"metadata.country": {"nested": {"x": 1}}},
             {"metadata.country": [["US"]]},
+            {"source_id": {"missing_or_in": ["x"]}},
+            {"metadata.country": {"missing_or_in": "US"}},
+            {"metadata.country": {"missing_or_in": ["US"], "gte": "A"}},
+            {"metadata.country": {"missing_or_in": [1]}},
         ],
     )
     def test_invalid_filters_raise_value_error(

@@ -16,17 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.employees.sqlite import SqliteEmployeeDirectory
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.adapters.secrets.fernet import FernetSecretStore
 from datatorag.domain.employees import Employee
 from datatorag.domain.errors import SourceError
 from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode
 from datatorag.ports import EmployeeFeed
-from datatorag_connector.__main__ import sync_round
-from datatorag_connector.registry import RegisteredSource, SourceRegistry
+from datatorag.usecases.sources import SourceCatalog
+from datatorag_connector.scheduler import Scheduler
 from datatorag_connector.sources import FileTooLarge, open_source
 from datatorag_connector.sources.bamboohr import BambooHRSource
 from datatorag_connector.sync import Syncer, SyncReport
@@ -236,20 +239,29 @@ def test_employees_come_from_the_custom_report_minimised(bamboo: FakeBambooHR) -
     assert b"ssn" not in report.body
 
 
-def test_the_connector_round_syncs_a_registered_account_and_never_logs_the_key(
+def test_the_connector_syncs_a_registered_account_and_never_logs_the_key(
     tmp_path: Path, pipeline: Pipeline, bamboo: FakeBambooHR
 ) -> None:
-    registry = SourceRegistry(LocalBlobStore(tmp_path / "registry"))
-    registry.add(RegisteredSource(tenant=TENANT, uri=uri(bamboo)))
+    blobs = LocalBlobStore(tmp_path / "registry")
+    catalog = SourceCatalog(blobs, FernetSecretStore(blobs, Fernet.generate_key()))
+    registered = catalog.add(TENANT, uri(bamboo))
+    scheduler = Scheduler(
+        catalog=catalog,
+        syncer=pipeline.syncer,
+        index=pipeline.index,
+        directory=SqliteEmployeeDirectory(tmp_path / "employees.db"),
+        interval_s=3600,
+        max_bytes=1 << 20,
+    )
     with capture_logs() as logs:
-        sync_round(pipeline.syncer, registry, max_bytes=1 << 20)
+        assert scheduler.poll() == 1  # a new source is due at once
         bamboo.throttle(20, status=503, retry_after="0")
-        sync_round(pipeline.syncer, registry, max_bytes=1 << 20)
+        assert scheduler.sync(registered, "request").status == "failed"
     assert len(pipeline.index.list_documents(TENANT)) == 2
     failed = [e for e in logs if e["event"] == "source.sync_failed"]
     assert len(failed) == 1 and failed[0]["source"].startswith("bamboohr://acme?api_base=")
-    assert failed[0]["source_id"] == open_source(uri(bamboo)).source_id
     assert bamboo.api_key not in str(logs)
+    assert bamboo.api_key.encode() not in b"".join(blobs.get(k) for k in blobs.list(""))
 
 
 def test_a_file_larger_than_its_listing_said_is_cut_off_at_the_limit(

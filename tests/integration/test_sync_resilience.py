@@ -16,20 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler
 from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.employees.sqlite import SqliteEmployeeDirectory
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.adapters.secrets.fernet import FernetSecretStore
 from datatorag.domain.errors import DocumentRejected, EmbeddingUnavailable
 from datatorag.domain.messages import DocumentFetched, Message, decode
 from datatorag.domain.models import DocumentStatus, utcnow
 from datatorag.usecases.announce import REANNOUNCE_AFTER
+from datatorag.usecases.sources import SourceCatalog
 from datatorag.usecases.worker import Worker
-from datatorag_connector.__main__ import sync_round
-from datatorag_connector.registry import RegisteredSource, SourceRegistry
+from datatorag_connector.scheduler import Scheduler
 from datatorag_connector.sources import Source, open_source
 from datatorag_connector.sync import Syncer
 from tests.fixtures.file_servers import FTP_PASSWORD, SftpServer, ftp_uri, running_ftp_server
@@ -263,23 +266,36 @@ def test_a_source_that_crashes_its_sync_does_not_stop_the_round(tmp_path: Path) 
         documents,
         SqliteQueue(queues, "chunks", max_receives=5, visibility_timeout=60),
     )
-    registry = SourceRegistry(blobs)
+    catalog = SourceCatalog(blobs, FernetSecretStore(blobs, Fernet.generate_key()))
+    scheduler = Scheduler(
+        catalog,
+        syncer,
+        index,
+        SqliteEmployeeDirectory(data / "employees.db"),
+        interval_s=300,
+        max_bytes=1 << 20,
+    )
     ftp_root, good = tmp_path / "ftp", tmp_path / "good"
     write(ftp_root, {"a.md": "# A"})
     write(good, {"leave.md": "# Leave"})
     # Tenant "aaa" is synced first, and its index is damaged: sqlite3.DatabaseError, no SourceError.
     (data / "index" / "aaa.db").write_bytes(b"this is not a database" * 100)
     with running_ftp_server(ftp_root) as port:
-        registry.add(RegisteredSource(tenant="aaa", uri=ftp_uri(port)))
-        registry.add(RegisteredSource(tenant="zzz", uri=str(good)))
+        catalog.add("aaa", ftp_uri(port))
+        catalog.add("zzz", good.as_uri())
         with capture_logs() as logs:
-            sync_round(syncer, registry, max_bytes=1 << 20)
+            assert scheduler.poll() == 2
     assert [d.source_uri.rsplit("/", 1)[-1] for d in index.list_documents("zzz")] == ["leave.md"]
     crashed = [e for e in logs if e["event"] == "source.sync_crashed"]
     assert len(crashed) == 1 and crashed[0]["tenant"] == "aaa"
     assert crashed[0]["source_id"].startswith("src_")
     assert crashed[0]["error"].startswith("DatabaseError")
     assert FTP_PASSWORD not in str(logs)
+    [failed] = catalog.view(catalog.of_tenant("aaa")[0]).syncs  # recorded for the API too
+    assert failed.status == "failed" and failed.error.startswith("DatabaseError")  # type: ignore[union-attr]
+    assert FTP_PASSWORD not in failed.model_dump_json()
+    [done] = catalog.view(catalog.of_tenant("zzz")[0]).syncs
+    assert (done.status, done.new, done.scanned) == ("succeeded", 1, 1)
 
 
 # --- a document that failed on an outage heals; one that failed on itself stays failed

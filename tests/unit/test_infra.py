@@ -315,14 +315,22 @@ def test_each_task_role_can_do_only_its_services_work() -> None:
             "endpoint/${EmbeddingEndpointName}" in r["Fn::Sub"]
             for r in role["sagemaker:InvokeEndpoint"]
         )
-    # The API reads the index, keeps hashed keys in the bucket and takes uploads (raw file,
-    # record, announcement); it never receives from a queue, and only the embedder deletes.
-    assert {r["Fn::Sub"] for r in api["s3:GetObject"]} == {"${BucketArn}/system/api-keys/*"}
+    # The API reads the index, keeps hashed keys and the source registry in the bucket and takes
+    # uploads (raw file, record, announcement); it never receives from a queue.
+    sources = {
+        "${BucketArn}/system/sources/*",
+        "${BucketArn}/system/sync-requests/*",
+        "${BucketArn}/system/sync-history/*",
+    }
+    assert {r["Fn::Sub"] for r in api["s3:GetObject"]} == {
+        "${BucketArn}/system/api-keys/*"
+    } | sources
     assert {r["Fn::Sub"] for r in api["s3:PutObject"]} == {
         "${BucketArn}/system/api-keys/*",
         "${BucketArn}/tenants/*/raw/*",
         "${BucketArn}/sqs-payloads/*",
-    }
+    } | sources
+    assert {r["Fn::Sub"] for r in api["s3:DeleteObject"]} == sources
     assert refs(api["sqs:SendMessage"]) == {"DocumentsQueueArn", "ChunksQueueArn"}
     assert {a for a in api if a.startswith("es:")} <= {
         "es:ESHttpGet",
@@ -331,17 +339,35 @@ def test_each_task_role_can_do_only_its_services_work() -> None:
         "es:ESHttpPut",
     }
     assert [r for r in (connector, processor, api) if "es:ESHttpDelete" in r] == []
-    # Secrets: the pepper for the API, source credentials for the connector.
+    # Secrets: the pepper and webhook keys for the API; source credentials for the connector,
+    # which alone reads them back; each under this environment's prefix.
+    secret = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    prefix = secret + "${ProjectName}/${Environment}/"
     assert refs(api["secretsmanager:GetSecretValue"]) == {"ApiKeyPepperArn"}
+    assert {r["Fn::Sub"] for r in api["secretsmanager:GetSecretValue"] if "Fn::Sub" in r} == {
+        prefix + "webhooks/*"
+    }
+    assert {r["Fn::Sub"] for r in api["secretsmanager:PutSecretValue"]} == {
+        prefix + "sources/*",
+        prefix + "webhooks/*",
+    }
     assert refs(connector["secretsmanager:GetSecretValue"]) == {"ConnectorCredentialsArn"}
+    assert {r["Fn::Sub"] for r in connector["secretsmanager:GetSecretValue"] if "Fn::Sub" in r} == {
+        prefix + "sources/*"
+    }
+    assert "secretsmanager:DeleteSecret" not in connector
     assert "secretsmanager:GetSecretValue" not in processor | embedder
+    # The employee directory: the API and the connector, on the one table.
+    for role in (api, connector):
+        dynamodb = [a for a in role if a.startswith("dynamodb:")]
+        assert dynamodb and all(refs(role[a]) == {"EmployeesTableArn"} for a in dynamodb)
+    assert not any(a.startswith("dynamodb:") for a in processor | embedder)
     # S3 by key prefix: the connector writes raw files, the processor reads them.
     assert {r["Fn::Sub"] for r in connector["s3:PutObject"]} == {
         "${BucketArn}/tenants/*/raw/*",
         "${BucketArn}/sqs-payloads/*",
-        "${BucketArn}/system/sources/*",
-    }
-    assert {r["Fn::Sub"] for r in connector["s3:GetObject"]} == {"${BucketArn}/system/sources/*"}
+    } | sources
+    assert {r["Fn::Sub"] for r in connector["s3:GetObject"]} == sources
 
 
 def test_opensearch_admits_only_the_stacks_roles() -> None:

@@ -194,3 +194,35 @@ def test_a_damaged_record_is_refused(store: ApiKeyStore, blobs: BlobStore) -> No
     key = store.create("acme")
     blobs.put(f"{API_KEYS_PREFIX}{key.split('_')[1]}.json", b"{not json")
     assert ApiKeyStore(blobs, pepper="test-pepper").authenticate(key) is None
+
+
+def test_a_key_has_a_role_admin_unless_asked(store: ApiKeyStore, blobs: BlobStore) -> None:
+    admin, query = store.create("acme"), store.create("acme", "query")
+    admin_info, query_info = store.authenticate(admin), store.authenticate(query)
+    assert admin_info is not None and (admin_info.role, admin_info.is_admin) == ("admin", True)
+    assert query_info is not None and (query_info.role, query_info.is_admin) == ("query", False)
+    record = json.loads(blobs.get(f"{API_KEYS_PREFIX}{query_info.key_id}.json"))
+    assert record["role"] == "query"
+    assert store.revoke("acme", query_info.key_id)
+    assert store.authenticate(query) is None
+
+
+def test_keys_made_before_roles_are_admin_keys(store: ApiKeyStore, blobs: BlobStore) -> None:
+    key = store.create("acme", "query")
+    path = f"{API_KEYS_PREFIX}{key.split('_')[1]}.json"
+    record = json.loads(blobs.get(path))
+    del record["role"]  # a record as written before roles existed
+    blobs.put(path, json.dumps(record).encode())
+    info = ApiKeyStore(blobs, pepper="test-pepper").authenticate(key)
+    assert info is not None and info.role == "admin"
+
+
+def test_an_unknown_role_is_refused(store: ApiKeyStore, blobs: BlobStore) -> None:
+    with pytest.raises(ValueError, match="role"):
+        store.create("acme", "superuser")  # type: ignore[arg-type]
+    assert list(blobs.list(API_KEYS_PREFIX)) == []
+    key = store.create("acme", "query")
+    path = f"{API_KEYS_PREFIX}{key.split('_')[1]}.json"
+    record = json.loads(blobs.get(path))
+    blobs.put(path, json.dumps({**record, "role": "root"}).encode())  # a damaged record
+    assert ApiKeyStore(blobs, pepper="test-pepper").authenticate(key) is None

@@ -429,7 +429,7 @@ def test_chunks_go_in_bulk_batches_of_500(index: OpenSearchIndex, fake: FakeOpen
         # BM25 field: the title twice (weight 2), then heading and text (weight 1).
         assert source["search_text"] == f"Title of big\nTitle of big\n{chunk.heading}\n{chunk.text}"
         assert np.linalg.norm(source["embedding"]) == pytest.approx(1.0, abs=1e-5)
-    assert sources[0]["meta_text"] == {"country": "US"}
+    assert sources[0]["meta_text"] == {"country": "US", "tags": ["a"]}
     assert sources[0]["meta_number"] == {"grade": 7.0}
     assert sources[0]["meta_keys"] == ["country", "grade", "tags"]
     assert all(s["generation"] == generation for s in sources)
@@ -437,12 +437,22 @@ def test_chunks_go_in_bulk_batches_of_500(index: OpenSearchIndex, fake: FakeOpen
 
 def test_metadata_is_copied_by_type() -> None:
     fields = metadata_fields(
-        {"s": "x", "i": 3, "f": 2.5, "b": True, "n": None, "l": [1], "o": {"a": 1}, "bad key": "x"}
+        {
+            "s": "x",
+            "i": 3,
+            "f": 2.5,
+            "b": True,
+            "n": None,
+            "l": [1],
+            "ls": ["US", "GB"],  # a keyword array: a term query matches any item
+            "o": {"a": 1},
+            "bad key": "x",
+        }
     )
     assert fields == {
-        "meta_text": {"s": "x"},
+        "meta_text": {"s": "x", "ls": ["US", "GB"]},
         "meta_number": {"i": 3.0, "f": 2.5, "b": 1.0},
-        "meta_keys": ["s", "i", "f", "b", "l", "o"],
+        "meta_keys": ["s", "i", "f", "b", "l", "ls", "o"],
     }
 
 
@@ -658,6 +668,20 @@ def test_an_unknown_tenant_sends_no_search(index: OpenSearchIndex, fake: FakeOpe
         (
             {"metadata.k": {"gt": 1, "lte": 2.5}},
             [{"range": {"meta_number.k": {"gt": 1.0, "lte": 2.5}}}],
+        ),
+        (
+            {"metadata.countries": {"missing_or_in": ["GB"]}},
+            [
+                {
+                    "bool": {
+                        "should": [
+                            {"bool": {"must_not": [{"term": {"meta_keys": "countries"}}]}},
+                            {"terms": {"meta_text.countries": ["GB"]}},
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                }
+            ],
         ),
         ({}, []),
     ],

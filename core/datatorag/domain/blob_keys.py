@@ -11,7 +11,9 @@ from __future__ import annotations
 from datatorag.domain.errors import InvalidKey
 
 API_KEYS_PREFIX = "system/api-keys/"
-SOURCES_PREFIX = "system/sources/"
+SOURCES_PREFIX = "system/sources/"  # records, no credentials (usecases/sources.py)
+REQUESTS_PREFIX = "system/sync-requests/"  # syncs asked for: the API writes, the connector takes
+HISTORY_PREFIX = "system/sync-history/"  # the last syncs of each source (the connector writes)
 SIGNING_SECRETS_PREFIX = "system/signing-secrets/"
 PORTAL_SESSIONS_PREFIX = "system/portal-sessions/"
 

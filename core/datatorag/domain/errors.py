@@ -60,3 +60,11 @@ class GenerationFailed(DatatoRAGError):
     def __init__(self, cause: Exception, *, retryable: bool) -> None:
         super().__init__(str(cause) or type(cause).__name__)
         self.retryable = retryable
+
+
+class SecretNotFound(DatatoRAGError):
+    """The secret store holds no secret under that name."""
+
+
+class SecretUnreadable(PermanentError):
+    """A stored secret cannot be decrypted (the key changed) or read: set it again."""

@@ -9,6 +9,9 @@ every input, so the rules are kept deliberately small:
   OpenSearch term query on an array field does;
 - ``{"effective_date": {"gte": "2024-01-01", "lt": "2025-01-01"}}``: a range. Strings compare
   with strings (ISO dates sort lexically), numbers with numbers; any other pairing never matches.
+- ``{"metadata.countries": {"missing_or_in": ["GB"]}}``: the key is missing (or null), or
+  holds one of the values: "applies to everyone unless it says otherwise", how
+  applicability filters keep documents that state none.
 
 ``effective_date`` is shorthand for ``metadata.effective_date``. Every filter is a property of
 the document (the chunks carry a copy taken when they were indexed), so a search can evaluate a
@@ -30,6 +33,7 @@ Scalar = str | int | float | bool | None
 FIELDS = ("doc_id", "source_id", "media_type")  # document fields copied onto every chunk
 ALIASES = {"effective_date": "metadata.effective_date"}
 RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
+MISSING_OR_IN = "missing_or_in"
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,16 @@ class DocAttrs:
 class Condition:
     field: str  # one of FIELDS, or "metadata"
     key: str | None  # the metadata key when field == "metadata"
-    kind: Literal["eq", "in", "range"]
+    kind: Literal["eq", "in", "range", "missing_or_in"]
     value: Any  # a scalar, a tuple of scalars, or a tuple of (operator, bound) pairs
 
     def matches(self, attrs: DocAttrs) -> bool:
         actual = (
             attrs.metadata.get(self.key) if self.key is not None else getattr(attrs, self.field)
         )
+        if self.kind == "missing_or_in":
+            items = actual if isinstance(actual, list) else [actual]
+            return actual is None or any(_same(item, v) for item in items for v in self.value)
         if isinstance(actual, list) and not (self.kind == "eq" and self.value is None):
             return any(self._matches_one(item) for item in actual)
         return self._matches_one(actual)
@@ -87,6 +94,8 @@ def parse_filters(filters: Mapping[str, Any] | None) -> Filter:
 def _condition(name: str, value: Any) -> Condition:
     field, key = _field(ALIASES.get(name, name))
     text_only = key is None  # document fields are strings; metadata may hold any JSON scalar
+    if isinstance(value, Mapping) and MISSING_OR_IN in value:
+        return Condition(field, key, "missing_or_in", _missing_or_in(name, key, value))
     if isinstance(value, Mapping):
         return Condition(field, key, "range", _range(name, value))
     if isinstance(value, list | tuple):
@@ -107,6 +116,15 @@ def _field(name: str) -> tuple[str, str | None]:
         return "metadata", key
     accepted = ", ".join([*FIELDS, *ALIASES, "metadata.<key>"])
     raise InvalidRequest(f"unknown filter field {name!r}; filterable fields: {accepted}")
+
+
+def _missing_or_in(name: str, key: str | None, operator: Mapping[str, Any]) -> tuple[Scalar, ...]:
+    values = operator[MISSING_OR_IN]
+    if key is None or len(operator) != 1 or not isinstance(values, list | tuple):
+        raise ValueError(
+            f"filter {name!r}: missing_or_in takes a list, alone, on a metadata.<key> field"
+        )
+    return tuple(_scalar(name, v, text_only=True, allow_none=False) for v in values)
 
 
 def _range(name: str, operators: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -86,6 +86,9 @@ class SearchHit(BaseModel):
     heading: str
     text: str
     score: float
+    # Whom the passage's own section says it is for, e.g. {"countries": ["GB"]} under a "UK"
+    # heading; {} when it states nothing (domain.applicability.section_applicability).
+    applies_to: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class ChunkSet(BaseModel):

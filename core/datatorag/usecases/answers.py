@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from datatorag.domain.employees import Employee
 from datatorag.domain.errors import GenerationFailed, PermanentError, RetryableError
 from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence, Filters, Reranker
@@ -36,6 +37,7 @@ class Citation(BaseModel):
         None, description="character offset of the quote in the passage's text (None: not found)"
     )
     end: int | None = Field(None, description="offset just past the quote (text[start:end])")
+    applies_to: dict[str, list[str]] = {}  # whom the cited section is for; {} when not stated
 
 
 class Answer(BaseModel):
@@ -78,9 +80,15 @@ class Answerer:
         return best[0].score if best else 0.0
 
     def answer(
-        self, tenant: str, question: str, top_k: int = 5, filters: Filters | None = None
+        self,
+        tenant: str,
+        question: str,
+        top_k: int = 5,
+        filters: Filters | None = None,
+        employee: Employee | None = None,
     ) -> Answer:
-        hits, retrieval = self._retrieve(tenant, question, top_k, filters)
+        """Raises ``ValueError`` when ``filters`` and ``employee`` both decide applicability."""
+        hits, retrieval = self._retrieve(tenant, question, top_k, filters, employee)
         if not hits or retrieval < self.min_retrieval_score:
             return abstention(hits, retrieval)
         try:
@@ -95,14 +103,19 @@ class Answerer:
         return compose(generated.sentences, hits, confidence)
 
     def _retrieve(
-        self, tenant: str, question: str, top_k: int, filters: Filters | None
+        self,
+        tenant: str,
+        question: str,
+        top_k: int,
+        filters: Filters | None,
+        employee: Employee | None,
     ) -> tuple[list[SearchHit], float]:
-        """The hybrid search's passages (reranked from a wider pool when a reranker is set) and
-        the retrieval confidence."""
+        """The hybrid search's passages for the employee (reranked from a wider pool when a
+        reranker is set) and the retrieval confidence over the documents they may see."""
         if self.reranker is None:
-            return self.searcher.hybrid(tenant, question, top_k, filters)
+            return self.searcher.hybrid(tenant, question, top_k, filters, employee=employee)
         pool, retrieval = self.searcher.hybrid(
-            tenant, question, max(top_k, self.rerank_candidates), filters
+            tenant, question, max(top_k, self.rerank_candidates), filters, employee=employee
         )
         try:
             return self.reranker.rerank(question, pool, top_k), retrieval
@@ -172,4 +185,5 @@ def _citation(hit: SearchHit, quote: str) -> Citation:
         chunk_id=hit.chunk_id,
         start=start if start >= 0 else None,
         end=start + len(quote) if start >= 0 else None,
+        applies_to=hit.applies_to,
     )

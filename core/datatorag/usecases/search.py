@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from threading import Lock
 from typing import Literal
 
+from datatorag.domain.applicability import applies_to, combine_filters, section_applicability
+from datatorag.domain.employees import Employee
 from datatorag.domain.models import SearchHit, chunk_ordinal
 from datatorag.ports import Embeddings, Filters, SearchIndex
 
@@ -17,6 +20,9 @@ CANDIDATES = 30
 # Employees paraphrase policies; the vector ranking copes better with that than BM25, so it
 # counts a little more in the fusion (docs/benchmarks.md: the sweep behind this number).
 VECTOR_WEIGHT = 1.5
+# Searching for an employee drops the passages of sections that are not for them after the
+# index has ranked them, so each retriever hands over this many times more candidates.
+EMPLOYEE_OVERFETCH = 2
 
 
 class QueryVectorCache:
@@ -63,17 +69,12 @@ class Searcher:
         mode: Mode = "hybrid",
         filters: Filters | None = None,
         vector: list[float] | None = None,
+        employee: Employee | None = None,
     ) -> list[SearchHit]:
-        """``vector``: the query's embedding when the caller already has it."""
-        if mode == "hybrid":
-            return self.hybrid(tenant, query, top_k, filters, vector)[0]
-        depth = max(CANDIDATES, 2 * top_k)  # merging neighbours needs spare candidates
-        if mode == "keyword":
-            return merge_neighbours(self.index.keyword_search(tenant, query, depth, filters), top_k)
-        semantic = self.index.vector_search(
-            tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
-        )
-        return merge_neighbours(semantic, top_k)
+        """``vector``: the query's embedding when the caller already has it. ``employee``:
+        only documents and sections that apply to them (or state no applicability); raises
+        ``ValueError`` when ``filters`` also decide applicability."""
+        return self._search(tenant, query, top_k, mode, filters, vector, employee)[0]
 
     def hybrid(
         self,
@@ -82,18 +83,57 @@ class Searcher:
         top_k: int,
         filters: Filters | None = None,
         vector: list[float] | None = None,
+        employee: Employee | None = None,
     ) -> tuple[list[SearchHit], float]:
-        """Hybrid hits, and the best cosine similarity of the query to any chunk (0.0 when none
-        matches): the vector candidates come best first, so the answer's confidence gate costs
-        no second search."""
-        depth = max(CANDIDATES, 2 * top_k)
+        """Hybrid hits, and the best cosine similarity of the query to any chunk of the documents
+        the employee may see (0.0 when none matches): the vector candidates come best first, so
+        the answer's confidence gate costs no second search."""
+        return self._search(tenant, query, top_k, "hybrid", filters, vector, employee)
+
+    def _search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        mode: Mode,
+        filters: Filters | None,
+        vector: list[float] | None,
+        employee: Employee | None,
+    ) -> tuple[list[SearchHit], float]:
+        filters = combine_filters(filters, employee) or None
+        depth = max(CANDIDATES, 2 * top_k)  # merging neighbours needs spare candidates
+        if employee is not None:
+            depth *= EMPLOYEE_OVERFETCH
+        ranked, best = self._ranked(tenant, query, depth, mode, filters, vector)
+        # Lazily: only the candidates that merging reads get labelled.
+        labelled = (
+            hit.model_copy(update={"applies_to": section_applicability(hit.heading, hit.text)})
+            for hit in ranked
+        )
+        mine = (h for h in labelled if applies_to(h.applies_to, employee))
+        return merge_neighbours(mine, top_k), best
+
+    def _ranked(
+        self,
+        tenant: str,
+        query: str,
+        depth: int,
+        mode: Mode,
+        filters: Filters | None,
+        vector: list[float] | None,
+    ) -> tuple[list[SearchHit], float]:
+        """The candidates best first, and the best vector score among them (0.0: keyword)."""
+        if mode == "keyword":
+            return self.index.keyword_search(tenant, query, depth, filters), 0.0
         semantic = self.index.vector_search(
             tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
         )
+        best = max((hit.score for hit in semantic), default=0.0)
+        if mode == "vector":
+            return semantic, best
         keyword = self.index.keyword_search(tenant, query, depth, filters)
         fused = reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
-        best = max((hit.score for hit in semantic), default=0.0)
-        return merge_neighbours(fused, top_k), best
+        return fused, best
 
 
 def reciprocal_rank_fusion(
@@ -109,8 +149,9 @@ def reciprocal_rank_fusion(
     return [hits[c].model_copy(update={"score": scores[c]}) for c in best]
 
 
-def merge_neighbours(ranked: list[SearchHit], top_k: int) -> list[SearchHit]:
-    """Neighbouring chunks of one document become one passage, in the place of the better one.
+def merge_neighbours(ranked: Iterable[SearchHit], top_k: int) -> list[SearchHit]:
+    """Neighbouring chunks of one document become one passage, in the place of the better one
+    (when their sections apply to the same people).
 
     An answer often runs past a chunk's end; showing the two chunks as one passage keeps it
     whole and frees a slot in the top k for another passage (measured in docs/benchmarks.md).
@@ -119,7 +160,11 @@ def merge_neighbours(ranked: list[SearchHit], top_k: int) -> list[SearchHit]:
     for hit in ranked:
         ordinal = chunk_ordinal(hit.chunk_id)
         for i, (ordinals, passage) in enumerate(passages):
-            if passage.doc_id == hit.doc_id and {ordinal - 1, ordinal + 1} & ordinals:
+            if (
+                passage.doc_id == hit.doc_id
+                and passage.applies_to == hit.applies_to
+                and {ordinal - 1, ordinal + 1} & ordinals
+            ):
                 first, second = (hit, passage) if ordinal < min(ordinals) else (passage, hit)
                 merged = passage.model_copy(
                     update={

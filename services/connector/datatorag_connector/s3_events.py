@@ -19,8 +19,9 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import BotoCoreError, ClientError
 
 from datatorag.domain.errors import SourceError
+from datatorag.domain.sources import RegisteredSource
 from datatorag.log import get_logger
-from datatorag_connector.registry import RegisteredSource, SourceRegistry
+from datatorag.usecases.sources import SourceCatalog
 from datatorag_connector.sources import open_source
 from datatorag_connector.sources.s3 import ObjectGone, S3Source, aws_client
 from datatorag_connector.sync import Syncer
@@ -91,8 +92,8 @@ def _apply(
 class S3EventWatcher:
     """For the connector's loop: apply the events of every registered ``s3://?queue=`` source."""
 
-    def __init__(self, syncer: Syncer, registry: SourceRegistry, *, max_bytes: int) -> None:
-        self.syncer, self.registry, self.max_bytes = syncer, registry, max_bytes
+    def __init__(self, syncer: Syncer, catalog: SourceCatalog, *, max_bytes: int) -> None:
+        self.syncer, self.catalog, self.max_bytes = syncer, catalog, max_bytes
         self._sqs: SQSClient | None = None
         self._watched: list[RegisteredSource] = []
         self._read_at = -REGISTRY_TTL_S
@@ -102,7 +103,7 @@ class S3EventWatcher:
         if time.monotonic() - self._read_at >= REGISTRY_TTL_S:  # not a listing every poll
             self._read_at = time.monotonic()
             self._watched = [
-                r for r in self._registered() if r.uri.startswith("s3://") and "queue=" in r.uri
+                r for r in self._registered() if r.kind == "s3" and "queue=" in r.display_uri
             ]
         watched = self._watched
         for registered in watched:
@@ -118,13 +119,13 @@ class S3EventWatcher:
 
     def _registered(self) -> list[RegisteredSource]:
         try:
-            return self.registry.all()
+            return self.catalog.all()
         except Exception as err:  # noqa: BLE001 - the blob store is down: try again later
             log.error("connector.registry_unreadable", error=f"{type(err).__name__}: {err}")
             return []
 
     def _poll_one(self, registered: RegisteredSource) -> None:
-        source = open_source(registered.uri, max_bytes=self.max_bytes)
+        source = open_source(self.catalog.uri(registered), max_bytes=self.max_bytes)
         assert isinstance(source, S3Source)
         if self._sqs is None:
             self._sqs = aws_client("sqs")

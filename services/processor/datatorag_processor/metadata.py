@@ -1,8 +1,11 @@
 """What a document says about itself: its kind of policy, when it took effect, whom it covers.
 
 Deliberately conservative heuristics over the title, headings and opening text: a key is set
-only when the document states it. Metadata the source supplies (``ingest --meta``, upload form
-fields) overrides these. All of it is filterable (``metadata.<key>``; ``effective_date``).
+only when the document states it. Whom it covers (``countries``, ``employment_types``) comes
+from its title or a scope sentence near the top (``datatorag.domain.applicability``), never from
+a passing mention: searches for an employee filter on it. Metadata the source supplies
+(``ingest --meta``, upload form fields) overrides these. All of it is filterable
+(``metadata.<key>``; ``effective_date``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from dateutil import parser as dateparser
 
+from datatorag.domain.applicability import stated_scope
 from datatorag_processor.extract.model import ExtractedDocument
 
 # First match wins, checked against the title, then the headings.
@@ -64,35 +68,18 @@ _EFFECTIVE = re.compile(
     r"|[A-Z][a-z]+\.? \d{1,2},? \d{4}|\d{1,2} [A-Z][a-z]+ \d{4})",
     re.IGNORECASE,
 )
-COUNTRIES: dict[str, tuple[str, ...]] = {
-    "US": ("united states", "u.s.", "us-based", "us based", "usa"),
-    "GB": ("united kingdom", "uk-based", "u.k."),
-    "CA": ("canada", "canadian"),
-    "DE": ("germany", "german"),
-    "IN": ("india",),
-}
-EMPLOYMENT_TYPES = {
-    "full-time": ("full-time", "full time"),
-    "part-time": ("part-time", "part time"),
-    "contractor": ("contractor", "contingent worker"),
-    "intern": ("intern ", "interns", "internship"),
-}
 OPENING_BLOCKS = 40  # effective dates and scope statements sit near the top
 
 
 def derive(doc: ExtractedDocument, title: str) -> dict[str, Any]:
     headings = [b.text for b in doc.blocks if b.kind == "heading"]
-    text = " ".join(b.text for b in doc.blocks).lower()
-    opening = " ".join(b.text for b in doc.blocks[:OPENING_BLOCKS])
+    opening = "\n".join(b.text for b in doc.blocks[:OPENING_BLOCKS])
     found: dict[str, Any] = {}
     if kind := _document_type([title, *headings]):
         found["document_type"] = kind
     if effective := _effective_date(opening):
         found["effective_date"] = effective
-    if countries := _mentioned(COUNTRIES, text):
-        found["countries"] = countries
-    if types := _mentioned(EMPLOYMENT_TYPES, text):
-        found["employment_types"] = types
+    found.update(stated_scope(title, opening))  # countries, employment_types
     return found
 
 
@@ -114,7 +101,3 @@ def _effective_date(text: str) -> str | None:
     except (ValueError, OverflowError, AttributeError):
         return None
     return parsed.isoformat() if date(1950, 1, 1) <= parsed <= date(2100, 1, 1) else None
-
-
-def _mentioned(table: dict[str, tuple[str, ...]], text: str) -> list[str]:
-    return [name for name, words in table.items() if any(w in text for w in words)]

@@ -18,16 +18,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datatorag.domain.employees import Employee
 from datatorag.domain.errors import GenerationFailed
 from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
-from datatorag.ports import Embeddings, SearchIndex
+from datatorag.ports import Embeddings, EmployeeDirectory, SearchIndex
 from datatorag.usecases.activity import ActivityRecorder
 from datatorag.usecases.answers import Answer, Answerer
 from datatorag.usecases.search import Mode, Searcher
+from datatorag.usecases.sources import SourceCatalog
 from datatorag_query_api import insights, portal, problems
-from datatorag_query_api.auth import Caller, ReaderDep
+from datatorag_query_api.auth import AdminCaller, Reader, ReaderDep
+from datatorag_query_api.employees import EmployeeSpec
+from datatorag_query_api.employees import resolve as resolve_employee
 from datatorag_query_api.keys import ApiKeyStore
 from datatorag_query_api.problems import Problem
+from datatorag_query_api.routes import sources as sources_routes
+from datatorag_query_api.routes import webhooks as webhooks_routes
 from datatorag_query_api.sessions import PortalSessions
 from datatorag_query_api.signing import SigningSecrets
 from datatorag_query_api.uploads import Uploads, read_upload
@@ -42,6 +48,7 @@ class SearchRequest(BaseModel):
     top_k: int = Field(default=10, ge=1, le=100)
     mode: Mode = "hybrid"
     filters: dict[str, Any] | None = None
+    employee: EmployeeSpec | None = None
 
 
 class SearchResponse(BaseModel):
@@ -66,7 +73,12 @@ class QueryRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     top_k: int = Field(default=5, ge=1, le=50)
     filters: dict[str, Any] | None = None
+    employee: EmployeeSpec | None = None
 
+
+EMPLOYEE_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No employee with that id in the tenant's directory"}
+}
 
 # Far past any real listing, and offset + limit still fits the index's 64-bit integers.
 MAX_OFFSET = 2**62
@@ -121,7 +133,10 @@ class Services:
     activity: ActivityRecorder
     signing: SigningSecrets
     sessions: PortalSessions
+    sources: SourceCatalog
+    directory: EmployeeDirectory
     max_document_bytes: int
+    webhook_max_age_s: float = 300.0  # BambooHR deliveries older than this are replays
     search_threads: int = 2  # searches at once (wiring.search_threads)
 
 
@@ -183,6 +198,9 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
+    app.include_router(sources_routes.router)
+    app.include_router(webhooks_routes.router)
+    app.state.webhook_replays = webhooks_routes.ReplayGuard()
     app.include_router(insights.router)
     portal.install(app)
 
@@ -202,10 +220,24 @@ def create_app(services: Services) -> FastAPI:
             raise Problem(503, "Not ready", f"embedding endpoint: {err}") from err
         return {"status": "ready", "embedding_dimension": dimension}
 
-    @app.post("/v1/search", tags=["search"])
+    def employee_of(who: Reader, spec: EmployeeSpec | None) -> Employee | None:
+        """Whom the search is for: an employee token's own employee (never another one), else
+        the request's ``employee``, if any."""
+        if who.employee is None:
+            return resolve_employee(services.directory, who.tenant, spec)
+        if spec is not None:
+            raise Problem(400, "Bad request", "an employee token searches as its own employee")
+        if who.employee.country or who.employee.employment_type or who.employee.department:
+            return who.employee
+        return resolve_employee(services.directory, who.tenant, EmployeeSpec(id=who.employee.id))
+
+    @app.post("/v1/search", tags=["search"], responses=EMPLOYEE_NOT_FOUND)
     async def search(body: SearchRequest, who: ReaderDep) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
+        employee = None
+        if body.employee is not None or who.employee is not None:  # a directory read: off the loop
+            employee = await run_in_threadpool(employee_of, who, body.employee)
         searcher, vector = services.searcher, None
         if body.mode != "keyword":
             # Waiting on the embedding endpoint: any number at once, so it can batch them.
@@ -213,12 +245,19 @@ def create_app(services: Services) -> FastAPI:
                 who.tenant, body.query
             ) or await run_in_threadpool(searcher.query_vectors.vector, who.tenant, body.query)
         search = partial(
-            searcher.search, who.tenant, body.query, body.top_k, body.mode, body.filters, vector
+            searcher.search,
+            who.tenant,
+            body.query,
+            body.top_k,
+            body.mode,
+            body.filters,
+            vector,
+            employee,
         )
         hits = await to_thread.run_sync(search, limiter=search_threads)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
-    @app.post("/v1/query", tags=["search"])
+    @app.post("/v1/query", tags=["search"], responses=EMPLOYEE_NOT_FOUND)
     def query(body: QueryRequest, who: ReaderDep) -> AnswerResponse:
         """An answer written from the tenant's passages, each sentence citing them as ``[n]``.
 
@@ -227,8 +266,11 @@ def create_app(services: Services) -> FastAPI:
         log (question masked, employee hashed); ``answer_id`` takes feedback.
         """
         started = time.perf_counter()
+        employee = employee_of(who, body.employee)
         try:
-            answer = services.answerer.answer(who.tenant, body.question, body.top_k, body.filters)
+            answer = services.answerer.answer(
+                who.tenant, body.question, body.top_k, body.filters, employee
+            )
         except GenerationFailed as err:
             if err.retryable:
                 raise Problem(
@@ -260,7 +302,7 @@ def create_app(services: Services) -> FastAPI:
         openapi_extra=UPLOAD_BODY,
         responses={200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"}},
     )
-    async def upload_document(request: Request, who: Caller) -> JSONResponse:
+    async def upload_document(request: Request, who: AdminCaller) -> JSONResponse:
         """Upload a document (multipart ``file``; optional ``title``, ``tags``, ``metadata``).
 
         The same file name replaces the earlier upload (a new version); the same bytes change
@@ -290,7 +332,7 @@ def create_app(services: Services) -> FastAPI:
         )
 
     @app.delete("/v1/documents/{doc_id}", tags=["documents"])
-    def delete_document(doc_id: str, who: Caller, response: Response) -> Accepted:
+    def delete_document(doc_id: str, who: AdminCaller, response: Response) -> Accepted:
         """Remove a document at once: its passages leave search and its stored files are
         deleted before this answers; its status becomes deleted. Deleting it again is a no-op."""
         doc = services.uploads.remove(who.tenant, doc_id)
@@ -301,7 +343,7 @@ def create_app(services: Services) -> FastAPI:
         return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
 
     @app.post("/v1/documents/{doc_id}/retry", tags=["documents"], status_code=202)
-    def retry_document(doc_id: str, who: Caller, response: Response) -> Accepted:
+    def retry_document(doc_id: str, who: AdminCaller, response: Response) -> Accepted:
         """Process a failed document's stored version again (after fixing what failed it, e.g.
         an outage or a raised limit). A document that has not failed is a 409."""
         doc = services.uploads.retry(who.tenant, doc_id)
@@ -315,7 +357,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/v1/documents", tags=["documents"])
     def list_documents(
-        who: Caller,
+        who: AdminCaller,
         status: DocumentStatus | None = None,
         source_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -337,7 +379,7 @@ def create_app(services: Services) -> FastAPI:
         )
 
     @app.get("/v1/documents/{doc_id}", tags=["documents"])
-    def get_document(doc_id: str, who: Caller) -> DocumentRecord:
+    def get_document(doc_id: str, who: AdminCaller) -> DocumentRecord:
         """One document's status and metadata; failed documents say why in ``reason``."""
         doc = services.index.get_document(who.tenant, doc_id)
         if doc is None:

@@ -1,10 +1,11 @@
 """Who is calling: an API key, an admin's portal session, or an employee's signed token.
 
 - ``X-API-Key``: API consumers; the key's tenant, never anything in the request, scopes it.
-- The portal's session cookie: an admin who logged in with a key. Requests that change
-  something must also send the session's CSRF token (``X-CSRF-Token`` or a form field).
+  ``Caller`` admits any valid key; ``AdminCaller`` only an admin key (a query key gets a 403).
+- The portal's session cookie: an admin who logged in with an admin key. Requests that change
+  something must also send the session's CSRF token (``X-CSRF-Token``).
 - ``Authorization: Bearer <JWT>``: an employee's short-lived token from the tenant's HR-tech
-  vendor (``signing.py``); read routes only.
+  vendor (``signing.py``); search, ask and feedback only (``ReaderDep``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from datatorag.domain.employees import Employee
-from datatorag_query_api.keys import KeyInfo
+from datatorag_query_api.keys import ApiKeyStore, KeyInfo
 from datatorag_query_api.problems import Problem
 from datatorag_query_api.sessions import COOKIE, Session
 from datatorag_query_api.signing import InvalidToken
@@ -45,13 +46,10 @@ def caller(
     key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))],
 ) -> KeyInfo:
     """The key behind the request (header or portal session); 401 without a valid one."""
-    services = request.app.state.services
     if len(request.headers.getlist("x-api-key")) > 1:
         raise Problem(400, "Bad request", "send exactly one X-API-Key header")
-    if key:
-        info: KeyInfo | None = services.keys.authenticate(key)
-    else:
-        info = _session_key(request)
+    keys: ApiKeyStore = request.app.state.services.keys
+    info = keys.authenticate(key) if key else _session_key(request)
     if info is None:
         raise Problem(401, "Unauthorized", "send a valid API key in the X-API-Key header")
     _bind(request, info.tenant)
@@ -70,6 +68,21 @@ def _session_key(request: Request) -> KeyInfo | None:
     return session.key
 
 
+Caller = Annotated[KeyInfo, Depends(caller)]
+
+
+def admin_caller(who: Caller) -> KeyInfo:
+    """An admin key's caller; 403 for a query key (search and ask only)."""
+    if not who.is_admin:
+        raise Problem(
+            403, "Forbidden", "this route needs an admin API key; this key may only query"
+        )
+    return who
+
+
+AdminCaller = Annotated[KeyInfo, Depends(admin_caller)]
+
+
 def reader(
     request: Request,
     key: Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))],
@@ -84,10 +97,8 @@ def reader(
         _bind(request, claims.tenant)
         return Reader(claims.tenant, None, claims.employee, "embed")
     info = caller(request, key)
-    return Reader(
-        info.tenant, info, None, "portal" if getattr(request.state, "portal", False) else "api"
-    )
+    channel = "portal" if getattr(request.state, "portal", False) else "api"
+    return Reader(info.tenant, info, None, channel)
 
 
-Caller = Annotated[KeyInfo, Depends(caller)]
 ReaderDep = Annotated[Reader, Depends(reader)]

@@ -14,6 +14,7 @@ from datatorag.settings import Settings
 from datatorag.usecases.activity import ActivityRecorder
 from datatorag.usecases.answers import Answerer
 from datatorag.usecases.search import Searcher
+from datatorag.usecases.sources import SourceCatalog
 from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.keys import ApiKeyStore
 from datatorag_query_api.sessions import PortalSessions
@@ -87,7 +88,10 @@ def build_services(
         searcher=searcher,
         answerer=build_answerer(settings, searcher),
         uploads=build_uploads(settings, index, blobs),
+        sources=SourceCatalog(blobs, wiring.secret_store(settings, blobs)),
+        directory=wiring.employee_directory(settings),
         max_document_bytes=settings.max_document_bytes,
+        webhook_max_age_s=settings.webhook_max_age_s,
         search_threads=wiring.search_threads(settings),
     )
 

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from datatorag.domain.activity import AdminAction, AnswerRecord, entry_to_json
 from datatorag.usecases.analytics import Analytics, summarise, to_csv
-from datatorag_query_api.auth import Caller
+from datatorag_query_api.auth import AdminCaller
 from datatorag_query_api.problems import Problem
 
 DEFAULT_DAYS = 30
@@ -44,7 +44,7 @@ def analytics_for(
 
 @router.get("/v1/analytics")
 def analytics(
-    request: Request, who: Caller, since: Since = None, until: Until = None
+    request: Request, who: AdminCaller, since: Since = None, until: Until = None
 ) -> dict[str, Any]:
     """Questions per day, answered vs abstained, top questions, unanswered questions grouped
     (content gaps), feedback, most-cited documents and p95 latency of answers."""
@@ -57,7 +57,7 @@ def analytics(
 
 @router.get("/v1/analytics.csv", response_class=PlainTextResponse)
 def analytics_csv(
-    request: Request, who: Caller, since: Since = None, until: Until = None
+    request: Request, who: AdminCaller, since: Since = None, until: Until = None
 ) -> PlainTextResponse:
     """The period's question log as CSV (one row per answer, with its feedback)."""
     start, end = period(since, until)
@@ -82,7 +82,7 @@ def audit_entries(
 
 @router.get("/v1/audit")
 def audit(
-    request: Request, who: Caller, since: Since = None, until: Until = None
+    request: Request, who: AdminCaller, since: Since = None, until: Until = None
 ) -> dict[str, Any]:
     """Every admin action (who, what, when) and every answer (question, abstained, the document
     versions it cited, latency) in the period, oldest first."""

@@ -2,12 +2,16 @@
 
 A key reads ``dtr_<key id>_<secret>``. Keys live in the shared blob store (a local folder on the
 embedded default, S3 on AWS) as one small JSON object per key, ``system/api-keys/<key id>.json``,
-holding the tenant, the hash, ``created_at`` and ``revoked_at``, never the key. Every task of the
-query API therefore sees the same keys, and they survive a redeploy.
+holding the tenant, the role, the hash, ``created_at`` and ``revoked_at``, never the key. Every
+task of the query API therefore sees the same keys, and they survive a redeploy.
 
 Authentication runs on every request, so each process keeps what it read for ``cache_ttl_s``
 (5 s by default): a key revoked through another process stops working there within that time;
-a revocation made through this store takes effect here at once. Concurrent requests with the
+a revocation made through this store takes effect here at once.
+
+A key's role is ``admin`` (sources, documents, keys, and everything a query key may do) or
+``query`` (search and ask only). A record written before roles existed has no role: it is an admin
+key, as it could do everything then. Concurrent requests with the
 same uncached key wait for one read instead of each reading the store.
 """
 
@@ -22,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from datatorag.domain.blob_keys import API_KEYS_PREFIX
 from datatorag.domain.errors import BlobNotFound, InvalidRequest
@@ -37,11 +42,19 @@ _KEY_ID = re.compile(r"^[a-z0-9]{12}$")
 DEFAULT_CACHE_TTL_S = 5.0
 _CACHE_MAX_ENTRIES = 10_000  # ids looked up, known or not: bounds memory under random ids
 
+Role = Literal["admin", "query"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
 
 @dataclass(frozen=True)
 class KeyInfo:
     key_id: str
     tenant: str
+    role: Role = "admin"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class KeyListing:
     key_id: str
     created_at: str
     revoked_at: str | None
+    role: Role = "admin"
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,14 @@ class _Record:
     key_hash: str
     created_at: str
     revoked_at: str | None = None
+    role: Role = "admin"  # records from before roles were admin keys
 
     def to_json(self, key_id: str) -> bytes:
         return json.dumps(
             {
                 "key_id": key_id,
                 "tenant": self.tenant,
+                "role": self.role,
                 "key_hash": self.key_hash,
                 "created_at": self.created_at,
                 "revoked_at": self.revoked_at,
@@ -94,13 +110,15 @@ class ApiKeyStore:
     def _hash(self, key: str) -> str:
         return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, tenant: str) -> str:
+    def create(self, tenant: str, role: Role = "admin") -> str:
         """A new key for ``tenant``; the only time the plain key exists."""
         if not is_tenant_name(tenant):
             raise InvalidRequest(TENANT_RULE)
+        if role not in ROLES:
+            raise InvalidRequest(f"unknown role {role!r}: use {' or '.join(ROLES)}")
         key_id = secrets.token_hex(6)
         key = f"dtr_{key_id}_{secrets.token_urlsafe(32)}"
-        record = _Record(tenant, self._hash(key), utcnow().isoformat())
+        record = _Record(tenant, self._hash(key), utcnow().isoformat(), role=role)
         self.blobs.put(_blob_key(key_id), record.to_json(key_id))
         self._forget(key_id)
         return key
@@ -114,7 +132,9 @@ class ApiKeyStore:
         record = self._read(key_id)
         if record is None or record.tenant != tenant or record.revoked_at is not None:
             return False
-        revoked = _Record(record.tenant, record.key_hash, record.created_at, utcnow().isoformat())
+        revoked = _Record(
+            record.tenant, record.key_hash, record.created_at, utcnow().isoformat(), record.role
+        )
         self.blobs.put(_blob_key(key_id), revoked.to_json(key_id))
         self._forget(key_id)
         return True
@@ -129,7 +149,7 @@ class ApiKeyStore:
         active = record is not None and record.revoked_at is None
         expected = record.key_hash if record is not None and active else self._unknown_hash
         if hmac.compare_digest(expected, self._hash(key)) and record is not None and active:
-            return KeyInfo(key_id, record.tenant)
+            return KeyInfo(key_id, record.tenant, record.role)
         return None
 
     def active(self, key_id: str) -> KeyInfo | None:
@@ -139,7 +159,7 @@ class ApiKeyStore:
         record = self._lookup(key_id)
         if record is None or record.revoked_at is not None:
             return None
-        return KeyInfo(key_id, record.tenant)
+        return KeyInfo(key_id, record.tenant, record.role)
 
     def list(self, tenant: str) -> list[KeyListing]:
         """The tenant's keys, newest first: ids and dates, never a key or its hash."""
@@ -148,7 +168,9 @@ class ApiKeyStore:
             key_id = blob_key.removeprefix(API_KEYS_PREFIX).removesuffix(".json")
             record = self._read(key_id) if _KEY_ID.match(key_id) else None
             if record is not None and record.tenant == tenant:
-                listing.append(KeyListing(key_id, record.created_at, record.revoked_at))
+                listing.append(
+                    KeyListing(key_id, record.created_at, record.revoked_at, record.role)
+                )
         return sorted(listing, key=lambda k: k.created_at, reverse=True)
 
     def _lookup(self, key_id: str) -> _Record | None:
@@ -191,11 +213,15 @@ class ApiKeyStore:
     def _read(self, key_id: str) -> _Record | None:
         try:
             raw = json.loads(self.blobs.get(_blob_key(key_id)))
+            role = raw.get("role") or "admin"
+            if role not in ROLES:
+                raise ValueError(role)
             return _Record(
                 tenant=str(raw["tenant"]),
                 key_hash=str(raw["key_hash"]),
                 created_at=str(raw["created_at"]),
                 revoked_at=None if raw.get("revoked_at") is None else str(raw["revoked_at"]),
+                role=role,
             )
         except BlobNotFound:
             return None

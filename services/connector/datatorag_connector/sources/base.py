@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from datatorag.domain.errors import DocumentRejected, SourceError
-from datatorag.domain.uris import quote_path
+from datatorag.domain.uris import SECRET_QUERY_WORDS as SECRET_QUERY_WORDS  # re-exported
+from datatorag.domain.uris import display_netloc as display_netloc  # re-exported
+from datatorag.domain.uris import quote_path as quote_path  # re-exported
+from datatorag.domain.uris import redact_uri as redact_uri  # re-exported
 from datatorag.log import get_logger
 
 log = get_logger(__name__)
@@ -25,8 +27,6 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # same default as Settings.max_document_by
 DEFAULT_TIMEOUT_S = 30.0
 MAX_DEPTH = 32  # folders nested deeper are not walked (guards against loops on odd servers)
 
-# Query parameters whose values are treated as secrets when a URI is shown.
-SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sig")
 # Bidirectional overrides make "fdp.exe" display as "exe.pdf"; no document name needs them.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -128,38 +128,6 @@ def join_relative(parent: str, name: str) -> str:
 
 def source_id_for(display_uri: str) -> str:
     return "src_" + hashlib.sha256(display_uri.encode()).hexdigest()[:12]
-
-
-def display_netloc(host: str, port: int) -> str:
-    host = host.lower()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` without user, password or secret-looking query values; for messages and logs."""
-    try:
-        parts = urlsplit(uri)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<unparsable URI>"
-    netloc = host if port is None else display_netloc(host, port)
-    query = urlencode(
-        [
-            (k, "REDACTED" if any(w in k.lower() for w in SECRET_QUERY_WORDS) else v)
-            for k, v in _parse_query(parts.query)
-        ]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _parse_query(query: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in query.split("&"):
-        if item:
-            key, _, value = item.partition("=")
-            pairs.append((key, value))
-    return pairs
 
 
 def scrub(message: str, *secrets: str | None) -> str:

@@ -89,7 +89,7 @@ def login(
     if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
         return RedirectResponse("/portal/login?error=expired", status_code=303)
     key = services(request).keys.authenticate(api_key.strip())
-    if key is None:
+    if key is None or not key.is_admin:  # a query key may search, not manage
         return RedirectResponse("/portal/login?error=invalid", status_code=303)
     token = services(request).sessions.start(key)
     services(request).activity.admin(key.tenant, key.key_id, "portal.login")

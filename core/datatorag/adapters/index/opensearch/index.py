@@ -375,6 +375,10 @@ def _clause(condition: Condition) -> Body:
 
 def _metadata_clause(key: str, condition: Condition) -> Body:
     text, number = f"{META_TEXT}.{key}", f"{META_NUMBER}.{key}"
+    if condition.kind == "missing_or_in":  # strings only (parse_filters checks)
+        missing = {"bool": {"must_not": [{"term": {META_KEYS: key}}]}}
+        listed = [{"terms": {text: list(condition.value)}}] if condition.value else []
+        return {"bool": {"should": [missing, *listed], "minimum_should_match": 1}}
     if condition.kind == "eq":
         if condition.value is None:  # missing or null
             return {"bool": {"must_not": [{"term": {META_KEYS: key}}]}}
@@ -402,7 +406,7 @@ def _metadata_clause(key: str, condition: Condition) -> Body:
 
 def metadata_fields(metadata: Mapping[str, Any]) -> Body:
     """A document's metadata as its chunks carry it for filtering (typed, no conflicts)."""
-    texts: dict[str, str] = {}
+    texts: dict[str, str | list[str]] = {}
     numbers: dict[str, float] = {}
     keys: list[str] = []
     for key, value in metadata.items():
@@ -411,6 +415,8 @@ def metadata_fields(metadata: Mapping[str, Any]) -> Body:
         keys.append(key)
         if isinstance(value, str):
             texts[key] = value
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            texts[key] = value  # a keyword array: a term query matches any of its items
         elif isinstance(value, bool | int | float) and math.isfinite(value):
             numbers[key] = float(value)
     return {META_TEXT: texts, META_NUMBER: numbers, META_KEYS: keys}

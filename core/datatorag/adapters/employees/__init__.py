@@ -1,0 +1,1 @@
+"""EmployeeDirectory adapters: SQLite on the embedded default, DynamoDB on AWS."""

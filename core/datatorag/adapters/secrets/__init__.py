@@ -1,0 +1,1 @@
+"""SecretStore adapters: Fernet-encrypted objects in the blob store, or AWS Secrets Manager."""

@@ -1,0 +1,1 @@
+"""Route groups of the query API, each on its own ``APIRouter``."""
