@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
+from datatorag.adapters.secrets.fernet import FernetSecretStore
 from datatorag.domain.errors import SourceError
 from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode
-from datatorag_connector.registry import RegisteredSource, SourceRegistry
+from datatorag.usecases.sources import SourceCatalog
 from datatorag_connector.s3_events import S3EventWatcher, apply_events
 from datatorag_connector.sources import open_source, source_id_of
 from datatorag_connector.sources.s3 import S3Source
@@ -173,10 +175,11 @@ def test_the_connector_watches_the_queues_of_registered_s3_sources(
 ) -> None:
     sqs = aws_client("sqs")
     queue_url = sqs.create_queue(QueueName=unique_name("drop-events"))["QueueUrl"]
-    registry = SourceRegistry(LocalBlobStore(tmp_path / "registry"))
-    watcher = S3EventWatcher(syncer, registry, max_bytes=1 << 20)
+    blobs = LocalBlobStore(tmp_path / "registry")
+    catalog = SourceCatalog(blobs, FernetSecretStore(blobs, Fernet.generate_key()))
+    watcher = S3EventWatcher(syncer, catalog, max_bytes=1 << 20)
     assert watcher.poll() is False  # nothing to watch yet
-    registry.add(RegisteredSource(tenant=TENANT, uri=f"s3://{bucket}/hr?queue={queue_url}"))
+    catalog.add(TENANT, f"s3://{bucket}/hr?queue={queue_url}")
     event = {
         "Records": [
             {
