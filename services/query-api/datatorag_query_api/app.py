@@ -23,21 +23,35 @@ from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
 from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
 from datatorag.usecases.search import Mode, Searcher
-from datatorag_query_api import problems
+from datatorag_query_api import problems, swagger_ui
 from datatorag_query_api.keys import ApiKeyStore, KeyInfo
 from datatorag_query_api.problems import Problem
 from datatorag_query_api.uploads import Uploads, read_upload
 
 log = structlog.get_logger(__name__)
 
+READINESS_PROBE = "readiness probe"
+
+
+NOT_BLANK = r"\S"  # a query of only spaces would match arbitrary passages
+Filters = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Restrict hits by document: `doc_id`, `source_id`, `media_type`, "
+        "`effective_date` or `metadata.<key>` (e.g. `metadata.countries`), each a value or a list "
+        '(any of them); a range as `{"gte": ..., "lt": ...}`. Anything else '
+        "(an unknown field or operator) is a 400 problem.",
+    ),
+]
+
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a stray "tenant" is refused, never obeyed
 
-    query: str = Field(min_length=1, max_length=2000)
+    query: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     top_k: int = Field(default=10, ge=1, le=100)
     mode: Mode = "hybrid"
-    filters: dict[str, Any] | None = None
+    filters: Filters = None
 
 
 class SearchResponse(BaseModel):
@@ -48,9 +62,9 @@ class SearchResponse(BaseModel):
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=2000)
+    question: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     top_k: int = Field(default=5, ge=1, le=50)
-    filters: dict[str, Any] | None = None
+    filters: Filters = None
 
 
 # Far past any real listing, and offset + limit still fits the index's 64-bit integers.
@@ -86,9 +100,15 @@ UPLOAD_BODY: dict[str, Any] = {
                         "file": {"type": "string", "format": "binary"},
                         "title": {"type": "string"},
                         "tags": {"type": "string", "description": "comma-separated"},
-                        "metadata": {"type": "string", "description": "a JSON object"},
+                        "metadata": {
+                            "type": "object",
+                            "description": "a JSON object of strings, numbers, booleans or "
+                            "lists of them; filter on it with metadata.<key>",
+                            "additionalProperties": True,
+                        },
                     },
-                }
+                },
+                "encoding": {"metadata": {"contentType": "application/json"}},
             }
         },
     }
@@ -178,11 +198,16 @@ def create_app(services: Services) -> FastAPI:
         title="DatatoRAG",
         version="0.1.0",
         description="Cited answers and passages from your HR documents. "
-        "Authenticate with `X-API-Key`.",
+        "Authenticate with `X-API-Key`. Errors are RFC 9457 problem details.",
+        # Starlette would redirect /v1/search/ to a URL built from the Host header.
+        redirect_slashes=False,
+        docs_url=None,  # swagger_ui.py serves it without a CDN; ReDoc would need one
+        redoc_url=None,
     )
     app.state.services = services
     search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
+    swagger_ui.install(app)
 
     app.add_middleware(RequestContext)
 
@@ -191,16 +216,18 @@ def create_app(services: Services) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=problems.declared(503))
     def readyz() -> dict[str, Any]:
-        """Readiness: the index opens and the embedding endpoint answers."""
+        """Readiness: the embedding endpoint embeds a probe now (searches need it)."""
         try:
-            dimension = services.embeddings.dimension
+            dimension = int(services.embeddings.embed([READINESS_PROBE]).shape[1])
         except Exception as err:
-            raise Problem(503, "Not ready", f"embedding endpoint: {err}") from err
+            # The cause names internal hosts: it goes to the log, not to an unauthenticated caller.
+            log.warning("readyz.embedding_unavailable", cause=str(err))
+            raise Problem(503, "Not ready", "the embedding endpoint does not answer") from err
         return {"status": "ready", "embedding_dimension": dimension}
 
-    @app.post("/v1/search", tags=["search"])
+    @app.post("/v1/search", tags=["search"], responses=problems.declared(400, 401, 422, 503))
     async def search(body: SearchRequest, who: Caller) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
@@ -216,7 +243,7 @@ def create_app(services: Services) -> FastAPI:
         hits = await to_thread.run_sync(search, limiter=search_threads)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
-    @app.post("/v1/query", tags=["search"])
+    @app.post("/v1/query", tags=["search"], responses=problems.declared(400, 401, 422, 502, 503))
     def query(body: QueryRequest, who: Caller) -> Answer:
         """An answer written from the tenant's passages, each sentence citing them as ``[n]``.
 
@@ -237,7 +264,10 @@ def create_app(services: Services) -> FastAPI:
         tags=["documents"],
         status_code=202,
         openapi_extra=UPLOAD_BODY,
-        responses={200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"}},
+        responses={
+            200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"},
+            **problems.declared(400, 401, 413, 415, 422),
+        },
     )
     async def upload_document(request: Request, who: Caller) -> JSONResponse:
         """Upload a document (multipart ``file``; optional ``title``, ``tags``, ``metadata``).
@@ -260,17 +290,19 @@ def create_app(services: Services) -> FastAPI:
             headers={"Location": url},
         )
 
-    @app.delete("/v1/documents/{doc_id}", tags=["documents"])
+    @app.delete(
+        "/v1/documents/{doc_id}", tags=["documents"], responses=problems.declared(400, 401, 404)
+    )
     def delete_document(doc_id: str, who: Caller, response: Response) -> Accepted:
         """Remove a document at once: its passages leave search and its stored files are
         deleted before this answers; its status becomes deleted. Deleting it again is a no-op."""
         doc = services.uploads.remove(who.tenant, doc_id)
         if doc is None:
-            raise Problem(404, "Not found", f"no document {doc_id!r}")
+            raise Problem(404, "Not found", "no such document for this tenant")
         response.headers["Location"] = status_url(doc_id)
         return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
 
-    @app.get("/v1/documents", tags=["documents"])
+    @app.get("/v1/documents", tags=["documents"], responses=problems.declared(400, 401, 422))
     def list_documents(
         who: Caller,
         status: DocumentStatus | None = None,
@@ -293,12 +325,14 @@ def create_app(services: Services) -> FastAPI:
             next_offset=offset + limit if more else None,
         )
 
-    @app.get("/v1/documents/{doc_id}", tags=["documents"])
+    @app.get(
+        "/v1/documents/{doc_id}", tags=["documents"], responses=problems.declared(400, 401, 404)
+    )
     def get_document(doc_id: str, who: Caller) -> DocumentRecord:
         """One document's status and metadata; failed documents say why in ``reason``."""
         doc = services.index.get_document(who.tenant, doc_id)
         if doc is None:
-            raise Problem(404, "Not found", f"no document {doc_id!r}")
+            raise Problem(404, "Not found", "no such document for this tenant")
         return doc
 
     return app
