@@ -13,6 +13,7 @@ import threading
 import traceback
 
 from datatorag.domain.errors import SourceError
+from datatorag.lifeline import end_with_parent
 from datatorag.log import configure, get_logger
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import build_syncer, source_registry
@@ -29,6 +30,7 @@ _SECRET_ENV = ("DATATORAG_FTP_PASSWORD", "DATATORAG_SFTP_PASSWORD")
 
 def main() -> None:
     configure("connector")
+    end_with_parent()
     settings = Settings()
     syncer, registry = build_syncer(settings), source_registry(settings)
     stop = threading.Event()
