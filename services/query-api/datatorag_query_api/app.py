@@ -14,19 +14,27 @@ from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
+from datatorag.domain import filters
+from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, SearchIndex
 from datatorag.usecases.answers import Answer, Answerer, GenerationFailed
 from datatorag.usecases.search import Mode, Searcher
 from datatorag_query_api import problems, swagger_ui
 from datatorag_query_api.keys import ApiKeyStore, KeyInfo
 from datatorag_query_api.problems import Problem
-from datatorag_query_api.uploads import Uploads, read_upload
+from datatorag_query_api.uploads import (
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+    TAGS,
+    Uploads,
+    read_upload,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -36,17 +44,32 @@ READINESS_PROBE = "readiness probe"
 NOT_BLANK = r"\S"  # a query of only spaces would match arbitrary passages
 Filters = Annotated[
     dict[str, Any] | None,
-    Field(
-        description="Restrict hits by document: `doc_id`, `source_id`, `media_type`, "
-        "`effective_date` or `metadata.<key>` (e.g. `metadata.countries`), each a value or a list "
-        '(any of them); a range as `{"gte": ..., "lt": ...}`. Anything else '
-        "(an unknown field or operator) is a 400 problem.",
+    WithJsonSchema(
+        {
+            "anyOf": [filters.JSON_SCHEMA, {"type": "null"}],
+            "description": "Restrict hits by document: `doc_id`, `source_id`, `media_type`, "
+            "`effective_date` or `metadata.<key>` (e.g. `metadata.countries`), each a value or "
+            'a list (any of them); a range as `{"gte": ..., "lt": ...}`. Anything else (an '
+            "unknown field or operator) is a 400 problem.",
+        }
     ),
 ]
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a stray "tenant" is refused, never obeyed
+    model_config = ConfigDict(
+        extra="forbid",  # a stray "tenant" is refused, never obeyed
+        json_schema_extra={
+            "examples": [
+                {"query": "How much parental leave do I get?", "top_k": 3},
+                {
+                    "query": "vacation carry over",
+                    "mode": "keyword",
+                    "filters": {"metadata.countries": "US"},
+                },
+            ]
+        },
+    )
 
     query: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     top_k: int = Field(default=10, ge=1, le=100)
@@ -60,7 +83,10 @@ class SearchResponse(BaseModel):
 
 
 class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "Can I carry over unused vacation?"}]},
+    )
 
     question: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     top_k: int = Field(default=5, ge=1, le=50)
@@ -88,6 +114,7 @@ class UploadAccepted(Accepted):
     outcome: str  # added, changed (a new version) or unchanged (same bytes: nothing to do)
 
 
+METADATA_SCALARS = ["string", "number", "boolean", "null"]
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -97,16 +124,26 @@ UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "title": {"type": "string"},
-                        "tags": {"type": "string", "description": "comma-separated"},
+                        "file": {"type": "string", "format": "binary", "minLength": 1},
+                        "title": {"type": "string", "maxLength": MAX_TITLE_CHARS},
+                        "tags": {
+                            "type": "string",
+                            "description": f"comma-separated, at most {MAX_TAGS} tags of "
+                            f"{MAX_TAG_CHARS} characters",
+                            "pattern": f"^{TAGS.pattern}$",
+                        },
                         "metadata": {
                             "type": "object",
-                            "description": "a JSON object of strings, numbers, booleans or "
-                            "lists of them; filter on it with metadata.<key>",
-                            "additionalProperties": True,
+                            "description": "filterable keys (metadata.<key>), each a string, "
+                            "number, boolean, null or a list of them",
+                            "propertyNames": {"pattern": METADATA_KEY.pattern},
+                            "additionalProperties": {
+                                "type": [*METADATA_SCALARS, "array"],
+                                "items": {"type": METADATA_SCALARS},
+                            },
                         },
                     },
+                    "additionalProperties": False,
                 },
                 "encoding": {"metadata": {"contentType": "application/json"}},
             }

@@ -34,9 +34,12 @@ FIELD_BYTES = 64 * 1024  # each form field beside the file (title, tags, metadat
 FORM_OVERHEAD = 4 * FIELD_BYTES  # the fields plus part headers and boundaries
 MAX_NAME_BYTES = 200
 MAX_SUFFIX_CHARS = 16
+FIELDS = frozenset({"file", "title", "tags", "metadata"})
 MAX_TITLE_CHARS = 300
 MAX_TAGS = 50
 MAX_TAG_CHARS = 64
+# The tags rule as one regular expression, so that the OpenAPI document can state it exactly.
+TAGS = re.compile(rf"[^,]{{0,{MAX_TAG_CHARS}}}(,[^,]{{0,{MAX_TAG_CHARS}}}){{0,{MAX_TAGS - 1}}}")
 READ_CHUNK = 1024 * 1024
 _SEPARATORS = re.compile(r"[/\\]")
 
@@ -110,6 +113,13 @@ async def _limited(
 
 
 async def _form(form: FormData, max_bytes: int) -> UploadForm:
+    unknown = sorted(set(form.keys()) - FIELDS)
+    if unknown:  # a misspelt "tittle" would otherwise be dropped without a word
+        raise Problem(
+            422,
+            "Invalid upload",
+            f"unknown form field {unknown[0][:70]!r}; send {', '.join(sorted(FIELDS))}",
+        )
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise Problem(422, "Invalid upload", "send the document in a file field named 'file'")
@@ -139,22 +149,22 @@ def _text_field(value: str | UploadFile | None, name: str) -> str:
 
 def _title(value: str | UploadFile | None) -> str | None:
     text = _text_field(value, "title")
-    title = " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
-    if len(title) > MAX_TITLE_CHARS:
+    if len(text) > MAX_TITLE_CHARS:  # as sent, as the OpenAPI document says
         raise Problem(422, "Invalid upload", f"'title' has more than {MAX_TITLE_CHARS} characters")
+    title = " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
     return title or None
 
 
 def _tags(value: str | UploadFile | None) -> list[str]:
-    tags = list(dict.fromkeys(t.strip() for t in _text_field(value, "tags").split(",")))
-    tags = [t for t in tags if t]
-    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+    text = _text_field(value, "tags")
+    if not TAGS.fullmatch(text):
         raise Problem(
             422,
             "Invalid upload",
             f"'tags' takes at most {MAX_TAGS} comma-separated tags of {MAX_TAG_CHARS} characters",
         )
-    return tags
+    tags = list(dict.fromkeys(t.strip() for t in text.split(",")))
+    return [t for t in tags if t]
 
 
 def _metadata(value: str | UploadFile | None) -> dict[str, Any]:
