@@ -4,9 +4,10 @@
 #   openssh-server  real sshd for the SFTP source tests (tests/fixtures/file_servers.py)
 #   openssh-client  ssh-keygen for the test host and user keys
 #   wrk             HTTP load generator for the query API benchmark (bench/)
+#   chromium        a real browser: /docs renders offline (tests/integration/test_api_contract.py)
 set -euo pipefail
 
-PACKAGES=(openssh-server openssh-client wrk)
+PACKAGES=(openssh-server openssh-client wrk chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -72,6 +72,9 @@ class Syncer:
         self.index = index
         self.documents_queue = documents_queue
         self.chunks_queue = chunks_queue
+        # Versions this syncer announced (tenant, doc_id, version). A record still `fetched`
+        # that it did not announce may have lost its message: see _needs_announcing.
+        self.announced: set[tuple[str, str, str]] = set()
 
     def sync(
         self,
@@ -152,6 +155,7 @@ class Syncer:
             data=source.read(file),
             metadata=metadata,
             known=known,
+            announced=self.announced,
         )
         lists = {"added": report.added, "changed": report.changed, "unchanged": report.unchanged}
         lists[announced.outcome].append(uri)
@@ -197,14 +201,16 @@ def announce_document(
     metadata: dict[str, Any],
     known: DocumentRecord | None,
     title: str | None = None,
+    announced: set[tuple[str, str, str]] | None = None,
 ) -> Announcement:
     """Store one file's bytes, upsert its record and announce it, unless it is unchanged.
 
     Shared by source syncs and API uploads. ``path`` names the file inside its source (its
     suffix picks the media type); ``title`` defaults to the known title, else the file's stem.
+    ``announced``: the versions the caller announced before; it gains this one.
     """
     version = content_hash(data)
-    if known and known.version == version and not _needs_announcing(known):
+    if known and known.version == version and not _needs_announcing(known, announced):
         return Announcement(known.doc_id, "unchanged", known)
     doc_id = document_id(source_uri)
     name = PurePosixPath(path)
@@ -237,13 +243,24 @@ def announce_document(
             )
         )
     )
+    if announced is not None:
+        announced.add((tenant, doc_id, version))
     outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
     return Announcement(doc_id, outcome, record)
 
 
-def _needs_announcing(doc: DocumentRecord) -> bool:
+def _needs_announcing(doc: DocumentRecord, announced: set[tuple[str, str, str]] | None) -> bool:
     if doc.status == DocumentStatus.DELETED:
         return True  # the file came back
+    if (
+        announced is not None
+        and doc.status == DocumentStatus.FETCHED
+        and (doc.tenant, doc.doc_id, doc.version) not in announced
+    ):
+        # Announced by another process, maybe one killed between the record and the message
+        # (the fault tests found it): once more now. A duplicate costs nothing (a version
+        # already indexed is skipped), a lost message cost the document REANNOUNCE_AFTER.
+        return True
     if utcnow() - doc.updated_at <= REANNOUNCE_AFTER:
         return False
     # Not a permanent reason (encrypted, corrupt, too large), nor a message that crashed the
