@@ -22,6 +22,8 @@ def test_the_welcome_curl_line_is_not_wrapped(capsys, tmp_path):
 
 def test_commands_that_read_the_store_refuse_a_data_dir_without_data(monkeypatch, tmp_path):
     monkeypatch.setenv("DATATORAG_DATA_DIR", str(tmp_path / "nothing-here"))
+    # The CLI points the log at the runner's stderr, closed after each run: keep the suite's.
+    monkeypatch.setattr("datatorag.log.configure", lambda *_, **__: None)
     from typer.testing import CliRunner
 
     for args in (
