@@ -4,7 +4,7 @@
 #   openssh-server  real sshd for the SFTP source tests (tests/fixtures/file_servers.py)
 #   openssh-client  ssh-keygen for the test host and user keys
 #   wrk             HTTP load generator for the query API benchmark (bench/)
-#   chromium        the real browser the portal tests drive through Playwright (tests/browser)
+#   chromium        the real browser: the portal tests (tests/browser, Playwright) and /docs offline
 set -euo pipefail
 
 PACKAGES=(openssh-server openssh-client wrk chromium)

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.
     embedding_model: str = Field(default_factory=lambda: str(bundled_model_dir()))
-    embedding_url: str = "http://127.0.0.1:8081"
     embedding_port: int = 8081
+    # Where the services call the endpoint; empty: the local endpoint on ``embedding_port``.
+    embedding_url: str = ""
     embedding_batch_size: int = 32
     embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
     # "auto": ONNX Runtime in fp32 (a question costs 40-50% less CPU than in torch, chunks the
@@ -115,6 +116,13 @@ class Settings(BaseSettings):
     opensearch_replicas: int = 1
     secrets_prefix: str = "datatorag/"  # Secrets Manager names: <prefix>sources/<tenant>/<id>
     dynamodb_employees_table: str = "datatorag-employees"
+
+    @model_validator(mode="after")
+    def _embedding_url_follows_the_port(self) -> Settings:
+        # A fixed default would send every stack on the machine to one endpoint's process.
+        if not self.embedding_url:
+            self.embedding_url = f"http://127.0.0.1:{self.embedding_port}"
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from datatorag_connector.registry import RegisteredSource, SourceRegistry
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import SourceError
 from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode
-from datatorag_connector.registry import RegisteredSource, SourceRegistry
 from datatorag_connector.s3_events import S3EventWatcher, apply_events
 from datatorag_connector.sources import open_source, source_id_of
 from datatorag_connector.sources.s3 import S3Source

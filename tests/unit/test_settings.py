@@ -30,3 +30,12 @@ def test_production_refuses_the_development_pepper():
     with pytest.raises(ValidationError, match="API_KEY_PEPPER"):
         Settings(_env_file=None, environment="production")
     Settings(_env_file=None, environment="production", api_key_pepper="a-real-secret-value")
+
+
+def test_the_embedding_url_follows_the_embedding_port(monkeypatch):
+    """A fixed default sent every stack on a machine to the one endpoint on 8081."""
+    monkeypatch.delenv("DATATORAG_EMBEDDING_URL", raising=False)
+    monkeypatch.setenv("DATATORAG_EMBEDDING_PORT", "9123")
+    assert Settings(_env_file=None).embedding_url == "http://127.0.0.1:9123"
+    monkeypatch.setenv("DATATORAG_EMBEDDING_URL", "http://embeddings.internal:80")
+    assert Settings(_env_file=None).embedding_url == "http://embeddings.internal:80"
