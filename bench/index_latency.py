@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "core"))
 
 from datatorag.adapters.index.sqlite import bm25  # noqa: E402
 from datatorag.adapters.index.sqlite.index import SqliteSearchIndex  # noqa: E402
+from datatorag.domain import keywords  # noqa: E402
 from datatorag.domain.models import DocumentRecord, IndexedChunk  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -249,10 +250,10 @@ def quality() -> None:
     vector[0] = 1.0
     print("| configuration | doc recall@5 | MRR@10 | mean query ms |")
     print("| --- | --- | --- | --- |")
-    defaults = bm25.stems, bm25.STOP_WORDS, bm25.BM25_WEIGHTS
+    defaults = bm25.stems, keywords.STOP_WORDS, bm25.BM25_WEIGHTS
     for name, (stemming, stop_words, weights) in CONFIGS.items():
         bm25.stems = defaults[0] if stemming else list  # type: ignore[assignment]
-        bm25.STOP_WORDS = defaults[1] if stop_words else frozenset()
+        keywords.STOP_WORDS = defaults[1] if stop_words else frozenset()
         bm25.BM25_WEIGHTS = weights
         with tempfile.TemporaryDirectory() as root:
             index = SqliteSearchIndex(Path(root))
@@ -292,7 +293,7 @@ def quality() -> None:
             index.close()
         n = len(asked)
         print(f"| {name} | {recall / n:.2f} | {rr / n:.3f} | {spent / n * 1000:.1f} |", flush=True)
-    bm25.stems, bm25.STOP_WORDS, bm25.BM25_WEIGHTS = defaults
+    bm25.stems, keywords.STOP_WORDS, bm25.BM25_WEIGHTS = defaults
     print(f"\n{len(asked)} answerable dev questions; {len(manifest)} documents, 180-word chunks.")
 
 

@@ -105,16 +105,9 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError, TransportError
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
-from datatorag.adapters.index.sqlite.index import (
-    BM25_WEIGHTS,
-    MAX_QUERY_TERMS,
-    REPLACE_META,
-    STOP_WORDS,
-    chunk_vectors,
-    unit_vector,
-)
 from datatorag.domain.errors import DatatoRAGError, PermanentError, RetryableError
 from datatorag.domain.filters import Condition, parse_filters
+from datatorag.domain.keywords import BM25_WEIGHTS, content_words
 from datatorag.domain.models import (
     METADATA_KEY,
     DocumentRecord,
@@ -124,6 +117,7 @@ from datatorag.domain.models import (
     utcnow,
 )
 from datatorag.domain.tenants import validate_tenant
+from datatorag.domain.vectors import chunk_vectors, unit_vector
 from datatorag.ports import Filters
 from datatorag.settings import Settings
 
@@ -161,6 +155,7 @@ ORPHAN_AGE_S = 3600  # unreferenced chunks older than this belong to a crashed s
 SEARCH_ATTEMPTS = 3
 LIST_PAGE = 1000
 ACTIVE = "active_generation"  # internal field of a document record
+REPLACE_META = frozenset({"page_count", "title", "metadata"})
 _AWS_HOSTS = (".es.amazonaws.com", ".es.amazonaws.com.cn")
 MATCH_NONE: dict[str, Any] = {"match_none": {}}
 
@@ -315,9 +310,7 @@ def hybrid_pipeline_body(weights: tuple[float, float] = (0.3, 0.7)) -> Body:
 
 def keyword_words(query: str) -> list[str]:
     """The words a keyword query searches: the embedded index's tokens and stop words."""
-    terms = list(dict.fromkeys(t.lower() for t in _QUERY_TOKEN.findall(query)))
-    content = [t for t in terms if t not in STOP_WORDS] or terms
-    return content[:MAX_QUERY_TERMS]
+    return content_words([t.lower() for t in _QUERY_TOKEN.findall(query)])
 
 
 def keyword_query(words: Sequence[str], top_k: int, filters: list[Body]) -> Body:

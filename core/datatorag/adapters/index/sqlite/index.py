@@ -32,12 +32,10 @@ import numpy as np
 import numpy.typing as npt
 
 from datatorag.adapters.index.sqlite import bm25
-from datatorag.adapters.index.sqlite.bm25 import BM25_WEIGHTS as BM25_WEIGHTS  # for opensearch.py
-from datatorag.adapters.index.sqlite.bm25 import MAX_QUERY_TERMS as MAX_QUERY_TERMS
-from datatorag.adapters.index.sqlite.bm25 import STOP_WORDS as STOP_WORDS
 from datatorag.domain.filters import DocAttrs, Filter, parse_filters
 from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
-from datatorag.domain.tenants import validate_tenant as validate_tenant  # for opensearch
+from datatorag.domain.tenants import validate_tenant
+from datatorag.domain.vectors import FloatArray, chunk_vectors, unit_vector
 from datatorag.ports import Filters
 
 # 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises
@@ -135,8 +133,6 @@ _DOCUMENT_COLUMNS = (
 )
 
 _HIT_COLUMNS = "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, t.heading, t.text"
-
-FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -676,15 +672,6 @@ def _check_top_k(top_k: int) -> int:
     return top_k
 
 
-def unit_vector(vector: FloatArray, what: str) -> FloatArray:
-    if vector.ndim != 1 or vector.shape[0] == 0:
-        raise ValueError(f"{what} must be a non-empty flat list of numbers")
-    if not np.isfinite(vector).all():
-        raise ValueError(f"{what} holds NaN or infinite values")
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
-
-
 def _insert_chunk(
     conn: sqlite3.Connection,
     chunk: IndexedChunk,
@@ -737,31 +724,6 @@ def _known_terms(conn: sqlite3.Connection, terms: Collection[str]) -> dict[str, 
         (json.dumps(list(terms)),),
     )
     return dict(rows.fetchall())
-
-
-def chunk_vectors(doc_id: str, chunks: Sequence[IndexedChunk]) -> FloatArray:
-    """Validated, unit-normalised vectors of the chunks, one row each."""
-    seen: set[str] = set()
-    for chunk in chunks:
-        if chunk.doc_id != doc_id:
-            raise ValueError(
-                f"chunk {chunk.chunk_id!r} belongs to {chunk.doc_id!r}, not {doc_id!r}"
-            )
-        if chunk.chunk_id in seen:
-            raise ValueError(f"duplicate chunk id {chunk.chunk_id!r}")
-        seen.add(chunk.chunk_id)
-    if not chunks:
-        return np.zeros((0, 0), np.float32)
-    dimensions = {len(c.vector) for c in chunks}
-    if len(dimensions) != 1:
-        raise ValueError(f"chunk vectors of one document differ in length: {sorted(dimensions)}")
-    matrix = np.asarray([c.vector for c in chunks], dtype=np.float32)
-    return np.stack(
-        [
-            unit_vector(row, f"vector of chunk {c.chunk_id!r}")
-            for row, c in zip(matrix, chunks, strict=True)
-        ]
-    )
 
 
 def _document_row(doc: DocumentRecord) -> tuple[Any, ...]:
