@@ -15,7 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from datatorag.domain.employees import Employee
-from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.models import (
+    DocumentFacts,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+)
 
 Vectors = npt.NDArray[np.float32]
 Filters = Mapping[str, Any]
@@ -125,13 +131,19 @@ class SearchIndex(Protocol):
         """
 
     def replace_chunks(
-        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+        self,
+        tenant: str,
+        doc_id: str,
+        version: str,
+        chunks: Sequence[IndexedChunk],
+        *,
+        facts: DocumentFacts | None = None,
     ) -> bool:
         """Atomic swap: ``version``'s chunks become visible and the old ones vanish in one step.
 
-        Also marks the document indexed. Idempotent. Returns False and writes nothing when
-        ``version`` is no longer the document's current version (a newer one was announced,
-        or the document was deleted).
+        Also marks the document indexed, with ``facts`` (what the document says of itself).
+        Idempotent. Returns False and writes nothing when ``version`` is no longer the
+        document's current version (a newer one was announced, or the document was deleted).
         """
 
     def delete_document(self, tenant: str, doc_id: str) -> None:

@@ -47,7 +47,7 @@ from datatorag.adapters.index.opensearch.index import (
     opensearch_client,
 )
 from datatorag.domain.errors import RetryableError
-from datatorag.domain.models import DocumentStatus
+from datatorag.domain.models import DocumentFacts, DocumentStatus
 from datatorag.settings import Settings
 from tests.contracts.search_index import TENANT, make_chunks, record, unit
 
@@ -459,7 +459,7 @@ def test_the_swap_indexes_then_commits_the_record_then_the_manifest(
     fake.requests.clear()
 
     chunks = make_chunks("d1", "v2", ["New text.", "More new text."])
-    assert index.replace_chunks(TENANT, "d1", "v2", chunks, page_count=4)
+    assert index.replace_chunks(TENANT, "d1", "v2", chunks, facts=DocumentFacts(page_count=4))
 
     steps = [(r.method, r.path[0], r.path[-1] if len(r.path) > 1 else "") for r in fake.requests]
     assert steps == [

@@ -110,6 +110,7 @@ from datatorag.domain.filters import Condition, parse_filters
 from datatorag.domain.keywords import BM25_WEIGHTS, content_words
 from datatorag.domain.models import (
     METADATA_KEY,
+    DocumentFacts,
     DocumentRecord,
     DocumentStatus,
     IndexedChunk,
@@ -155,7 +156,6 @@ ORPHAN_AGE_S = 3600  # unreferenced chunks older than this belong to a crashed s
 SEARCH_ATTEMPTS = 3
 LIST_PAGE = 1000
 ACTIVE = "active_generation"  # internal field of a document record
-REPLACE_META = frozenset({"page_count", "title", "metadata"})
 _AWS_HOSTS = (".es.amazonaws.com", ".es.amazonaws.com.cn")
 MATCH_NONE: dict[str, Any] = {"match_none": {}}
 
@@ -634,13 +634,16 @@ class OpenSearchIndex:
 
     @_translated
     def replace_chunks(
-        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+        self,
+        tenant: str,
+        doc_id: str,
+        version: str,
+        chunks: Sequence[IndexedChunk],
+        *,
+        facts: DocumentFacts | None = None,
     ) -> bool:
-        """Swap in ``version``'s chunks. ``meta`` may carry ``page_count`` and ``title``."""
         validate_tenant(tenant)
-        unknown = set(meta) - REPLACE_META
-        if unknown:
-            raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
+        facts = facts or DocumentFacts()
         vectors = chunk_vectors(doc_id, chunks)
         record_id = _record_id(tenant, doc_id)
         current = self._get(self.documents_index, record_id)
@@ -648,9 +651,9 @@ class OpenSearchIndex:
             return False
         if len(chunks):
             self._ensure_chunk_index(tenant, vectors.shape[1])
-        title = meta.get("title") or current.source["title"]
+        title = facts.title or current.source["title"]
         # What the document says about itself; the record's own (source) metadata wins.
-        metadata = {**meta.get("metadata", {}), **(current.source.get("metadata") or {})}
+        metadata = {**facts.metadata, **(current.source.get("metadata") or {})}
         generation = uuid.uuid4().hex
         self._bulk_index(
             tenant, generation, {**current.source, "metadata": metadata}, title, chunks, vectors
@@ -660,14 +663,14 @@ class OpenSearchIndex:
             if stored is None or not _is_current(stored.source, version):
                 return None
             record = stored.source
-            page_count = meta.get("page_count")
+            page_count = facts.page_count
             return {
                 **record,
                 "status": DocumentStatus.INDEXED.value,
                 "reason": None,
                 "chunk_count": len(chunks),
                 "title": title,
-                "metadata": {**meta.get("metadata", {}), **(record.get("metadata") or {})},
+                "metadata": {**facts.metadata, **(record.get("metadata") or {})},
                 "page_count": record.get("page_count") if page_count is None else page_count,
                 "updated_at": _now(),
                 ACTIVE: generation,

@@ -33,7 +33,14 @@ import numpy.typing as npt
 
 from datatorag.adapters.index.sqlite import bm25
 from datatorag.domain.filters import DocAttrs, Filter, parse_filters
-from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit, utcnow
+from datatorag.domain.models import (
+    DocumentFacts,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+    utcnow,
+)
 from datatorag.domain.tenants import validate_tenant
 from datatorag.domain.vectors import FloatArray, chunk_vectors, unit_vector
 from datatorag.ports import Filters
@@ -44,7 +51,6 @@ SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 MAX_IDLE_CONNECTIONS = 8  # per tenant; more concurrent callers open and close their own
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
-REPLACE_META = frozenset({"page_count", "title", "metadata"})
 BACKFILL_BATCH = 2000  # chunks tokenised per step when an older file is migrated
 
 _SCHEMA = f"""
@@ -344,14 +350,15 @@ class SqliteSearchIndex:
     # -- chunks ------------------------------------------------------------------------------
 
     def replace_chunks(
-        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+        self,
+        tenant: str,
+        doc_id: str,
+        version: str,
+        chunks: Sequence[IndexedChunk],
+        *,
+        facts: DocumentFacts | None = None,
     ) -> bool:
-        """Swap in ``version``'s chunks. ``meta`` may carry ``page_count``, ``title`` and
-        ``metadata`` (what the document itself says: the record's own metadata, from its
-        source, wins where both name a key)."""
-        unknown = set(meta) - REPLACE_META
-        if unknown:
-            raise TypeError(f"replace_chunks got unknown metadata {sorted(unknown)}")
+        facts = facts or DocumentFacts()
         vectors = chunk_vectors(doc_id, chunks)
         # Tokenised before taking the write lock; the title is known only inside.
         bodies = [(bm25.column_counts(c.heading), bm25.column_counts(c.text)) for c in chunks]
@@ -364,8 +371,8 @@ class SqliteSearchIndex:
             if doc is None or doc[0] != version or doc[1] == DocumentStatus.DELETED:
                 return False
             _check_dimension(conn, vectors.shape[1] if len(chunks) else 0)
-            title = meta.get("title") or doc[2]
-            metadata = json.dumps({**meta.get("metadata", {}), **json.loads(doc[5])})
+            title = facts.title or doc[2]
+            metadata = json.dumps({**facts.metadata, **json.loads(doc[5])})
             self._drop_chunks(conn, doc_id)
             title_counts = bm25.column_counts(title)
             terms = _chunk_terms(conn, [(title_counts, *body) for body in bodies])
@@ -379,7 +386,7 @@ class SqliteSearchIndex:
                     DocumentStatus.INDEXED.value,
                     len(chunks),
                     title,
-                    meta.get("page_count"),
+                    facts.page_count,
                     metadata,
                     utcnow().isoformat(),
                     doc_id,
