@@ -35,8 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "core"))
 
-from datatorag.adapters.index.sqlite import bm25  # noqa: E402
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex  # noqa: E402
+from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25  # noqa: E402
 from datatorag.domain import keywords  # noqa: E402
 from datatorag.domain.models import DocumentRecord, IndexedChunk  # noqa: E402
 

@@ -41,7 +41,7 @@ def search_index(settings: Settings) -> SearchIndex:
         from datatorag.adapters.index.opensearch.index import OpenSearchIndex
 
         return OpenSearchIndex.from_settings(settings)
-    from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+    from datatorag.adapters.index.sqlite import SqliteSearchIndex
 
     return SqliteSearchIndex(settings.data_dir / "index")
 

@@ -14,14 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datatorag.adapters.index.sqlite import bm25
-from datatorag.adapters.index.sqlite.index import (
-    MAX_IDLE_CONNECTIONS,
-    SCHEMA_VERSION,
-    SqliteSearchIndex,
-    _keyword_top_k,
-    _known_terms,
-)
+from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25
+from datatorag.adapters.index.sqlite.connections import MAX_IDLE_CONNECTIONS
+from datatorag.adapters.index.sqlite.schema import SCHEMA_VERSION
+from datatorag.adapters.index.sqlite.snapshot import keyword_top_k
+from datatorag.adapters.index.sqlite.store import known_terms
 from datatorag.domain.filters import DocAttrs, Filter, parse_filters
 from datatorag.domain.models import DocumentStatus
 from datatorag.ports import SearchIndex
@@ -163,7 +160,7 @@ def test_many_deleted_rows_are_compacted(index: SqliteSearchIndex) -> None:
     index_doc(index, "big", ["back row"], [vectors[1]], version="v2")
     assert ids(index.vector_search(TENANT, vectors[1], 1)) == ["big:v2:0"]
     assert sorted(ids(index.keyword_search(TENANT, "row kept", 10))) == ["big:v2:0", "small:v1:0"]
-    snapshot = index._caches[TENANT].snapshot
+    snapshot = index._snapshots.peek(TENANT)
     assert snapshot is not None and snapshot.size == 2  # compacted: postings were renumbered
 
 
@@ -204,21 +201,21 @@ def test_an_older_snapshot_is_undisturbed_by_newer_ones(
     index.keyword_search(TENANT, "pension", 1)  # loads a snapshot
     index.delete_document(TENANT, "gone")
     index.keyword_search(TENANT, "pension", 1)  # catches up: 10 dead rows
-    old = index._caches[TENANT].snapshot
+    old = index._snapshots.peek(TENANT)
     assert old is not None and old.dead == 10
     with sqlite3.connect(root / "acme.db") as conn:
-        query = list(_known_terms(conn, bm25.query_terms("pension leave")).values())
+        query = list(known_terms(conn, bm25.query_terms("pension leave")).values())
     conn.close()
-    first, matrix = _keyword_top_k(old, query, 20, Filter()), old.matrix.copy()
+    first, matrix = keyword_top_k(old, query, 20, Filter()), old.matrix.copy()
     assert len(first[0]) == 20
     index.delete_document(TENANT, "old")  # a generation of deletes only
     assert index.keyword_search(TENANT, "pension", 1) == []
     for round_ in range(40):  # swaps append rows after old.size; their deletes compact
         index_doc(index, "churn", [f"leave {i}" for i in range(60)], version=f"v{round_}")
         index.keyword_search(TENANT, "leave", 1)
-    latest = index._caches[TENANT].snapshot
+    latest = index._snapshots.peek(TENANT)
     assert latest is not None and latest.size < 50 + 40 * 60  # compacted at least once
-    assert _keyword_top_k(old, query, 20, Filter()) == first
+    assert keyword_top_k(old, query, 20, Filter()) == first
     assert np.array_equal(old.matrix, matrix)
 
 
@@ -275,7 +272,7 @@ def test_a_version_2_file_is_retokenised(root: Path) -> None:
     index.close()
     with sqlite3.connect(root / "acme.db") as conn:
         conn.execute("INSERT INTO terms (term) VALUES ('technolog')")
-        old, new = (_known_terms(conn, [t])[t] for t in ("technolog", "technologi"))
+        old, new = (known_terms(conn, [t])[t] for t in ("technolog", "technologi"))
         row, blob = conn.execute("SELECT id, postings FROM chunk_terms ORDER BY id").fetchone()
         postings = np.frombuffer(blob, bm25.POSTING).copy()
         postings["term"][postings["term"] == new] = old  # as version 2 stored the text
@@ -558,7 +555,7 @@ def test_a_recreated_file_is_loaded_afresh(root: Path) -> None:
         path.unlink()
     writer = SqliteSearchIndex(root)
     index_doc(writer, "new", ["New text."])
-    reader._idle.clear()  # a fresh connection, as under load when the pool is empty
+    reader._pool._idle.clear()  # a fresh connection, as under load when the pool is empty
     result: list[list[str]] = []
     thread = threading.Thread(
         daemon=True, target=lambda: result.append(ids(reader.vector_search(TENANT, unit(1), 5)))

@@ -21,7 +21,7 @@ from pyftpdlib.handlers import FTPHandler
 from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import DocumentRejected, EmbeddingUnavailable
 from datatorag.domain.messages import DocumentFetched, decode

@@ -21,8 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from datatorag.adapters.index.sqlite import bm25
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25
 from datatorag.domain.keywords import MAX_QUERY_TERMS
 from datatorag.domain.models import DocumentRecord, IndexedChunk
 
