@@ -38,7 +38,7 @@ def queue(settings: Settings, name: str) -> Queue:
 
 def search_index(settings: Settings) -> SearchIndex:
     if settings.index_backend == "opensearch":
-        from datatorag.adapters.index.opensearch.index import OpenSearchIndex
+        from datatorag.adapters.index.opensearch import OpenSearchIndex
 
         return OpenSearchIndex.from_settings(settings)
     from datatorag.adapters.index.sqlite import SqliteSearchIndex

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
-from datatorag.adapters.index.opensearch.index import OpenSearchIndex, keyword_query, vector_query
+from datatorag.adapters.index.opensearch import OpenSearchIndex
+from datatorag.adapters.index.opensearch.queries import keyword_query, vector_query
 from datatorag.ports import SearchIndex
 from tests.contracts.search_index import TENANT, SearchIndexContract, index_doc, unit
 
