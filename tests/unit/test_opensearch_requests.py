@@ -5,7 +5,8 @@ client and its real HTTP transport, to ``FakeOpenSearch``: a FAKE of the few RES
 adapter uses, on 127.0.0.1, that records every request and answers in OpenSearch's documented
 response formats (documents are stored, with ``_seq_no`` / ``_primary_term`` and conflicts, so
 the conditional writes of a swap run for real; searches return canned hits). The behaviour of a
-real cluster is tested by ``tests/contracts/test_opensearch_index.py``.
+real cluster is tested by ``tests/contracts/test_opensearch_index.py`` and
+``tests/integration/test_opensearch_cluster.py``.
 
 Documentation the expected shapes come from:
 - k-NN index and method: https://docs.opensearch.org/latest/vector-search/creating-vector-index/method/
