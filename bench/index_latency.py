@@ -174,7 +174,7 @@ def prepare(index: SqliteSearchIndex, size: int, pool: list[list[str]]) -> str:
     load = timed(iter([partial(index.vector_search, TENANT, query, 10)]))[0][0]
     fresh = SqliteSearchIndex(index.root)  # another process: its own snapshot
     first_keyword = timed(iter([partial(fresh.keyword_search, TENANT, "parental leave", 10)]))
-    snapshot = fresh._caches[TENANT].snapshot  # private: the bench reports its size
+    snapshot = fresh._snapshots.peek(TENANT)  # private: the bench reports its size
     assert snapshot is not None
     megabytes = (snapshot.postings.nbytes + snapshot.lengths.nbytes) / 2**20
     fresh.close()

@@ -1,7 +1,7 @@
 """The ports: what the services need from the outside world, and nothing backend-specific.
 
-Each port has an embedded local adapter (``datatorag.adapters.local``) and an AWS one
-(``datatorag.adapters.aws``); ``datatorag.wiring`` picks one from settings. Every adapter of a
+Each port has an embedded local adapter and an AWS one, both in ``datatorag.adapters.<port>``;
+``datatorag.wiring`` picks one from settings. Every adapter of a
 port passes the same behaviour suite in ``tests/contracts``.
 """
 
