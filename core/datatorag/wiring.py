@@ -43,7 +43,9 @@ def search_index(settings: Settings) -> SearchIndex:
         return OpenSearchIndex.from_settings(settings)
     from datatorag.adapters.index.sqlite import SqliteSearchIndex
 
-    return SqliteSearchIndex(settings.data_dir / "index")
+    return SqliteSearchIndex(
+        settings.data_dir / "index", snapshot_memory_bytes=settings.snapshot_memory_mb * 2**20
+    )
 
 
 def search_threads(settings: Settings) -> int:

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25
-from datatorag.adapters.index.sqlite.connections import MAX_IDLE_CONNECTIONS
+from datatorag.adapters.index.sqlite.connections import MAX_IDLE_CONNECTIONS, MAX_IDLE_TOTAL
 from datatorag.adapters.index.sqlite.schema import SCHEMA_VERSION
 from datatorag.adapters.index.sqlite.snapshot import keyword_top_k
+from datatorag.adapters.index.sqlite.snapshot_cache import CacheStats
 from datatorag.adapters.index.sqlite.store import known_terms
 from datatorag.domain.filters import DocAttrs, Filter, parse_filters
 from datatorag.domain.models import DocumentStatus
@@ -514,3 +515,81 @@ def test_list_metadata_matches_when_any_item_does(value: Any, expected: list[int
     where = parse_filters({"metadata.tags": value})
     matched = [i for i, m in enumerate(rows) if where.matches(DocAttrs("d", "s", "m", m))]
     assert matched == expected
+
+
+# -- bounded memory ------------------------------------------------------------------------------
+
+
+def _tenants_with_one_document(root: Path, count: int) -> list[str]:
+    writer = SqliteSearchIndex(root)
+    tenants = [f"t{i:03d}" for i in range(count)]
+    for tenant in tenants:
+        index_doc(writer, "d1", [f"Holiday rules of {tenant}.", "Pay days."], tenant=tenant)
+    writer.close()
+    return tenants
+
+
+def test_least_recently_searched_tenants_leave_memory_past_the_budget(root: Path) -> None:
+    a, b, c, d = _tenants_with_one_document(root, 4)
+    probe = SqliteSearchIndex(root)
+    probe.keyword_search(a, "holiday", 5)
+    one = probe.snapshot_stats().nbytes
+    expected = {t: probe.keyword_search(t, "holiday", 5) for t in (a, b, c, d)}
+    probe.close()
+    assert one > 2 * 384 * 4  # two vectors of 384 float32, at least
+
+    index = SqliteSearchIndex(root, snapshot_memory_bytes=int(2.5 * one))
+    try:
+        for tenant in (a, b, c):
+            assert index.keyword_search(tenant, "holiday", 5) == expected[tenant]
+        assert index._snapshots.peek(a) is None  # the least recent went
+        assert index.snapshot_stats() == CacheStats(tenants=2, nbytes=2 * one, loads=3, evictions=1)
+        index.vector_search(b, unit(0), 1)  # b is now more recent than c
+        assert index.keyword_search(d, "holiday", 5) == expected[d]
+        assert index._snapshots.peek(c) is None and index._snapshots.peek(b) is not None
+        assert index.keyword_search(a, "holiday", 5) == expected[a]  # reloaded from its file
+        assert index.snapshot_stats().loads == 5
+    finally:
+        index.close()
+
+
+def test_a_tenant_larger_than_the_budget_is_still_searched(root: Path) -> None:
+    a, b = _tenants_with_one_document(root, 2)
+    index = SqliteSearchIndex(root, snapshot_memory_bytes=1)
+    try:
+        for tenant in (a, b, a):
+            assert ids(index.keyword_search(tenant, "holiday", 5)) == ["d1:v1:0"]
+        stats = index.snapshot_stats()
+        assert (stats.tenants, stats.loads, stats.evictions) == (1, 3, 2)
+    finally:
+        index.close()
+
+
+def test_a_swap_in_an_evicted_tenant_is_seen_on_reload(root: Path) -> None:
+    a, b = _tenants_with_one_document(root, 2)
+    reader = SqliteSearchIndex(root, snapshot_memory_bytes=1)
+    writer = SqliteSearchIndex(root)
+    try:
+        assert ids(reader.keyword_search(a, "holiday", 5)) == ["d1:v1:0"]
+        reader.keyword_search(b, "holiday", 5)  # evicts a
+        index_doc(writer, "d1", ["Holiday rules, second edition."], version="v2", tenant=a)
+        assert ids(reader.keyword_search(a, "holiday", 5)) == ["d1:v2:0"]
+    finally:
+        reader.close()
+        writer.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_idle_connections_are_bounded_across_tenants(root: Path) -> None:
+    """Each tenant keeps a few idle connections; a thousand tenants must not keep thousands."""
+    tenants = _tenants_with_one_document(root, MAX_IDLE_TOTAL + 16)
+    index = SqliteSearchIndex(root)
+    try:
+        for tenant in tenants:
+            assert index.keyword_search(tenant, "holiday", 5)
+        open_files = sum(_open_files(f"{t}.db") for t in tenants)
+        assert open_files == MAX_IDLE_TOTAL
+        assert _open_files(f"{tenants[-1]}.db") == 1  # the most recent kept theirs
+        assert _open_files(f"{tenants[0]}.db") == 0
+    finally:
+        index.close()

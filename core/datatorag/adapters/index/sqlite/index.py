@@ -24,7 +24,11 @@ import numpy as np
 from datatorag.adapters.index.sqlite import bm25
 from datatorag.adapters.index.sqlite.connections import ConnectionPool
 from datatorag.adapters.index.sqlite.snapshot import Snapshot, keyword_top_k, vector_top_k
-from datatorag.adapters.index.sqlite.snapshot_cache import SnapshotCache
+from datatorag.adapters.index.sqlite.snapshot_cache import (
+    DEFAULT_MEMORY_BYTES,
+    CacheStats,
+    SnapshotCache,
+)
 from datatorag.adapters.index.sqlite.store import (
     DOCUMENT_COLUMNS,
     check_dimension,
@@ -55,12 +59,24 @@ from datatorag.ports import Filters
 class SqliteSearchIndex:
     """``SearchIndex`` over SQLite files under ``root`` (one per tenant)."""
 
-    def __init__(self, root: Path, *, tombstone_window: int = 1000) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        tombstone_window: int = 1000,
+        snapshot_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    ) -> None:
+        """``snapshot_memory_bytes`` bounds the tenants' snapshots this process keeps in memory
+        (the least recently searched are dropped past it; see ``snapshot_cache.py``)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.tombstone_window = tombstone_window  # generations a lagging reader can catch up on
         self._pool = ConnectionPool(self.root)
-        self._snapshots = SnapshotCache()
+        self._snapshots = SnapshotCache(snapshot_memory_bytes)
+
+    def snapshot_stats(self) -> CacheStats:
+        """Tenants in memory, their estimated bytes, loads and evictions so far."""
+        return self._snapshots.stats()
 
     # -- documents ---------------------------------------------------------------------------
 

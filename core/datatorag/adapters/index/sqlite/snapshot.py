@@ -22,6 +22,10 @@ from datatorag.domain.filters import DocAttrs, Filter
 from datatorag.domain.vectors import FloatArray
 
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
+# Memory per row beside its vector: id, document code, length, alive flag, length norm, and a
+# byte in each cached filter mask.
+ROW_BYTES = 8 + 4 + 4 + 1 + 8 + MASK_CACHE_SIZE
+DOC_BYTES = 1024  # a document's attributes as Python objects (ids, metadata): an estimate
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,12 @@ class Snapshot:
             lengths = self.lengths[: self.size]
             self.norms.append(bm25.length_norms(lengths, self.live_tokens, self.size - self.dead))
         return self.norms[0]
+
+    @property
+    def nbytes(self) -> int:
+        """About the memory this snapshot holds (what the snapshot cache budgets)."""
+        per_row = int(self.vectors.shape[1]) * self.vectors.itemsize + ROW_BYTES
+        return self.size * per_row + self.postings.nbytes + len(self.docs) * DOC_BYTES
 
     @property
     def max_rowid(self) -> int:
