@@ -91,40 +91,51 @@ def build(
     """
     started = time.perf_counter()
     for d in range(size // CHUNKS_PER_DOC):
-        doc_id = f"doc{d:06d}"
-        source = pool[d % len(pool)]
-        offset = int(rng.integers(0, len(source)))
-        year = 2019 + d % 8
-        index.upsert_document(
-            DocumentRecord(
-                tenant=TENANT,
-                doc_id=doc_id,
-                source_id=SOURCES[d % len(SOURCES)],
-                source_uri=f"ftp://hr.example/{doc_id}.pdf",
-                title=source[0][:60],
-                media_type=MEDIA_TYPES[d % len(MEDIA_TYPES)],
-                version="v1",
-                metadata={
-                    "country": COUNTRIES[d % len(COUNTRIES)],
-                    "effective_date": f"{year}-{1 + d % 12:02d}-01",
-                },
-            )
-        )
-        vectors = unit_rows(rng, CHUNKS_PER_DOC)
-        chunks = [
-            IndexedChunk(
-                chunk_id=f"{doc_id}:{i}",
-                doc_id=doc_id,
-                ordinal=i,
-                text=passage(source, offset + 6 * i),
-                pages=[1 + i // 3],
-                heading="",
-                vector=vectors[i].tolist(),
-            )
-            for i in range(CHUNKS_PER_DOC)
-        ]
-        index.replace_chunks(TENANT, doc_id, "v1", chunks)
+        build_document(index, rng, pool, d)
     return time.perf_counter() - started
+
+
+def build_document(
+    index: SqliteSearchIndex,
+    rng: np.random.Generator,
+    pool: list[list[str]],
+    d: int,
+    tenant: str = TENANT,
+) -> None:
+    """Index document ``d``: ``CHUNKS_PER_DOC`` chunks of truth file ``d mod files``."""
+    doc_id = f"doc{d:06d}"
+    source = pool[d % len(pool)]
+    offset = int(rng.integers(0, len(source)))
+    year = 2019 + d % 8
+    index.upsert_document(
+        DocumentRecord(
+            tenant=tenant,
+            doc_id=doc_id,
+            source_id=SOURCES[d % len(SOURCES)],
+            source_uri=f"ftp://hr.example/{doc_id}.pdf",
+            title=source[0][:60],
+            media_type=MEDIA_TYPES[d % len(MEDIA_TYPES)],
+            version="v1",
+            metadata={
+                "country": COUNTRIES[d % len(COUNTRIES)],
+                "effective_date": f"{year}-{1 + d % 12:02d}-01",
+            },
+        )
+    )
+    vectors = unit_rows(rng, CHUNKS_PER_DOC)
+    chunks = [
+        IndexedChunk(
+            chunk_id=f"{doc_id}:{i}",
+            doc_id=doc_id,
+            ordinal=i,
+            text=passage(source, offset + 6 * i),
+            pages=[1 + i // 3],
+            heading="",
+            vector=vectors[i].tolist(),
+        )
+        for i in range(CHUNKS_PER_DOC)
+    ]
+    index.replace_chunks(tenant, doc_id, "v1", chunks)
 
 
 def timed(calls: Iterator[Callable[[], object]]) -> tuple[list[float], list[float]]:

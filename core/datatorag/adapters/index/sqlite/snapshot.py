@@ -22,9 +22,9 @@ from datatorag.domain.filters import DocAttrs, Filter
 from datatorag.domain.vectors import FloatArray
 
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
-# Memory per row beside its vector: id, document code, length, alive flag, length norm, and a
-# byte in each cached filter mask.
-ROW_BYTES = 8 + 4 + 4 + 1 + 8 + MASK_CACHE_SIZE
+# Memory per row of a snapshot's own (not its buffers'): alive flag, length norm, and a byte in
+# each cached filter mask.
+ROW_BYTES = 1 + 8 + MASK_CACHE_SIZE
 DOC_BYTES = 1024  # a document's attributes as Python objects (ids, metadata): an estimate
 
 
@@ -73,9 +73,11 @@ class Snapshot:
 
     @property
     def nbytes(self) -> int:
-        """About the memory this snapshot holds (what the snapshot cache budgets)."""
-        per_row = int(self.vectors.shape[1]) * self.vectors.itemsize + ROW_BYTES
-        return self.size * per_row + self.postings.nbytes + len(self.docs) * DOC_BYTES
+        """About the memory this snapshot holds (what the snapshot cache budgets): its buffers
+        whole, headroom included."""
+        buffers = self.vectors.nbytes + self.ids.nbytes + self.doc_codes.nbytes
+        buffers += self.lengths.nbytes + self.postings.nbytes
+        return int(buffers) + self.size * ROW_BYTES + len(self.docs) * DOC_BYTES
 
     @property
     def max_rowid(self) -> int:
@@ -164,7 +166,10 @@ def _append(base: Snapshot, rows: list[Any], generation: int) -> Snapshot:
     dimension = len(rows[0][2]) // 4
     vectors, ids, codes, lengths = base.vectors, base.ids, base.doc_codes, base.lengths
     if n + k > ids.shape[0] or vectors.shape[1] != dimension:
-        capacity = 1024 + (n + k) * 3 // 2  # headroom for swaps; untouched rows stay unmapped
+        # A full load takes what it needs; a tenant that changes gets headroom for its swaps.
+        # (Not a constant: "untouched rows stay unmapped" holds only for fresh pages, and an
+        # allocator that reuses freed memory hands out touched ones.)
+        capacity = n + k if n == 0 else (n + k) * 3 // 2
         vectors = _grow(vectors[:n], (capacity, dimension))
         ids, codes = _grow(ids[:n], (capacity,)), _grow(codes[:n], (capacity,))
         lengths = _grow(lengths[:n], (capacity,))
