@@ -80,6 +80,7 @@ def worker(root: Path, names: list[str], budget_mb: int, searches: int) -> dict[
     rng = random.Random(1)
     vectors = np.random.default_rng(2).normal(size=(64, 384)).astype(np.float32)
     timings: dict[str, list[float]] = {"sweep": [], "hot": [], "cold": []}
+    before = memory_kb()["VmRSS"]  # the interpreter, numpy, the stemmer: no tenant yet
 
     def search(tenant: str, phase: str | None) -> None:
         loads = index.snapshot_stats().loads
@@ -98,6 +99,7 @@ def worker(root: Path, names: list[str], budget_mb: int, searches: int) -> dict[
     stats = index.snapshot_stats()
     result = {
         "budget_mb": budget_mb,
+        "rss_before_kb": before,
         **memory_kb(),
         "snapshots_mb": stats.nbytes / 2**20,
         "tenants_in_memory": stats.tenants,
@@ -134,10 +136,11 @@ def main() -> None:
             f"{args.searches:,} Zipf searches after a sweep of every tenant\n"
         )
         print(
-            "| budget | RSS after | peak RSS | snapshots | tenants in memory | loads | evictions "
+            "| budget | RSS before | RSS after | peak RSS | snapshots | tenants in memory | loads "
+            "| evictions "
             "| sweep (cold) p50 / p95 | hot p50 / p95 | cold p50 / p95 | cold share |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- |" + " ---: |" * 11)
         for budget in args.budgets:
             command = [sys.executable, __file__, "--worker", str(root), str(budget)]
             command += ["--searches", str(args.searches)]
@@ -146,10 +149,11 @@ def main() -> None:
 
             def pair(key: str, r: dict[str, Any] = r) -> str:
                 p50, p95 = r[key]
-                return f"{p50:.1f} / {p95:.1f} ms"
+                return f"{p50:.1f} / {p95:.1f} ms" if p50 == p50 else "-"  # NaN: none
 
             print(
-                f"| {label} | {r['VmRSS'] / 1024:.0f} MB | {r['VmHWM'] / 1024:.0f} MB "
+                f"| {label} | {r['rss_before_kb'] / 1024:.0f} MB | {r['VmRSS'] / 1024:.0f} MB "
+                f"| {r['VmHWM'] / 1024:.0f} MB "
                 f"| {r['snapshots_mb']:.0f} MB | {r['tenants_in_memory']:,} | {r['loads']:,} "
                 f"| {r['evictions']:,} | {pair('sweep_ms')} | {pair('hot_ms')} "
                 f"| {pair('cold_ms')} | {r['cold_share']:.1%} |",
