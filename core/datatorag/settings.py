@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     index_backend: Literal["local", "opensearch"] = "local"
     embeddings_backend: Literal["http", "sagemaker"] = "http"
     # Embedded index: memory each process may keep tenants' search snapshots in (vectors and
-    # BM25 postings, about 1.7 KB a chunk); past it the least recently searched tenants are
+    # BM25 postings, about 2 KB a chunk); past it the least recently searched tenants are
     # dropped and reloaded from their file when searched again (docs/benchmarks.md).
-    snapshot_memory_mb: int = Field(default=1024, ge=1)
+    snapshot_memory_mb: int = Field(default=512, ge=1)
 
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from datatorag import wiring
 from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25
 from datatorag.adapters.index.sqlite.connections import MAX_IDLE_CONNECTIONS, MAX_IDLE_TOTAL
 from datatorag.adapters.index.sqlite.schema import SCHEMA_VERSION
@@ -22,6 +23,7 @@ from datatorag.adapters.index.sqlite.store import known_terms
 from datatorag.domain.filters import DocAttrs, Filter, parse_filters
 from datatorag.domain.models import DocumentStatus
 from datatorag.ports import SearchIndex
+from datatorag.settings import Settings
 from tests.contracts.search_index import (
     TENANT,
     doc_ids,
@@ -593,3 +595,14 @@ def test_idle_connections_are_bounded_across_tenants(root: Path) -> None:
         assert _open_files(f"{tenants[0]}.db") == 0
     finally:
         index.close()
+
+
+def test_the_budget_comes_from_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, snapshot_memory_mb=3)
+    index = wiring.search_index(settings)
+    try:
+        assert isinstance(index, SqliteSearchIndex)
+        assert index._snapshots.memory_bytes == 3 * 2**20
+    finally:
+        index.close()
+    assert Settings.model_fields["snapshot_memory_mb"].default == 512

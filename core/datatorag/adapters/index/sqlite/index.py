@@ -8,7 +8,8 @@ Vector search is exact: each process keeps a tenant's vectors as a float32 matri
 scores a query with one matrix-vector product. Keyword search ranks with BM25 (FTS5's formula) from
 postings kept beside the matrix (``bm25.py``): each chunk's weighted term counts are stored when
 it is written (``chunk_terms``), so loading them only decodes arrays. ``snapshot.py`` keeps both
-in step with the file, ``snapshot_cache.py`` holds each tenant's latest.
+in step with the file, ``snapshot_cache.py`` holds each tenant's latest within a memory
+budget (the least recently searched tenants are dropped past it).
 """
 
 from __future__ import annotations

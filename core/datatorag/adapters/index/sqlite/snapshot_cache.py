@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datatorag.adapters.index.sqlite.snapshot import Snapshot, catch_up, empty_snapshot
 from datatorag.adapters.index.sqlite.store import meta
 
-DEFAULT_MEMORY_BYTES = 1024 * 2**20
+DEFAULT_MEMORY_BYTES = 512 * 2**20  # DATATORAG_SNAPSHOT_MEMORY_MB
 
 
 @dataclass(frozen=True)
