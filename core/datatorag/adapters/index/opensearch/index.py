@@ -23,7 +23,6 @@ Hybrid search is the query service's RRF over ``keyword_search`` and ``vector_se
 ``normalization-processor`` for a ``hybrid`` query. The adapter sends no HTTP DELETE (the
 connector's and processor's IAM roles may not have ``es:ESHttpDelete``): deletes are
 ``_delete_by_query`` POSTs.
-
 """
 
 from __future__ import annotations
