@@ -18,6 +18,7 @@ STEPS = [
     ("bare model throughput", ["bench/model_throughput.py", "--json", "model.json"]),
     ("ingestion of the whole corpus", ["bench/ingestion.py", "--json", "ingestion.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
+    ("1,000 tenants: memory and hot/cold search", ["bench/tenant_snapshots.py"]),
     ("HTTP load", ["bench/load.py", "--json", "load.json"]),
     ("portal first paint", ["bench/portal.py", "--json", "portal.json"]),
 ]

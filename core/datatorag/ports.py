@@ -1,7 +1,7 @@
 """The ports: what the services need from the outside world, and nothing backend-specific.
 
-Each port has an embedded local adapter (``datatorag.adapters.local``) and an AWS one
-(``datatorag.adapters.aws``); ``datatorag.wiring`` picks one from settings. Every adapter of a
+Each port has an embedded local adapter and an AWS one, both in ``datatorag.adapters.<port>``;
+``datatorag.wiring`` picks one from settings. Every adapter of a
 port passes the same behaviour suite in ``tests/contracts``.
 """
 
@@ -17,7 +17,13 @@ import numpy.typing as npt
 
 from datatorag.domain.activity import AdminAction, AnswerRecord, Feedback
 from datatorag.domain.employees import Employee
-from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.models import (
+    DocumentFacts,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+)
 
 Vectors = npt.NDArray[np.float32]
 Filters = Mapping[str, Any]
@@ -127,13 +133,19 @@ class SearchIndex(Protocol):
         """
 
     def replace_chunks(
-        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+        self,
+        tenant: str,
+        doc_id: str,
+        version: str,
+        chunks: Sequence[IndexedChunk],
+        *,
+        facts: DocumentFacts | None = None,
     ) -> bool:
         """Atomic swap: ``version``'s chunks become visible and the old ones vanish in one step.
 
-        Also marks the document indexed. Idempotent. Returns False and writes nothing when
-        ``version`` is no longer the document's current version (a newer one was announced,
-        or the document was deleted).
+        Also marks the document indexed, with ``facts`` (what the document says of itself).
+        Idempotent. Returns False and writes nothing when ``version`` is no longer the
+        document's current version (a newer one was announced, or the document was deleted).
         """
 
     def delete_document(self, tenant: str, doc_id: str) -> None:

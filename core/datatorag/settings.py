@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     embeddings_backend: Literal["http", "sagemaker"] = "http"
     secrets_backend: Literal["local", "secretsmanager"] = "local"
     employees_backend: Literal["local", "dynamodb"] = "local"
+    # Embedded index: memory each process may keep tenants' search snapshots in (vectors and
+    # BM25 postings, about 2 KB a chunk); past it the least recently searched tenants are
+    # dropped and reloaded from their file when searched again (docs/benchmarks.md).
+    snapshot_memory_mb: int = Field(default=512, ge=1)
 
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.

@@ -59,12 +59,14 @@ def queue(settings: Settings, name: str) -> Queue:
 
 def search_index(settings: Settings) -> SearchIndex:
     if settings.index_backend == "opensearch":
-        from datatorag.adapters.index.opensearch.index import OpenSearchIndex
+        from datatorag.adapters.index.opensearch import OpenSearchIndex
 
         return OpenSearchIndex.from_settings(settings)
-    from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+    from datatorag.adapters.index.sqlite import SqliteSearchIndex
 
-    return SqliteSearchIndex(settings.data_dir / "index")
+    return SqliteSearchIndex(
+        settings.data_dir / "index", snapshot_memory_bytes=settings.snapshot_memory_mb * 2**20
+    )
 
 
 def search_threads(settings: Settings) -> int:

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from datatorag.domain.errors import InvalidKey
-from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.models import (
+    DocumentFacts,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+)
 from datatorag.ports import SearchIndex
 
 DIMENSION = 384
@@ -167,7 +173,9 @@ class SearchIndexContract:
             "v1",
             ["Birthing parents receive sixteen weeks of paid leave.", "Expenses are reimbursed."],
         )
-        assert search_index.replace_chunks(TENANT, "leave", "v1", chunks, page_count=7)
+        assert search_index.replace_chunks(
+            TENANT, "leave", "v1", chunks, facts=DocumentFacts(page_count=7)
+        )
 
         doc = search_index.get_document(TENANT, "leave")
         assert doc is not None
@@ -192,7 +200,9 @@ class SearchIndexContract:
     ) -> None:
         search_index.upsert_document(record("d1", title="scan_0042"))
         chunks = make_chunks("d1", "v1", ["Overtime is paid at one and a half times."])
-        assert search_index.replace_chunks(TENANT, "d1", "v1", chunks, title="Overtime policy")
+        assert search_index.replace_chunks(
+            TENANT, "d1", "v1", chunks, facts=DocumentFacts(title="Overtime policy")
+        )
         doc = search_index.get_document(TENANT, "d1")
         assert doc is not None and doc.title == "Overtime policy"
         assert search_index.keyword_search(TENANT, "overtime", 1)[0].title == "Overtime policy"
@@ -215,7 +225,12 @@ class SearchIndexContract:
     def test_a_stale_version_is_refused_and_writes_nothing(self, search_index: SearchIndex) -> None:
         search_index.upsert_document(record("d1", "v2"))
         stale = make_chunks("d1", "v1", ["Stale text about sabbaticals."])
-        assert search_index.replace_chunks(TENANT, "d1", "v1", stale, page_count=9) is False
+        assert (
+            search_index.replace_chunks(
+                TENANT, "d1", "v1", stale, facts=DocumentFacts(page_count=9)
+            )
+            is False
+        )
 
         doc = search_index.get_document(TENANT, "d1")
         assert doc is not None
@@ -677,7 +692,9 @@ class SearchIndexContract:
         )
         chunks = make_chunks("m", "v1", ["Dental cover starts on day one."])
         derived = {"document_type": "benefits", "effective_date": "2024-03-01"}
-        assert search_index.replace_chunks(TENANT, "m", "v1", chunks, metadata=derived)
+        assert search_index.replace_chunks(
+            TENANT, "m", "v1", chunks, facts=DocumentFacts(metadata=derived)
+        )
         stored = search_index.get_document(TENANT, "m")
         assert stored is not None
         assert stored.metadata == {

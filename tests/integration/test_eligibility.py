@@ -14,9 +14,9 @@ import pytest
 
 from datatorag.adapters.embeddings.http import HttpEmbeddings
 from datatorag.adapters.generators.extractive import ExtractiveGenerator
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.domain.employees import Employee
-from datatorag.domain.models import DocumentRecord, IndexedChunk
+from datatorag.domain.models import DocumentFacts, DocumentRecord, IndexedChunk
 from datatorag.domain.text import contextual_text
 from datatorag.settings import Settings
 from datatorag.usecases.answers import Answerer
@@ -63,9 +63,8 @@ def ingest(
         IndexedChunk(**c.model_dump(), vector=v.tolist())
         for c, v in zip(chunks, vectors, strict=True)
     ]
-    assert index.replace_chunks(
-        TENANT, doc_id, "v" * 12, indexed, metadata=derive(extracted, title)
-    )
+    facts = DocumentFacts(metadata=derive(extracted, title))
+    assert index.replace_chunks(TENANT, doc_id, "v" * 12, indexed, facts=facts)
 
 
 @pytest.fixture(scope="module")

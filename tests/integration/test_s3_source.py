@@ -16,7 +16,7 @@ import pytest
 from datatorag_connector.registry import RegisteredSource, SourceRegistry
 
 from datatorag.adapters.blob.local import LocalBlobStore
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.errors import SourceError
 from datatorag.domain.messages import DocumentFetched, DocumentRemoved, decode

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -75,6 +77,19 @@ class IndexedChunk(Chunk):
     """A chunk with its embedding, ready for the index."""
 
     vector: list[float]
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What the processor found in a document itself, handed to the index with its chunks.
+
+    ``title`` (when found) replaces the record's; ``page_count`` (when known) too; ``metadata``
+    merges under the record's own, which came from the source and wins where both name a key.
+    """
+
+    title: str | None = None
+    page_count: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SearchHit(BaseModel):
