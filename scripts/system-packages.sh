@@ -4,9 +4,10 @@
 #   openssh-server  real sshd for the SFTP source tests (tests/fixtures/file_servers.py)
 #   openssh-client  ssh-keygen for the test host and user keys
 #   wrk             HTTP load generator for the query API benchmark (bench/)
+#   tesseract-ocr tesseract-ocr-eng  OCR of scanned PDF pages (datatorag.adapters.ocr.tesseract)
 set -euo pipefail
 
-PACKAGES=(openssh-server openssh-client wrk)
+PACKAGES=(openssh-server openssh-client wrk tesseract-ocr tesseract-ocr-eng)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.file_servers",  # real FTP (pyftpdlib) and SFTP (OpenSSH sshd) servers
     "tests.fixtures.stack",  # the whole stack as processes
     "tests.fixtures.llm_servers",  # named fakes of the OpenAI and Bedrock Converse wire formats
+    "tests.fixtures.textract",  # a named fake of Amazon Textract's JSON API (reads with Tesseract)
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ Services call these from their own ``bootstrap``; AWS libraries are imported onl
 
 from __future__ import annotations
 
-from datatorag.ports import AnswerGenerator, BlobStore, Embeddings, Queue, SearchIndex
+from datatorag.ports import AnswerGenerator, BlobStore, Embeddings, Ocr, Queue, SearchIndex
 from datatorag.settings import Settings
 
 
@@ -76,3 +76,16 @@ def answer_generator(settings: Settings) -> AnswerGenerator:
     from datatorag.adapters.generators.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator()
+
+
+def ocr(settings: Settings) -> Ocr | None:
+    """The OCR for scanned PDF pages, or None when scans are to be rejected."""
+    if settings.ocr_backend == "textract":
+        from datatorag.adapters.ocr.textract import TextractOcr
+
+        return TextractOcr.from_settings(settings)
+    if settings.ocr_backend == "tesseract":
+        from datatorag.adapters.ocr.tesseract import TesseractOcr
+
+        return TesseractOcr()
+    return None

@@ -40,3 +40,7 @@ class InvalidKey(DatatoRAGError):
 
 class SourceError(DatatoRAGError):
     """A document source could not be listed or read (bad URI, refused login, missing folder)."""
+
+
+class OcrTimeout(PermanentError):
+    """Reading the scanned pages took longer than the document's OCR time budget."""

@@ -62,6 +62,7 @@ class Chunk(BaseModel):
     ordinal: int
     text: str
     pages: list[int] = Field(default_factory=list)
+    ocr_pages: list[int] = Field(default_factory=list)  # pages read by OCR (scans): check quotes
     heading: str = ""  # heading path, outermost first, joined with " > "
     token_count: int = 0
 
@@ -86,6 +87,7 @@ class SearchHit(BaseModel):
     heading: str
     text: str
     score: float
+    ocr_pages: list[int] = Field(default_factory=list)  # of ``pages``, those read by OCR
 
 
 class ChunkSet(BaseModel):

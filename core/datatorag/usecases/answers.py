@@ -26,6 +26,7 @@ class Citation(BaseModel):
     source_uri: str
     pages: list[int]
     quote: str
+    ocr_pages: list[int] = []  # of ``pages``, those read by OCR from a scan: check the quote
 
 
 class Answer(BaseModel):
@@ -114,5 +115,10 @@ def compose(sentences: Sequence[AnswerSentence], hits: list[SearchHit]) -> Answe
 
 def _citation(hit: SearchHit, quote: str) -> Citation:
     return Citation(
-        doc_id=hit.doc_id, title=hit.title, source_uri=hit.source_uri, pages=hit.pages, quote=quote
+        doc_id=hit.doc_id,
+        title=hit.title,
+        source_uri=hit.source_uri,
+        pages=hit.pages,
+        quote=quote,
+        ocr_pages=hit.ocr_pages,
     )

@@ -234,6 +234,7 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
                 "text": {"type": "text", "index": False},  # searched through SEARCH_FIELD
                 SEARCH_FIELD: {"type": "text", "analyzer": ANALYZER},
                 "pages": {"type": "integer"},
+                "ocr_pages": {"type": "integer", "index": False},
                 "token_count": {"type": "integer", "index": False},
                 "source_id": {"type": "keyword"},
                 "source_uri": {"type": "keyword", "index": False},
@@ -1071,6 +1072,7 @@ def _bulk_lines(
         "text": chunk.text,
         SEARCH_FIELD: search_text(shared["title"], chunk.heading, chunk.text),
         "pages": chunk.pages,
+        "ocr_pages": chunk.ocr_pages,
         "token_count": chunk.token_count,
         VECTOR_FIELD: vector.tolist(),
     }
@@ -1127,6 +1129,7 @@ def _hit(hit: Body, score: float) -> SearchHit:
         title=source["title"],
         source_uri=source["source_uri"],
         pages=source["pages"],
+        ocr_pages=source.get("ocr_pages", []),  # absent from chunks indexed before OCR
         heading=source["heading"],
         text=source["text"],
         score=score,

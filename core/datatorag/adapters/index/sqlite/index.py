@@ -41,8 +41,8 @@ from datatorag.domain.tenants import validate_tenant as validate_tenant  # for o
 from datatorag.ports import Filters
 
 # 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises
-# its chunks (_retokenise).
-SCHEMA_VERSION = 3
+# its chunks (_retokenise). 4 added chunks.ocr_pages (the pages of a chunk read by OCR).
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0
 MAX_IDLE_CONNECTIONS = 8  # per tenant; more concurrent callers open and close their own
 MASK_CACHE_SIZE = 32  # filter masks kept per snapshot (the same filter tends to repeat)
@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL,
     pages TEXT NOT NULL,
     token_count INTEGER NOT NULL,
+    ocr_pages TEXT NOT NULL DEFAULT '[]',
     UNIQUE (doc_id, chunk_id)
 );
 CREATE TABLE IF NOT EXISTS chunk_texts (
@@ -134,7 +135,9 @@ _DOCUMENT_COLUMNS = (
     "page_count, chunk_count, metadata, updated_at"
 )
 
-_HIT_COLUMNS = "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, t.heading, t.text"
+_HIT_COLUMNS = (
+    "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.ocr_pages, t.heading, t.text"
+)
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -599,9 +602,12 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     if version == 1:
         for statement in _DROP_V1:
             conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+    if columns and "ocr_pages" not in columns:  # files before version 4
+        conn.execute("ALTER TABLE chunks ADD COLUMN ocr_pages TEXT NOT NULL DEFAULT '[]'")
     for statement in _split_statements(_SCHEMA):
         conn.execute(statement)
-    if 0 < version < SCHEMA_VERSION:
+    if 0 < version < 3:
         _retokenise(conn)
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.randbits(62),))
 
@@ -695,7 +701,7 @@ def _insert_chunk(
 ) -> None:
     row = conn.execute(
         "INSERT INTO chunks (doc_id, chunk_id, ordinal, source_id, media_type, metadata, pages, "
-        "token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "token_count, ocr_pages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             chunk.doc_id,
             chunk.chunk_id,
@@ -703,6 +709,7 @@ def _insert_chunk(
             *copied,
             json.dumps(chunk.pages),
             chunk.token_count,
+            json.dumps(chunk.ocr_pages),
         ),
     ).lastrowid
     conn.execute(
@@ -804,13 +811,14 @@ def _document(tenant: str, row: Sequence[Any]) -> DocumentRecord:
 
 
 def _hit(row: Sequence[Any]) -> SearchHit:
-    chunk_id, doc_id, title, source_uri, pages, heading, text, score = row
+    chunk_id, doc_id, title, source_uri, pages, ocr_pages, heading, text, score = row
     return SearchHit(
         chunk_id=chunk_id,
         doc_id=doc_id,
         title=title,
         source_uri=source_uri,
         pages=json.loads(pages),
+        ocr_pages=json.loads(ocr_pages),
         heading=heading,
         text=text,
         score=float(score),
