@@ -22,10 +22,10 @@ $(BIN)/datatorag: pyproject.toml
 
 install: $(BIN)/datatorag ## Create .venv with everything, including the `datatorag` command (idempotent)
 
-system-packages: ## Install the Debian packages tests and benchmarks use (sshd, wrk), if missing
+system-packages: ## Install the Debian packages tests, benchmarks and OCR use (sshd, wrk, tesseract), if missing
 	bash scripts/system-packages.sh
 
-run: install ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
+run: install system-packages ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
 	$(BIN)/datatorag up --ingest examples/hr-policies --tenant demo
 
 .PHONY: run-aws-local test-aws-local
