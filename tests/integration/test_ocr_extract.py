@@ -125,7 +125,9 @@ def test_page_budget(source: bytes) -> None:
 def test_time_budget_kills_tesseract_and_fails_the_document(source: bytes) -> None:
     options = OcrOptions(TesseractOcr(), timeout_s=0.5)
     started = time.monotonic()
-    with pytest.raises(OcrTimeout, match="time budget") as caught:
+    with pytest.raises(
+        OcrTimeout, match=r"3 scanned pages .* budget of 0.5 s.*OCR_TIMEOUT_S"
+    ) as caught:
         extract(scan_pdf(source, [0, 1, 2]), "scan.pdf", **LIMITS, ocr=options)
     assert isinstance(caught.value, PermanentError)  # the same on every try: fail at once
     assert time.monotonic() - started < 10  # rendering plus half a second, not three pages of OCR
@@ -190,3 +192,21 @@ def test_parse_tsv_groups_words_into_lines() -> None:
     first = lines[0]
     assert (first.left, first.top, first.width, first.height) == (0.1, 0.1, 0.3, 0.02)
     assert first.confidence == pytest.approx(93.5)
+
+
+def test_a_poster_sized_page_is_rendered_within_the_pixel_cap() -> None:
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from datatorag_processor.extract.pdf_ocr import MAX_PIXELS, _render
+
+    poster = Image.new("L", (3000, 3000), 255)  # at 72 dpi: a page 3000 points (1.06 m) square
+    poster.paste(0, (100, 100, 900, 200))
+    doc = pdfium.PdfDocument(images_pdf([poster], dpi=72))
+    try:
+        png = _render(doc[0], 300)
+    finally:
+        doc.close()
+    assert png is not None
+    width, height = Image.open(io.BytesIO(png)).size
+    assert 0.9 * MAX_PIXELS < width * height <= MAX_PIXELS  # not the 156 MP 300 dpi would take

@@ -20,7 +20,7 @@ from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
-from datatorag.domain.errors import DocumentRejected
+from datatorag.domain.errors import DocumentRejected, OcrTimeout
 from datatorag.ports import Ocr, OcrLine
 from datatorag_processor.extract.pdf_layout import PageLines
 from datatorag_processor.extract.pdf_lines import Line
@@ -28,6 +28,7 @@ from datatorag_processor.extract.pdf_lines import Line
 MIN_LAYER_CHARS = 20  # fewer letters and digits than this in the text layer: read the page by OCR
 MIN_SIDE_PT = 72.0  # a page narrower or lower than an inch holds no readable text
 BLANK_STDDEV = 2.0  # grey-level spread of an empty scan (paper grain, JPEG noise)
+MAX_PIXELS = 40_000_000  # a poster-sized page is rendered at less than the set resolution
 MIN_CONFIDENCE = 40.0  # lines read with less (mean word confidence, 0-100) are noise
 OCR_FONT = "OCR"  # the font name OCR lines carry (OCR gives no font)
 _DRAWN = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_PATH)
@@ -78,7 +79,13 @@ def read_scanned_pages(doc: Any, pages: list[PageLines], options: OcrOptions) ->
             images.append((page, width, height, image))
     if images:
         left = options.timeout_s - (time.monotonic() - started)
-        results = options.ocr.recognise([i[3] for i in images], timeout_s=max(left, 0.001))
+        try:
+            results = options.ocr.recognise([i[3] for i in images], timeout_s=max(left, 0.001))
+        except OcrTimeout:
+            raise OcrTimeout(
+                f"reading the {len(images)} scanned pages took longer than the OCR budget of "
+                f"{options.timeout_s:g} s; split the PDF or raise DATATORAG_OCR_TIMEOUT_S"
+            ) from None
         read = _place(images, results, unreadable)
     else:
         read = []
@@ -103,11 +110,13 @@ def _render(page: Any, dpi: int) -> bytes | None:
     """The page as a greyscale PNG at ``dpi``, or None when it is blank."""
     from PIL import ImageStat
 
-    image = page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+    width, height = float(page.get_width()), float(page.get_height())
+    scale = min(dpi / 72, 0.999 * (MAX_PIXELS / (width * height)) ** 0.5)  # pdfium rounds up
+    image = page.render(scale=scale, grayscale=True).to_pil().convert("L")
     if ImageStat.Stat(image).stddev[0] < BLANK_STDDEV:
         return None
     out = io.BytesIO()
-    image.save(out, format="PNG", dpi=(dpi, dpi))
+    image.save(out, format="PNG", dpi=(round(scale * 72),) * 2)
     return out.getvalue()
 
 
