@@ -286,3 +286,32 @@ class EmployeeDirectory(Protocol):
 
     def replace_all(self, tenant: str, employees: Iterable[Employee]) -> int:
         """The tenant's workers become exactly ``employees`` (a full sync); returns how many."""
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One line of text read from a page image, in the page's reading order.
+
+    The box is in fractions of the image's width and height from its top-left corner, as
+    Textract's ``Geometry.BoundingBox`` gives it, so the PDF extractor can place the line on the
+    page in points whatever the image's resolution.
+    """
+
+    text: str
+    left: float
+    top: float
+    width: float
+    height: float
+    confidence: float  # 0-100, the mean of the line's words
+
+
+@runtime_checkable
+class Ocr(Protocol):
+    """Reads the text of scanned pages (images with no text layer)."""
+
+    def recognise(self, images: Sequence[bytes], *, timeout_s: float) -> list[list[OcrLine]]:
+        """For each PNG page image, its lines in reading order (empty when none were read).
+
+        Gives up within ``timeout_s`` for all the pages together, raising ``OcrTimeout``.
+        Raises ``RetryableError`` when a remote service is busy or unreachable.
+        """

@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     max_document_bytes: int = 50 * 1024 * 1024
     max_document_pages: int = 1000
 
+    # OCR of scanned PDF pages (pages with no text layer): "tesseract" runs the local
+    # tesseract-ocr, "textract" calls Amazon Textract, "none" rejects scans with a clear reason.
+    # The budget is per document; 300 dpi is where Tesseract's accuracy levels off
+    # (docs/benchmarks.md).
+    ocr_backend: Literal["none", "tesseract", "textract"] = "tesseract"
+    ocr_dpi: int = Field(default=300, ge=72, le=600)
+    ocr_max_pages: int = Field(default=100, ge=1)
+    ocr_timeout_s: float = Field(default=600.0, gt=0)
+    # Textract: more scanned pages than this in one document go through the asynchronous
+    # StartDocumentTextDetection on an S3 object (in s3_bucket, deleted afterwards).
+    textract_async_min_pages: int = Field(default=10, ge=1)
+
     # Workers and queues.
     max_receives: int = 5  # deliveries before a message is dead-lettered
     visibility_timeout_s: float = 120.0

@@ -11,6 +11,7 @@ from datatorag.ports import (
     BlobStore,
     Embeddings,
     EmployeeDirectory,
+    Ocr,
     Queue,
     Reranker,
     SearchIndex,
@@ -136,3 +137,16 @@ def employee_directory(settings: Settings) -> EmployeeDirectory:
     from datatorag.adapters.employees.sqlite import SqliteEmployeeDirectory
 
     return SqliteEmployeeDirectory(settings.data_dir / "employees.db")
+
+
+def ocr(settings: Settings) -> Ocr | None:
+    """The OCR for scanned PDF pages, or None when scans are to be rejected."""
+    if settings.ocr_backend == "textract":
+        from datatorag.adapters.ocr.textract import TextractOcr
+
+        return TextractOcr.from_settings(settings)
+    if settings.ocr_backend == "tesseract":
+        from datatorag.adapters.ocr.tesseract import TesseractOcr
+
+        return TesseractOcr()
+    return None

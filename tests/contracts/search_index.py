@@ -118,6 +118,19 @@ class SearchIndexContract:
         assert got.updated_at == doc.updated_at
         assert search_index.get_document(TENANT, "missing") is None
 
+    def test_hits_say_which_of_their_pages_were_read_by_ocr(
+        self, search_index: SearchIndex
+    ) -> None:
+        search_index.upsert_document(record("scan", "v1"))
+        scanned, typed = make_chunks("scan", "v1", ["Scanned wombat policy.", "Typed wombat memo."])
+        scanned = scanned.model_copy(update={"pages": [2], "ocr_pages": [2]})
+        assert search_index.replace_chunks(TENANT, "scan", "v1", [scanned, typed])
+        hits = {h.chunk_id: h for h in search_index.keyword_search(TENANT, "wombat", 5)}
+        assert hits[scanned.chunk_id].ocr_pages == [2] and hits[scanned.chunk_id].pages == [2]
+        assert hits[typed.chunk_id].ocr_pages == []
+        by_vector = search_index.vector_search(TENANT, scanned.vector, 1)
+        assert by_vector[0].ocr_pages == [2]
+
     def test_upsert_replaces_the_record(self, search_index: SearchIndex) -> None:
         search_index.upsert_document(record("d1", "v1", title="Old"))
         search_index.upsert_document(record("d1", "v2", title="New", metadata={"k": "v"}))

@@ -606,3 +606,24 @@ def test_the_budget_comes_from_settings(tmp_path: Path) -> None:
     finally:
         index.close()
     assert Settings.model_fields["snapshot_memory_mb"].default == 512
+
+
+def test_a_version_3_file_gains_ocr_pages_and_keeps_its_chunks(root: Path) -> None:
+    """Version 4 added chunks.ocr_pages: a version-3 file gets the column, its chunks none."""
+    index = SqliteSearchIndex(root)
+    index_doc(index, "d1", ["Technology budget.", "Other text."])
+    index.close()
+    with sqlite3.connect(root / "acme.db") as conn:
+        conn.execute("DROP TRIGGER chunks_immutable")
+        conn.execute("ALTER TABLE chunks DROP COLUMN ocr_pages")
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    index = SqliteSearchIndex(root)
+    try:
+        hits = index.keyword_search(TENANT, "technology", 5)
+        assert ids(hits) == ["d1:v1:0"] and hits[0].ocr_pages == []
+        with sqlite3.connect(root / "acme.db") as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        conn.close()
+    finally:
+        index.close()

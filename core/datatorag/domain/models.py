@@ -64,6 +64,7 @@ class Chunk(BaseModel):
     ordinal: int
     text: str
     pages: list[int] = Field(default_factory=list)
+    ocr_pages: list[int] = Field(default_factory=list)  # pages read by OCR (scans): check quotes
     heading: str = ""  # heading path, outermost first, joined with " > "
     token_count: int = 0
 
@@ -104,6 +105,7 @@ class SearchHit(BaseModel):
     # Whom the passage's own section says it is for, e.g. {"countries": ["GB"]} under a "UK"
     # heading; {} when it states nothing (domain.applicability.section_applicability).
     applies_to: dict[str, list[str]] = Field(default_factory=dict)
+    ocr_pages: list[int] = Field(default_factory=list)  # of ``pages``, those read by OCR
 
 
 class ChunkSet(BaseModel):

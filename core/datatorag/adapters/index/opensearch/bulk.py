@@ -100,6 +100,7 @@ def _action(
             "text": chunk.text,
             SEARCH_FIELD: search_text(shared["title"], chunk.heading, chunk.text),
             "pages": chunk.pages,
+            "ocr_pages": chunk.ocr_pages,
             "token_count": chunk.token_count,
             VECTOR_FIELD: vector.tolist(),
         },

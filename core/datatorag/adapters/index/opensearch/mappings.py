@@ -118,6 +118,7 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
                 "text": {"type": "text", "index": False},  # searched through SEARCH_FIELD
                 SEARCH_FIELD: {"type": "text", "analyzer": ANALYZER},
                 "pages": {"type": "integer"},
+                "ocr_pages": {"type": "integer", "index": False},
                 "token_count": {"type": "integer", "index": False},
                 "source_id": {"type": "keyword"},
                 "source_uri": {"type": "keyword", "index": False},

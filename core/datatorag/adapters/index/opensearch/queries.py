@@ -144,6 +144,7 @@ def hit(hit: Body, score: float) -> SearchHit:
         title=source["title"],
         source_uri=source["source_uri"],
         pages=source["pages"],
+        ocr_pages=source.get("ocr_pages", []),  # absent from chunks indexed before OCR
         heading=source["heading"],
         text=source["text"],
         score=score,

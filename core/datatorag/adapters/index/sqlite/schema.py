@@ -14,8 +14,8 @@ from datatorag.adapters.index.sqlite import bm25
 from datatorag.adapters.index.sqlite.store import Counted, chunk_terms
 
 # 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises
-# its chunks (_retokenise).
-SCHEMA_VERSION = 3
+# its chunks (_retokenise). 4 added chunks.ocr_pages (the pages of a chunk read by OCR).
+SCHEMA_VERSION = 4
 BACKFILL_BATCH = 2000  # chunks tokenised per step when an older file is migrated
 
 SCHEMA = f"""
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL,
     pages TEXT NOT NULL,
     token_count INTEGER NOT NULL,
+    ocr_pages TEXT NOT NULL DEFAULT '[]',
     UNIQUE (doc_id, chunk_id)
 );
 CREATE TABLE IF NOT EXISTS chunk_texts (
@@ -111,9 +112,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if version == 1:
         for statement in DROP_V1:
             conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+    if columns and "ocr_pages" not in columns:  # files before version 4
+        conn.execute("ALTER TABLE chunks ADD COLUMN ocr_pages TEXT NOT NULL DEFAULT '[]'")
     for statement in _split_statements(SCHEMA):
         conn.execute(statement)
-    if 0 < version < SCHEMA_VERSION:
+    if 0 < version < 3:
         _retokenise(conn)
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (secrets.randbits(62),))
 

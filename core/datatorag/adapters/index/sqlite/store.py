@@ -21,7 +21,7 @@ DOCUMENT_COLUMNS = (
     "page_count, chunk_count, metadata, updated_at"
 )
 
-HIT_COLUMNS = "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, t.heading, t.text"
+HIT_COLUMNS = "c.chunk_id, c.doc_id, d.title, d.source_uri, c.pages, c.ocr_pages, t.heading, t.text"
 
 
 @contextmanager
@@ -82,7 +82,7 @@ def insert_chunk(
 ) -> None:
     row = conn.execute(
         "INSERT INTO chunks (doc_id, chunk_id, ordinal, source_id, media_type, metadata, pages, "
-        "token_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "token_count, ocr_pages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             chunk.doc_id,
             chunk.chunk_id,
@@ -90,6 +90,7 @@ def insert_chunk(
             *copied,
             json.dumps(chunk.pages),
             chunk.token_count,
+            json.dumps(chunk.ocr_pages),
         ),
     ).lastrowid
     conn.execute(
@@ -166,13 +167,14 @@ def document(tenant: str, row: Sequence[Any]) -> DocumentRecord:
 
 
 def _hit(row: Sequence[Any]) -> SearchHit:
-    chunk_id, doc_id, title, source_uri, pages, heading, text, score = row
+    chunk_id, doc_id, title, source_uri, pages, ocr_pages, heading, text, score = row
     return SearchHit(
         chunk_id=chunk_id,
         doc_id=doc_id,
         title=title,
         source_uri=source_uri,
         pages=json.loads(pages),
+        ocr_pages=json.loads(ocr_pages),
         heading=heading,
         text=text,
         score=float(score),
