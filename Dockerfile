@@ -94,6 +94,11 @@ HEALTHCHECK --interval=60s --timeout=5s --start-period=10s --retries=3 \
 CMD ["python", "-m", "datatorag_connector"]
 
 FROM service AS processor
+# Tesseract reads scanned PDF pages (DATATORAG_OCR_BACKEND=tesseract, the default).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=processor-venv /opt/venv /opt/venv
 USER 10001:10001
 HEALTHCHECK --interval=60s --timeout=5s --start-period=10s --retries=3 \

@@ -31,10 +31,10 @@ $(AUDIT)/checkov: pyproject.toml
 	$(AUDIT)/python -m pip install --quiet --disable-pip-version-check --group audit
 	touch $@
 
-system-packages: ## Install the Debian packages tests and benchmarks use (sshd, wrk), if missing
+system-packages: ## Install the Debian packages tests, benchmarks and OCR use (sshd, wrk, chromium, tesseract), if missing
 	bash scripts/system-packages.sh
 
-run: install ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
+run: install system-packages ## Start the whole stack on the embedded default and ingest examples/ (Ctrl-C stops)
 	$(BIN)/datatorag up --ingest examples/hr-policies --tenant demo
 
 .PHONY: run-aws-local test-aws-local

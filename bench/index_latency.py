@@ -35,8 +35,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "core"))
 
-from datatorag.adapters.index.sqlite import bm25  # noqa: E402
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex  # noqa: E402
+from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25  # noqa: E402
+from datatorag.domain import keywords  # noqa: E402
 from datatorag.domain.models import DocumentRecord, IndexedChunk  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -91,40 +91,51 @@ def build(
     """
     started = time.perf_counter()
     for d in range(size // CHUNKS_PER_DOC):
-        doc_id = f"doc{d:06d}"
-        source = pool[d % len(pool)]
-        offset = int(rng.integers(0, len(source)))
-        year = 2019 + d % 8
-        index.upsert_document(
-            DocumentRecord(
-                tenant=TENANT,
-                doc_id=doc_id,
-                source_id=SOURCES[d % len(SOURCES)],
-                source_uri=f"ftp://hr.example/{doc_id}.pdf",
-                title=source[0][:60],
-                media_type=MEDIA_TYPES[d % len(MEDIA_TYPES)],
-                version="v1",
-                metadata={
-                    "country": COUNTRIES[d % len(COUNTRIES)],
-                    "effective_date": f"{year}-{1 + d % 12:02d}-01",
-                },
-            )
-        )
-        vectors = unit_rows(rng, CHUNKS_PER_DOC)
-        chunks = [
-            IndexedChunk(
-                chunk_id=f"{doc_id}:{i}",
-                doc_id=doc_id,
-                ordinal=i,
-                text=passage(source, offset + 6 * i),
-                pages=[1 + i // 3],
-                heading="",
-                vector=vectors[i].tolist(),
-            )
-            for i in range(CHUNKS_PER_DOC)
-        ]
-        index.replace_chunks(TENANT, doc_id, "v1", chunks)
+        build_document(index, rng, pool, d)
     return time.perf_counter() - started
+
+
+def build_document(
+    index: SqliteSearchIndex,
+    rng: np.random.Generator,
+    pool: list[list[str]],
+    d: int,
+    tenant: str = TENANT,
+) -> None:
+    """Index document ``d``: ``CHUNKS_PER_DOC`` chunks of truth file ``d mod files``."""
+    doc_id = f"doc{d:06d}"
+    source = pool[d % len(pool)]
+    offset = int(rng.integers(0, len(source)))
+    year = 2019 + d % 8
+    index.upsert_document(
+        DocumentRecord(
+            tenant=tenant,
+            doc_id=doc_id,
+            source_id=SOURCES[d % len(SOURCES)],
+            source_uri=f"ftp://hr.example/{doc_id}.pdf",
+            title=source[0][:60],
+            media_type=MEDIA_TYPES[d % len(MEDIA_TYPES)],
+            version="v1",
+            metadata={
+                "country": COUNTRIES[d % len(COUNTRIES)],
+                "effective_date": f"{year}-{1 + d % 12:02d}-01",
+            },
+        )
+    )
+    vectors = unit_rows(rng, CHUNKS_PER_DOC)
+    chunks = [
+        IndexedChunk(
+            chunk_id=f"{doc_id}:{i}",
+            doc_id=doc_id,
+            ordinal=i,
+            text=passage(source, offset + 6 * i),
+            pages=[1 + i // 3],
+            heading="",
+            vector=vectors[i].tolist(),
+        )
+        for i in range(CHUNKS_PER_DOC)
+    ]
+    index.replace_chunks(tenant, doc_id, "v1", chunks)
 
 
 def timed(calls: Iterator[Callable[[], object]]) -> tuple[list[float], list[float]]:
@@ -174,7 +185,7 @@ def prepare(index: SqliteSearchIndex, size: int, pool: list[list[str]]) -> str:
     load = timed(iter([partial(index.vector_search, TENANT, query, 10)]))[0][0]
     fresh = SqliteSearchIndex(index.root)  # another process: its own snapshot
     first_keyword = timed(iter([partial(fresh.keyword_search, TENANT, "parental leave", 10)]))
-    snapshot = fresh._caches[TENANT].snapshot  # private: the bench reports its size
+    snapshot = fresh._snapshots.peek(TENANT)  # private: the bench reports its size
     assert snapshot is not None
     megabytes = (snapshot.postings.nbytes + snapshot.lengths.nbytes) / 2**20
     fresh.close()
@@ -249,10 +260,10 @@ def quality() -> None:
     vector[0] = 1.0
     print("| configuration | doc recall@5 | MRR@10 | mean query ms |")
     print("| --- | --- | --- | --- |")
-    defaults = bm25.stems, bm25.STOP_WORDS, bm25.BM25_WEIGHTS
+    defaults = bm25.stems, keywords.STOP_WORDS, bm25.BM25_WEIGHTS
     for name, (stemming, stop_words, weights) in CONFIGS.items():
         bm25.stems = defaults[0] if stemming else list  # type: ignore[assignment]
-        bm25.STOP_WORDS = defaults[1] if stop_words else frozenset()
+        keywords.STOP_WORDS = defaults[1] if stop_words else frozenset()
         bm25.BM25_WEIGHTS = weights
         with tempfile.TemporaryDirectory() as root:
             index = SqliteSearchIndex(Path(root))
@@ -292,7 +303,7 @@ def quality() -> None:
             index.close()
         n = len(asked)
         print(f"| {name} | {recall / n:.2f} | {rr / n:.3f} | {spent / n * 1000:.1f} |", flush=True)
-    bm25.stems, bm25.STOP_WORDS, bm25.BM25_WEIGHTS = defaults
+    bm25.stems, keywords.STOP_WORDS, bm25.BM25_WEIGHTS = defaults
     print(f"\n{len(asked)} answerable dev questions; {len(manifest)} documents, 180-word chunks.")
 
 

@@ -122,7 +122,7 @@ def chunks_of(db: sqlite3.Connection, doc_id: str) -> list[dict[str, Any]]:
     """A document's chunks with their vectors, read from the local index's tables.
 
     The ``SearchIndex`` port has no call that returns stored vectors, so this reads the SQLite
-    schema of ``datatorag.adapters.index.sqlite.index`` (read-only connection).
+    schema of ``datatorag.adapters.index.sqlite.schema`` (read-only connection).
     """
     rows = db.execute(
         "SELECT c.chunk_id, c.ordinal, c.pages, c.token_count, t.heading, t.text, v.vector "

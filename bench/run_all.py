@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in turn; raw results go to out/bench/, tables to stdout.
 
 The figures recorded in docs/benchmarks.md come from these commands (each also runs alone).
-Takes about 15-25 minutes on 2 cores; the load test needs `wrk` (scripts/system-packages.sh).
+Takes about 35-45 minutes on 2 cores (OCR of the 511 scanned pages about 20 of them); the load
+test needs `wrk` and OCR `tesseract` (scripts/system-packages.sh).
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ OUT = REPO / "out" / "bench"
 
 STEPS = [
     ("extraction accuracy", ["bench/extraction_accuracy.py", "--json", "extraction.json"]),
+    (
+        "OCR of scanned pages (accuracy, CPU, robustness)",
+        ["bench/ocr_accuracy.py", "--jobs", "2", "--robustness", "--json", "ocr.json"],
+    ),
     ("bare model throughput", ["bench/model_throughput.py", "--json", "model.json"]),
     ("ingestion of the whole corpus", ["bench/ingestion.py", "--json", "ingestion.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
+    ("1,000 tenants: memory and hot/cold search", ["bench/tenant_snapshots.py"]),
     ("HTTP load", ["bench/load.py", "--json", "load.json"]),
     ("portal first paint", ["bench/portal.py", "--json", "portal.json"]),
 ]

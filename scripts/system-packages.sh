@@ -4,10 +4,11 @@
 #   openssh-server  real sshd for the SFTP source tests (tests/fixtures/file_servers.py)
 #   openssh-client  ssh-keygen for the test host and user keys
 #   wrk             HTTP load generator for the query API benchmark (bench/)
-#   chromium        the real browser the portal tests drive through Playwright (tests/browser)
+#   chromium        the real browser: the portal tests (tests/browser, Playwright) and /docs offline
+#   tesseract-ocr tesseract-ocr-eng  OCR of scanned PDF pages (datatorag.adapters.ocr.tesseract)
 set -euo pipefail
 
-PACKAGES=(openssh-server openssh-client wrk chromium)
+PACKAGES=(openssh-server openssh-client wrk chromium tesseract-ocr tesseract-ocr-eng)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

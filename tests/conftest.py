@@ -16,6 +16,8 @@ pytest_plugins = [
     "tests.fixtures.llm_servers",  # named fakes of the OpenAI and Bedrock Converse wire formats
     "tests.fixtures.hr_servers",  # named fakes of BambooHR, Workday, Rippling and ADP
     "tests.fixtures.rerank_server",  # a named fake of the Bedrock Rerank API
+    "tests.fixtures.opensearch",  # a real OpenSearch cluster (OPENSEARCH_URL or a container)
+    "tests.fixtures.textract",  # a named fake of Amazon Textract's JSON API (reads with Tesseract)
 ]
 
 REPO = Path(__file__).resolve().parents[1]

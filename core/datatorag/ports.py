@@ -1,7 +1,7 @@
 """The ports: what the services need from the outside world, and nothing backend-specific.
 
-Each port has an embedded local adapter (``datatorag.adapters.local``) and an AWS one
-(``datatorag.adapters.aws``); ``datatorag.wiring`` picks one from settings. Every adapter of a
+Each port has an embedded local adapter and an AWS one, both in ``datatorag.adapters.<port>``;
+``datatorag.wiring`` picks one from settings. Every adapter of a
 port passes the same behaviour suite in ``tests/contracts``.
 """
 
@@ -17,7 +17,13 @@ import numpy.typing as npt
 
 from datatorag.domain.activity import AdminAction, AnswerRecord, Feedback
 from datatorag.domain.employees import Employee
-from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.models import (
+    DocumentFacts,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+)
 
 Vectors = npt.NDArray[np.float32]
 Filters = Mapping[str, Any]
@@ -127,13 +133,19 @@ class SearchIndex(Protocol):
         """
 
     def replace_chunks(
-        self, tenant: str, doc_id: str, version: str, chunks: Sequence[IndexedChunk], **meta: Any
+        self,
+        tenant: str,
+        doc_id: str,
+        version: str,
+        chunks: Sequence[IndexedChunk],
+        *,
+        facts: DocumentFacts | None = None,
     ) -> bool:
         """Atomic swap: ``version``'s chunks become visible and the old ones vanish in one step.
 
-        Also marks the document indexed. Idempotent. Returns False and writes nothing when
-        ``version`` is no longer the document's current version (a newer one was announced,
-        or the document was deleted).
+        Also marks the document indexed, with ``facts`` (what the document says of itself).
+        Idempotent. Returns False and writes nothing when ``version`` is no longer the
+        document's current version (a newer one was announced, or the document was deleted).
         """
 
     def delete_document(self, tenant: str, doc_id: str) -> None:
@@ -274,3 +286,32 @@ class EmployeeDirectory(Protocol):
 
     def replace_all(self, tenant: str, employees: Iterable[Employee]) -> int:
         """The tenant's workers become exactly ``employees`` (a full sync); returns how many."""
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One line of text read from a page image, in the page's reading order.
+
+    The box is in fractions of the image's width and height from its top-left corner, as
+    Textract's ``Geometry.BoundingBox`` gives it, so the PDF extractor can place the line on the
+    page in points whatever the image's resolution.
+    """
+
+    text: str
+    left: float
+    top: float
+    width: float
+    height: float
+    confidence: float  # 0-100, the mean of the line's words
+
+
+@runtime_checkable
+class Ocr(Protocol):
+    """Reads the text of scanned pages (images with no text layer)."""
+
+    def recognise(self, images: Sequence[bytes], *, timeout_s: float) -> list[list[OcrLine]]:
+        """For each PNG page image, its lines in reading order (empty when none were read).
+
+        Gives up within ``timeout_s`` for all the pages together, raising ``OcrTimeout``.
+        Raises ``RetryableError`` when a remote service is busy or unreachable.
+        """

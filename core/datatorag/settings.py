@@ -40,12 +40,17 @@ class Settings(BaseSettings):
     embeddings_backend: Literal["http", "sagemaker"] = "http"
     secrets_backend: Literal["local", "secretsmanager"] = "local"
     employees_backend: Literal["local", "dynamodb"] = "local"
+    # Embedded index: memory each process may keep tenants' search snapshots in (vectors and
+    # BM25 postings, about 2 KB a chunk); past it the least recently searched tenants are
+    # dropped and reloaded from their file when searched again (docs/benchmarks.md).
+    snapshot_memory_mb: int = Field(default=512, ge=1)
 
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.
     embedding_model: str = Field(default_factory=lambda: str(bundled_model_dir()))
-    embedding_url: str = "http://127.0.0.1:8081"
     embedding_port: int = 8081
+    # Where the services call the endpoint; empty: the local endpoint on ``embedding_port``.
+    embedding_url: str = ""
     embedding_batch_size: int = 32
     embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
     # "auto": ONNX Runtime in fp32 (a question costs 40-50% less CPU than in torch, chunks the
@@ -60,6 +65,18 @@ class Settings(BaseSettings):
     # Limits on what the processor accepts.
     max_document_bytes: int = 50 * 1024 * 1024
     max_document_pages: int = 1000
+
+    # OCR of scanned PDF pages (pages with no text layer): "tesseract" runs the local
+    # tesseract-ocr, "textract" calls Amazon Textract, "none" rejects scans with a clear reason.
+    # The budget is per document; 300 dpi is where Tesseract's accuracy levels off
+    # (docs/benchmarks.md).
+    ocr_backend: Literal["none", "tesseract", "textract"] = "tesseract"
+    ocr_dpi: int = Field(default=300, ge=72, le=600)
+    ocr_max_pages: int = Field(default=100, ge=1)
+    ocr_timeout_s: float = Field(default=600.0, gt=0)
+    # Textract: more scanned pages than this in one document go through the asynchronous
+    # StartDocumentTextDetection on an S3 object (in s3_bucket, deleted afterwards).
+    textract_async_min_pages: int = Field(default=10, ge=1)
 
     # Workers and queues.
     max_receives: int = 5  # deliveries before a message is dead-lettered
@@ -115,6 +132,13 @@ class Settings(BaseSettings):
     opensearch_replicas: int = 1
     secrets_prefix: str = "datatorag/"  # Secrets Manager names: <prefix>sources/<tenant>/<id>
     dynamodb_employees_table: str = "datatorag-employees"
+
+    @model_validator(mode="after")
+    def _embedding_url_follows_the_port(self) -> Settings:
+        # A fixed default would send every stack on the machine to one endpoint's process.
+        if not self.embedding_url:
+            self.embedding_url = f"http://127.0.0.1:{self.embedding_port}"
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

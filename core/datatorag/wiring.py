@@ -11,6 +11,7 @@ from datatorag.ports import (
     BlobStore,
     Embeddings,
     EmployeeDirectory,
+    Ocr,
     Queue,
     Reranker,
     SearchIndex,
@@ -59,12 +60,14 @@ def queue(settings: Settings, name: str) -> Queue:
 
 def search_index(settings: Settings) -> SearchIndex:
     if settings.index_backend == "opensearch":
-        from datatorag.adapters.index.opensearch.index import OpenSearchIndex
+        from datatorag.adapters.index.opensearch import OpenSearchIndex
 
         return OpenSearchIndex.from_settings(settings)
-    from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+    from datatorag.adapters.index.sqlite import SqliteSearchIndex
 
-    return SqliteSearchIndex(settings.data_dir / "index")
+    return SqliteSearchIndex(
+        settings.data_dir / "index", snapshot_memory_bytes=settings.snapshot_memory_mb * 2**20
+    )
 
 
 def search_threads(settings: Settings) -> int:
@@ -134,3 +137,16 @@ def employee_directory(settings: Settings) -> EmployeeDirectory:
     from datatorag.adapters.employees.sqlite import SqliteEmployeeDirectory
 
     return SqliteEmployeeDirectory(settings.data_dir / "employees.db")
+
+
+def ocr(settings: Settings) -> Ocr | None:
+    """The OCR for scanned PDF pages, or None when scans are to be rejected."""
+    if settings.ocr_backend == "textract":
+        from datatorag.adapters.ocr.textract import TextractOcr
+
+        return TextractOcr.from_settings(settings)
+    if settings.ocr_backend == "tesseract":
+        from datatorag.adapters.ocr.tesseract import TesseractOcr
+
+        return TesseractOcr()
+    return None

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from datatorag.domain.employees import Employee
 from datatorag.domain.models import DocumentRecord, DocumentStatus, utcnow
@@ -27,8 +28,10 @@ from datatorag.settings import Settings
 app = typer.Typer(help="DatatoRAG: cited passages from your HR documents.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: a line is never broken at the console's width (80 columns when not a terminal),
+# so a printed curl command, id or URI pastes whole.
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="Tenant (customer) name.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -69,6 +72,11 @@ def up(
     # as Ctrl-C does: they run in sessions of their own and would otherwise live on.
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, signal.default_int_handler)
+    try:
+        stack.check_free()
+    except StackError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from err
     try:
         stack.start()
         with console.status("Loading the embedding model ..."):
@@ -140,7 +148,7 @@ def extract(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) 
     except DocumentRejected as err:
         console.print(f"[red]rejected:[/] {err}")
         raise typer.Exit(1) from err
-    out.print(plain_text(doc), markup=False, highlight=False)
+    sys.stdout.write(plain_text(doc) + "\n")  # the text as chunked: not wrapped, not styled
 
 
 @app.command()
@@ -347,7 +355,7 @@ def search(
     from datatorag import wiring
     from datatorag.usecases.search import Searcher
 
-    settings = Settings()
+    settings = _store_settings()
     who = _employee(settings, tenant, employee, country)
     searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
     hits = searcher.search(tenant, query, top_k, mode, employee=who)  # type: ignore[arg-type]
@@ -377,7 +385,7 @@ def ask(
     from datatorag.domain.errors import DatatoRAGError, GenerationFailed
     from datatorag_query_api.bootstrap import build_answerer
 
-    settings = Settings()
+    settings = _store_settings()
     who = _employee(settings, tenant, employee, country)
     try:
         answer = build_answerer(settings).answer(tenant, question, top_k, employee=who)
@@ -406,14 +414,91 @@ def documents(tenant: Tenant, as_json: JsonFlag = False) -> None:
     """List a tenant's documents with their status."""
     from datatorag import wiring
 
-    docs = wiring.search_index(Settings()).list_documents(tenant, limit=10_000)
+    docs = wiring.search_index(_store_settings()).list_documents(tenant, limit=10_000)
     if as_json:
         out.print_json(json.dumps([d.model_dump(mode="json") for d in docs]))
         return
-    table = Table("doc_id", "status", "chunks", "source_uri", "reason")
-    for d in docs:
-        table.add_row(d.doc_id, d.status, str(d.chunk_count), d.source_uri, d.reason or "")
+    columns = ("doc_id", "status", "chunks", "title", "source_uri", "reason")
+    rows = [
+        (d.doc_id, d.status, str(d.chunk_count), d.title, d.source_uri, d.reason or "")
+        for d in docs
+    ]
+    if not out.is_terminal:  # piped: whole values, one document a line, tab-separated
+        for row in [columns, *rows]:
+            sys.stdout.write("\t".join(" ".join(v.split()) for v in row) + "\n")
+        return
+    table = Table(*columns)
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow terminal folds ids and URIs, never cuts them
+    for row in rows:
+        table.add_row(*map(Text, row))  # names are not markup
     out.print(table)
+
+
+@app.command()
+def retry(
+    tenant: Tenant,
+    doc_ids: Annotated[
+        list[str] | None, typer.Argument(help="Documents to retry; default: every failed one.")
+    ] = None,
+) -> None:
+    """Process failed documents again now, from the files already stored (no source access)."""
+    from datatorag import wiring
+    from datatorag.domain.messages import DOCUMENTS_QUEUE
+    from datatorag.usecases.retry import retry_failed
+
+    settings = _store_settings()
+    index, blobs = wiring.search_index(settings), wiring.blob_store(settings)
+    docs: list[DocumentRecord] = []
+    for doc_id in doc_ids or []:
+        if (found := index.get_document(tenant, doc_id)) is None:
+            console.print(f"[red]error:[/] tenant {tenant} has no document {doc_id}")
+            raise typer.Exit(1)
+        docs.append(found)
+    if not doc_ids:
+        docs = index.list_documents(tenant, status=DocumentStatus.FAILED, limit=10_000)
+    queue, skipped = wiring.queue(settings, DOCUMENTS_QUEUE), 0
+    for doc in docs:
+        if why := retry_failed(blobs, index, queue, doc):
+            console.print(f"[yellow]skipped[/] {doc.doc_id} ({doc.source_uri}): {why}")
+            skipped += 1
+            continue
+        out.print(f"retrying {doc.doc_id} ({doc.source_uri})", markup=False, highlight=False)
+    raise typer.Exit(1 if skipped else 0)
+
+
+@app.command()
+def delete(
+    tenant: Tenant, doc_id: Annotated[str, typer.Argument(help="The document's doc_id.")]
+) -> None:
+    """Delete a document now: out of search, its stored files gone (as DELETE /v1/documents/ID).
+
+    A document of a registered source comes back at its next sync while the file is there.
+    """
+    from datatorag import wiring
+    from datatorag.usecases.removal import remove_document
+
+    settings = _store_settings()
+    index = wiring.search_index(settings)
+    doc = index.get_document(tenant, doc_id)
+    if doc is None:
+        console.print(f"[red]error:[/] tenant {tenant} has no document {doc_id}")
+        raise typer.Exit(1)
+    remove_document(wiring.blob_store(settings), index, tenant, doc_id)
+    out.print(f"deleted {doc_id} ({doc.source_uri})", markup=False, highlight=False)
+
+
+def _store_settings() -> Settings:
+    """The settings of a command that reads the store; exits when the embedded store is not
+    there (run outside the data dir, a command would silently read an empty one)."""
+    settings = Settings()
+    if settings.index_backend == "local" and not (settings.data_dir / "index").is_dir():
+        console.print(
+            f"[red]error:[/] no DatatoRAG data in {settings.data_dir.resolve()}: run this where "
+            "you ran `datatorag up`, or set DATATORAG_DATA_DIR"
+        )
+        raise typer.Exit(1)
+    return settings
 
 
 def _create_key(settings: Settings, tenant: str, role: str = "admin") -> str:
@@ -458,8 +543,11 @@ def keys_revoke(
 
 
 def _register_subcommands() -> None:
+    from datatorag_cli.maintenance import backup, restore
     from datatorag_cli.sources import sources_app
 
+    app.command()(backup)
+    app.command()(restore)
     app.add_typer(sources_app, name="sources")
 
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from datatorag.domain.errors import DatatoRAGError
+from datatorag.lifeline import PARENT_ENV
 from datatorag.settings import Settings
 
 SERVICES = {
@@ -52,6 +54,25 @@ class Stack:
     def state_file(self) -> Path:
         return self.settings.data_dir / "stack.json"
 
+    def check_free(self) -> None:
+        """Refuse, clearly, to start over a live stack of this data dir or on a taken port."""
+        live = running_services(self.settings)
+        if live:
+            raise StackError(
+                f"DatatoRAG is already running for {self.settings.data_dir.resolve()} "
+                f"({', '.join(sorted(live))}): stop that one first"
+            )
+        ports = {
+            "DATATORAG_PORT": (self.settings.host, self.settings.port),
+            "DATATORAG_EMBEDDING_PORT": ("127.0.0.1", self.settings.embedding_port),
+        }
+        for variable, (host, port) in ports.items():
+            if not _can_bind(host, port):
+                raise StackError(
+                    f"port {port} on {host} is in use by another program: "
+                    f"stop it or choose another port with {variable}"
+                )
+
     def start(self, services: list[str] | None = None) -> None:
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -63,6 +84,7 @@ class Stack:
             "DATATORAG_EMBEDDING_URL": self.settings.embedding_url,
             "HF_HUB_OFFLINE": "1",
             **self.env,
+            PARENT_ENV: str(os.getpid()),  # the services end with this process (lifeline.py)
         }
         for name in services or list(SERVICES):
             with (logs / f"{name}.log").open("ab") as log_file:  # the child keeps its own copy
@@ -157,16 +179,28 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def running_services(settings: Settings) -> set[str]:
-    """Services of the stack recorded in the data directory whose process is alive."""
+    """Services of the stack recorded in the data directory whose process is alive (and is that
+    service: a recycled pid is not)."""
     state = settings.data_dir / "stack.json"
     if not state.exists():
         return set()
     alive = set()
     for name, pid in json.loads(state.read_text()).items():
         try:
-            os.kill(pid, 0)
-            alive.add(name)
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
-            pass
+            continue
+        if SERVICES[name].encode() in command:
+            alive.add(name)
     return alive

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from datatorag.domain.employees import Employee
 from datatorag_query_api.bootstrap import signing_secrets
+from tests.fixtures.file_servers import FTP_PASSWORD, ftp_uri, running_ftp_server
 from tests.fixtures.stack import RunningStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -89,3 +90,28 @@ def test_an_employee_link_answers_and_a_tampered_one_is_refused(
     page.get_by_label("Your question").fill("How much PTO do I get?")
     page.get_by_role("button", name="Ask").click()
     expect(page.locator("#status")).to_contain_text("expired or is not valid")
+
+
+def test_an_admin_adds_an_ftp_source_and_sees_its_sync(
+    page: Page, running_stack: RunningStack, tmp_path: Path
+) -> None:
+    root = tmp_path / "drop"
+    root.mkdir()
+    (root / "bereavement.md").write_text("# Bereavement leave\n\nFive paid days for family.\n")
+    with running_ftp_server(root) as port:
+        sign_in(page, running_stack, running_stack.key(TENANT + "-src"))
+        page.get_by_role("link", name="Sources").click()
+        page.get_by_label("Source URI").fill(ftp_uri(port))
+        page.get_by_role("button", name="Add source").click()
+        row = page.locator("#sources tbody tr").first
+        expect(row).to_contain_text("ftp://127.0.0.1")
+        expect(row).not_to_contain_text(FTP_PASSWORD)  # credentials are never shown
+        for _ in range(60):  # the connector polls every 2 s
+            if "succeeded" in row.inner_text():
+                break
+            page.wait_for_timeout(1000)
+            page.reload()
+        expect(row).to_contain_text("succeeded")
+        expect(row).to_contain_text("1 / 1 / 0 / 0 / 0")
+        page.get_by_role("link", name="Audit log").click()
+        expect(page.locator("#admin-actions")).to_contain_text("source.add")

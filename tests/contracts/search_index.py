@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from datatorag.domain.errors import InvalidKey
-from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, SearchHit
+from datatorag.domain.models import (
+    DocumentFacts,
+    DocumentRecord,
+    DocumentStatus,
+    IndexedChunk,
+    SearchHit,
+)
 from datatorag.ports import SearchIndex
 
 DIMENSION = 384
@@ -112,6 +118,19 @@ class SearchIndexContract:
         assert got.updated_at == doc.updated_at
         assert search_index.get_document(TENANT, "missing") is None
 
+    def test_hits_say_which_of_their_pages_were_read_by_ocr(
+        self, search_index: SearchIndex
+    ) -> None:
+        search_index.upsert_document(record("scan", "v1"))
+        scanned, typed = make_chunks("scan", "v1", ["Scanned wombat policy.", "Typed wombat memo."])
+        scanned = scanned.model_copy(update={"pages": [2], "ocr_pages": [2]})
+        assert search_index.replace_chunks(TENANT, "scan", "v1", [scanned, typed])
+        hits = {h.chunk_id: h for h in search_index.keyword_search(TENANT, "wombat", 5)}
+        assert hits[scanned.chunk_id].ocr_pages == [2] and hits[scanned.chunk_id].pages == [2]
+        assert hits[typed.chunk_id].ocr_pages == []
+        by_vector = search_index.vector_search(TENANT, scanned.vector, 1)
+        assert by_vector[0].ocr_pages == [2]
+
     def test_upsert_replaces_the_record(self, search_index: SearchIndex) -> None:
         search_index.upsert_document(record("d1", "v1", title="Old"))
         search_index.upsert_document(record("d1", "v2", title="New", metadata={"k": "v"}))
@@ -167,7 +186,9 @@ class SearchIndexContract:
             "v1",
             ["Birthing parents receive sixteen weeks of paid leave.", "Expenses are reimbursed."],
         )
-        assert search_index.replace_chunks(TENANT, "leave", "v1", chunks, page_count=7)
+        assert search_index.replace_chunks(
+            TENANT, "leave", "v1", chunks, facts=DocumentFacts(page_count=7)
+        )
 
         doc = search_index.get_document(TENANT, "leave")
         assert doc is not None
@@ -192,7 +213,9 @@ class SearchIndexContract:
     ) -> None:
         search_index.upsert_document(record("d1", title="scan_0042"))
         chunks = make_chunks("d1", "v1", ["Overtime is paid at one and a half times."])
-        assert search_index.replace_chunks(TENANT, "d1", "v1", chunks, title="Overtime policy")
+        assert search_index.replace_chunks(
+            TENANT, "d1", "v1", chunks, facts=DocumentFacts(title="Overtime policy")
+        )
         doc = search_index.get_document(TENANT, "d1")
         assert doc is not None and doc.title == "Overtime policy"
         assert search_index.keyword_search(TENANT, "overtime", 1)[0].title == "Overtime policy"
@@ -215,7 +238,12 @@ class SearchIndexContract:
     def test_a_stale_version_is_refused_and_writes_nothing(self, search_index: SearchIndex) -> None:
         search_index.upsert_document(record("d1", "v2"))
         stale = make_chunks("d1", "v1", ["Stale text about sabbaticals."])
-        assert search_index.replace_chunks(TENANT, "d1", "v1", stale, page_count=9) is False
+        assert (
+            search_index.replace_chunks(
+                TENANT, "d1", "v1", stale, facts=DocumentFacts(page_count=9)
+            )
+            is False
+        )
 
         doc = search_index.get_document(TENANT, "d1")
         assert doc is not None
@@ -677,7 +705,9 @@ class SearchIndexContract:
         )
         chunks = make_chunks("m", "v1", ["Dental cover starts on day one."])
         derived = {"document_type": "benefits", "effective_date": "2024-03-01"}
-        assert search_index.replace_chunks(TENANT, "m", "v1", chunks, metadata=derived)
+        assert search_index.replace_chunks(
+            TENANT, "m", "v1", chunks, facts=DocumentFacts(metadata=derived)
+        )
         stored = search_index.get_document(TENANT, "m")
         assert stored is not None
         assert stored.metadata == {

@@ -36,7 +36,7 @@ def test_each_bad_document_fails_with_a_reason_and_the_good_ones_are_indexed(
         "empty.pdf": b"",
         "truncated.pdf": bad_documents.truncated_pdf,
         "encrypted.pdf": bad_documents.encrypted_pdf,
-        "scanned.pdf": bad_documents.scanned_pdf,
+        "scanned-blank.pdf": bad_documents.blank_scan_pdf,  # readable scans are OCR'd
         "mislabelled.pdf": bad_documents.png,
         "damaged.docx": bad_documents.damaged_docx,
         "huge.pdf": many_pages(bad_documents.source_pdf, 61),  # the stack allows 60 pages
@@ -54,7 +54,7 @@ def test_each_bad_document_fails_with_a_reason_and_the_good_ones_are_indexed(
         "empty.pdf": "empty",
         "truncated.pdf": "damaged",
         "encrypted.pdf": "password",
-        "scanned.pdf": "scan",
+        "scanned-blank.pdf": "blank",
         "mislabelled.pdf": "not a PDF",
         "damaged.docx": "damaged",
         "huge.pdf": "pages",

@@ -369,12 +369,13 @@ def test_bodies_naming_another_tenant_or_malformed_are_refused(pair):
             "/v1/search", content=content, headers={"content-type": "application/json"}
         )
         assert_problem(response, 400, 422)
+    naming = upload(beta, "koala.md", b"# Mine\n\nA koala note.", tenant=alpha.name)
+    assert_problem(naming, 422)  # a form field "tenant" is refused, as in JSON bodies
     sneaky = upload(
         beta,
         "../../iso-alpha/koala.md",
         b"# Mine\n\nA koala note.",
         metadata=json.dumps({"tenant": alpha.name}),
-        tenant=alpha.name,
     )
     assert sneaky.status_code == 202, sneaky.text
     doc = beta.api.get(sneaky.json()["status_url"]).json()

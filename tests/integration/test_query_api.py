@@ -145,7 +145,9 @@ def test_query_answers_with_citations_from_the_hits(api):
     )
     assert re.search(r"\bweeks?\b", body["answer"], re.I), body["answer"]
     keys = {"doc_id", "title", "source_uri", "pages", "quote", "chunk_id", "start", "end"}
-    assert all(set(c) == keys | {"applies_to"} for c in body["citations"])
+    assert all(set(c) == keys | {"applies_to", "ocr_pages"} for c in body["citations"])
+    # The corpus PDFs have text layers: nothing was read by OCR.
+    assert all(c["ocr_pages"] == [] for c in body["citations"])
     passages = {h["chunk_id"]: h["text"] for h in body["hits"]}
     for c in body["citations"]:  # the offsets let a page highlight the quote in its passage
         assert passages[c["chunk_id"]][c["start"] : c["end"]] == c["quote"]

@@ -14,7 +14,7 @@ import pytest
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.embeddings.http import HttpEmbeddings
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE, DocumentFetched, decode
 from datatorag.domain.models import DocumentStatus

@@ -16,7 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from datatorag.adapters.blob.local import LocalBlobStore
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.adapters.secrets.fernet import FernetSecretStore
 from datatorag.domain.errors import SourceError

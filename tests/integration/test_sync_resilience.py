@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.employees.sqlite import SqliteEmployeeDirectory
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.adapters.secrets.fernet import FernetSecretStore
 from datatorag.domain.errors import DocumentRejected, EmbeddingUnavailable
@@ -384,3 +384,29 @@ def test_a_document_that_crashed_the_worker_every_time_is_not_announced_again(
     _age(stack)
     assert sync(stack, lambda: open_source(str(root))).unchanged == [doc.source_uri]
     assert stack.documents.depth() == 0
+
+
+def test_a_document_whose_message_was_lost_is_announced_again_by_a_new_syncer(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """A connector killed between a document's record and its message left it `fetched`, with
+    no message, for REANNOUNCE_AFTER (10 minutes); found by tests/integration/test_faults.py."""
+    root = tmp_path / "docs"
+    write(root, {"leave.md": "# Leave\n\nThirty days."})
+    sync(stack, lambda: open_source(str(root)))
+    [lost] = stack.documents.receive(max_messages=1)
+    stack.documents.delete(lost.receipt)  # the message never made it; the record did
+    [doc] = stack.index.list_documents(TENANT)
+    assert doc.status == DocumentStatus.FETCHED
+    # The syncer that announced it knows it did: no duplicate while its message waits.
+    assert sync(stack, lambda: open_source(str(root))).unchanged == [doc.source_uri]
+    assert stack.documents.depth() == 0
+    # A new process (the connector started again) announces it once more, at once.
+    old = stack.syncer
+    restarted = replace(
+        stack, syncer=Syncer(old.blobs, old.index, old.documents_queue, old.chunks_queue)
+    )
+    assert sync(restarted, lambda: open_source(str(root))).changed == [doc.source_uri]
+    assert stack.documents.depth() == 1
+    assert sync(restarted, lambda: open_source(str(root))).unchanged == [doc.source_uri]
+    assert stack.documents.depth() == 1

@@ -17,7 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from datatorag.adapters.blob.local import LocalBlobStore
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.employees import Employee
 from datatorag.domain.errors import SourceError

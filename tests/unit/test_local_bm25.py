@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from datatorag.adapters.index.sqlite import bm25
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25
+from datatorag.domain.keywords import MAX_QUERY_TERMS
 from datatorag.domain.models import DocumentRecord, IndexedChunk
 
 pytestmark = pytest.mark.unit
@@ -146,7 +146,7 @@ def test_query_words_are_the_distinct_non_stop_words() -> None:
     assert bm25.query_words(" -*^() ") == []
     assert bm25.query_words("Leave LEAVE leave, Café cafe") == ["leave", "cafe"]
     many = " ".join(f"w{i}" for i in range(100))
-    assert bm25.query_words(many) == [f"w{i}" for i in range(bm25.MAX_QUERY_TERMS)]
+    assert bm25.query_words(many) == [f"w{i}" for i in range(MAX_QUERY_TERMS)]
     assert bm25.query_terms("leaves leave") == ["leav", "leav"]  # two FTS5 phrases, one stem
 
 

@@ -5,7 +5,8 @@ client and its real HTTP transport, to ``FakeOpenSearch``: a FAKE of the few RES
 adapter uses, on 127.0.0.1, that records every request and answers in OpenSearch's documented
 response formats (documents are stored, with ``_seq_no`` / ``_primary_term`` and conflicts, so
 the conditional writes of a swap run for real; searches return canned hits). The behaviour of a
-real cluster is tested by ``tests/contracts/test_opensearch_index.py``.
+real cluster is tested by ``tests/contracts/test_opensearch_index.py`` and
+``tests/integration/test_opensearch_cluster.py``.
 
 Documentation the expected shapes come from:
 - k-NN index and method: https://docs.opensearch.org/latest/vector-search/creating-vector-index/method/
@@ -37,17 +38,12 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 
-from datatorag.adapters.index.opensearch.index import (
-    MATCH_NONE,
-    OpenSearchIndex,
-    SearchIndexUnavailable,
-    filter_clauses,
-    hybrid_pipeline_body,
-    metadata_fields,
-    opensearch_client,
-)
-from datatorag.domain.errors import RetryableError
-from datatorag.domain.models import DocumentStatus
+from datatorag.adapters.index.opensearch import OpenSearchIndex
+from datatorag.adapters.index.opensearch.client import SearchIndexUnavailable, opensearch_client
+from datatorag.adapters.index.opensearch.mappings import hybrid_pipeline_body, metadata_fields
+from datatorag.adapters.index.opensearch.queries import MATCH_NONE, filter_clauses
+from datatorag.domain.errors import PermanentError, RetryableError
+from datatorag.domain.models import DocumentFacts, DocumentStatus
 from datatorag.settings import Settings
 from tests.contracts.search_index import TENANT, make_chunks, record, unit
 
@@ -89,7 +85,8 @@ class FakeOpenSearch(ThreadingHTTPServer):
 
     ``requests`` logs every call; ``hook`` runs before each is handled (to simulate another
     writer); ``hits`` are what every ``_search`` returns; ``search_delay`` slows searches;
-    ``fail_search`` makes searches answer that status.
+    ``fail_search`` makes searches answer that status; each ``_bulk`` request takes the next of
+    ``bulk_item_failures`` (a status and error type) and fails its first item with it.
     """
 
     daemon_threads = True
@@ -101,6 +98,7 @@ class FakeOpenSearch(ThreadingHTTPServer):
         self.hits: list[dict[str, Any]] = []
         self.search_delay = 0.0
         self.fail_search: int | None = None
+        self.bulk_item_failures: list[tuple[int, str]] = []
         self.hook: Callable[[Request], None] | None = None
         self._seq = itertools.count()
         self.lock = threading.Lock()
@@ -207,11 +205,19 @@ class FakeOpenSearch(ThreadingHTTPServer):
 
     def _bulk(self, r: Request) -> tuple[int, Any]:
         items = []
+        failure = self.bulk_item_failures.pop(0) if self.bulk_item_failures else None
         for action, source in zip(r.body[::2], r.body[1::2], strict=True):
             meta = action["index"]
+            if failure is not None:  # as the bulk API reports one failed item
+                status, kind = failure
+                failure = None
+                error = _error(kind, "rejected by the fake")["error"]
+                items.append({"index": {**meta, "status": status, "error": error}})
+                continue
             status, answer = self._index(meta["_index"], meta["_id"], source, {})
             items.append({"index": {**answer, "status": status}})
-        return 200, {"took": 1, "errors": False, "items": items}
+        errors = any("error" in item["index"] for item in items)
+        return 200, {"took": 1, "errors": errors, "items": items}
 
     def _search(self, index: str) -> tuple[int, Any]:
         if self.fail_search is not None:
@@ -416,8 +422,9 @@ def test_chunks_go_in_bulk_batches_of_500(index: OpenSearchIndex, fake: FakeOpen
 
     bulks = fake.calls("POST", "_bulk")
     assert [len(b.body) // 2 for b in bulks] == [500, 500, 201]
-    # Only the last batch waits for the refresh that makes every batch searchable.
-    assert [b.params.get("refresh") for b in bulks] == ["false", "false", "wait_for"]
+    # Every batch waits for the next refresh (never forces one): all are searchable before the
+    # record names their generation.
+    assert [b.params.get("refresh") for b in bulks] == ["wait_for"] * 3
     lines = [line for b in bulks for line in b.body]
     actions, sources = lines[::2], lines[1::2]
     generation = sources[0]["generation"]
@@ -433,6 +440,54 @@ def test_chunks_go_in_bulk_batches_of_500(index: OpenSearchIndex, fake: FakeOpen
     assert sources[0]["meta_number"] == {"grade": 7.0}
     assert sources[0]["meta_keys"] == ["country", "grade", "tags"]
     assert all(s["generation"] == generation for s in sources)
+
+
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sleeps of opensearch-py's bulk helper between retries, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr("opensearchpy.helpers.actions.time.sleep", slept.append)
+    return slept
+
+
+def test_a_chunk_the_cluster_rejects_with_429_is_sent_again(
+    index: OpenSearchIndex, fake: FakeOpenSearch, backoffs: list[float]
+) -> None:
+    index.upsert_document(record("d1"))
+    fake.bulk_item_failures = [(429, "rejected_execution_exception")]
+    chunks = make_chunks("d1", "v1", ["First.", "Second."])
+    assert index.replace_chunks(TENANT, "d1", "v1", chunks)
+
+    first, again = fake.calls("POST", "_bulk")
+    assert len(first.body) == 4 and again.body == first.body[:2]  # only the rejected chunk
+    assert backoffs == [1]
+    assert len(fake.indices[CHUNKS].docs) == 2
+
+
+def test_chunks_still_rejected_with_429_are_a_retryable_error(
+    index: OpenSearchIndex, fake: FakeOpenSearch, backoffs: list[float]
+) -> None:
+    index.upsert_document(record("d1"))
+    fake.bulk_item_failures = [(429, "rejected_execution_exception")] * 4
+    with pytest.raises(SearchIndexUnavailable, match="rejected_execution_exception"):
+        index.replace_chunks(TENANT, "d1", "v1", make_chunks("d1", "v1", ["Only."]))
+    assert backoffs == [1, 2, 4]  # exponential back-off, then it gives up
+    [cleanup] = fake.calls("POST", CHUNKS, "_delete_by_query")  # its generation goes
+    assert cleanup.body["query"]["terms"]["generation"]
+    doc = index.get_document(TENANT, "d1")
+    assert doc is not None and doc.status == DocumentStatus.FETCHED
+
+
+def test_a_chunk_the_cluster_refuses_fails_the_document_for_good(
+    index: OpenSearchIndex, fake: FakeOpenSearch, backoffs: list[float]
+) -> None:
+    index.upsert_document(record("d1"))
+    fake.bulk_item_failures = [(400, "mapper_parsing_exception")]
+    with pytest.raises(PermanentError, match="mapper_parsing_exception"):
+        index.replace_chunks(TENANT, "d1", "v1", make_chunks("d1", "v1", ["Bad.", "Good."]))
+    assert backoffs == []  # retrying cannot help
+    assert fake.calls("POST", CHUNKS, "_delete_by_query")
+    assert fake.calls("PUT", MANIFESTS, "_doc", TENANT) == []
 
 
 def test_metadata_is_copied_by_type() -> None:
@@ -469,7 +524,7 @@ def test_the_swap_indexes_then_commits_the_record_then_the_manifest(
     fake.requests.clear()
 
     chunks = make_chunks("d1", "v2", ["New text.", "More new text."])
-    assert index.replace_chunks(TENANT, "d1", "v2", chunks, page_count=4)
+    assert index.replace_chunks(TENANT, "d1", "v2", chunks, facts=DocumentFacts(page_count=4))
 
     steps = [(r.method, r.path[0], r.path[-1] if len(r.path) > 1 else "") for r in fake.requests]
     assert steps == [

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.blob.s3 import S3BlobStore
-from datatorag.adapters.index.sqlite.index import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.secrets.fernet import FernetSecretStore
 from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk, utcnow
 from datatorag.domain.sources import SyncRun, registry_id

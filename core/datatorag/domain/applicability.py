@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from datatorag.domain.employees import Employee
+from datatorag.domain.errors import InvalidRequest
 
 # code -> (names, any case; abbreviations, capitals only)
 COUNTRIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -184,11 +185,11 @@ def employee_filters(employee: Employee | None) -> dict[str, Any]:
 
 
 def combine_filters(filters: Mapping[str, Any] | None, employee: Employee | None) -> dict[str, Any]:
-    """The caller's filters and the employee's. Raises ``ValueError`` when both name a key."""
+    """The caller's filters and the employee's. Raises ``InvalidRequest`` when both name a key."""
     extra = employee_filters(employee)
     clash = sorted(set(filters or {}) & set(extra))
     if clash:
-        raise ValueError(f"filter {clash[0]!r} and employee both decide applicability: use one")
+        raise InvalidRequest(f"filter {clash[0]!r} and employee both decide applicability: use one")
     return {**(filters or {}), **extra}
 
 

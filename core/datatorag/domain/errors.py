@@ -68,3 +68,7 @@ class SecretNotFound(DatatoRAGError):
 
 class SecretUnreadable(PermanentError):
     """A stored secret cannot be decrypted (the key changed) or read: set it again."""
+
+
+class OcrTimeout(PermanentError):
+    """Reading the scanned pages took longer than the document's OCR time budget."""

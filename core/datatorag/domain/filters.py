@@ -36,6 +36,27 @@ RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
 MISSING_OR_IN = "missing_or_in"
 
 
+# One schema per value, no anyOf: ``items`` applies to a list, the range keywords to an object.
+_RANGE = {
+    "properties": {op: {"type": ["string", "number"]} for op in RANGE_OPERATORS},
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+_TEXT = {"type": ["string", "array", "object"], "items": {"type": "string"}, **_RANGE}
+_ANY = {
+    "type": ["string", "number", "boolean", "null", "array", "object"],
+    "items": {"type": ["string", "number", "boolean"]},
+    **_RANGE,
+}
+# The filter language as JSON Schema (2020-12, as OpenAPI 3.1 uses): what parse_filters accepts.
+JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {**{name: _TEXT for name in FIELDS}, **{alias: _ANY for alias in ALIASES}},
+    "patternProperties": {r"^metadata\.[A-Za-z0-9_-]{1,64}$": _ANY},
+    "additionalProperties": False,
+}
+
+
 @dataclass(frozen=True)
 class DocAttrs:
     """The filterable properties of one indexed document."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -62,6 +64,7 @@ class Chunk(BaseModel):
     ordinal: int
     text: str
     pages: list[int] = Field(default_factory=list)
+    ocr_pages: list[int] = Field(default_factory=list)  # pages read by OCR (scans): check quotes
     heading: str = ""  # heading path, outermost first, joined with " > "
     token_count: int = 0
 
@@ -77,6 +80,19 @@ class IndexedChunk(Chunk):
     vector: list[float]
 
 
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What the processor found in a document itself, handed to the index with its chunks.
+
+    ``title`` (when found) replaces the record's; ``page_count`` (when known) too; ``metadata``
+    merges under the record's own, which came from the source and wins where both name a key.
+    """
+
+    title: str | None = None
+    page_count: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
 class SearchHit(BaseModel):
     chunk_id: str
     doc_id: str
@@ -89,6 +105,7 @@ class SearchHit(BaseModel):
     # Whom the passage's own section says it is for, e.g. {"countries": ["GB"]} under a "UK"
     # heading; {} when it states nothing (domain.applicability.section_applicability).
     applies_to: dict[str, list[str]] = Field(default_factory=dict)
+    ocr_pages: list[int] = Field(default_factory=list)  # of ``pages``, those read by OCR
 
 
 class ChunkSet(BaseModel):

@@ -53,15 +53,17 @@ def announce_document(
     metadata: Mapping[str, Any],
     known: DocumentRecord | None,
     title: str | None = None,
+    announced: set[tuple[str, str, str]] | None = None,
 ) -> Announcement:
     """Store one file's bytes, upsert its record and announce it, unless it is unchanged.
 
     Shared by source syncs and API uploads. ``path`` names the file inside its source (its
     suffix picks the media type); ``title`` defaults to the known title, else the file's stem.
+    ``announced``: the versions the caller announced before; it gains this one.
     """
     version = content_hash(data)
     same = known is not None and known.version == version and _says_the_same(known, metadata)
-    if known and same and not _needs_announcing(known):
+    if known and same and not _needs_announcing(known, announced):
         return Announcement(known.doc_id, "unchanged", known)
     doc_id = document_id(source_uri)
     name = PurePosixPath(path)
@@ -93,6 +95,8 @@ def announce_document(
             )
         )
     )
+    if announced is not None:
+        announced.add((tenant, doc_id, version))
     outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
     return Announcement(doc_id, outcome, record)
 
@@ -107,9 +111,18 @@ def _says_the_same(doc: DocumentRecord, metadata: Mapping[str, Any]) -> bool:
     return all(doc.metadata.get(key) == value for key, value in metadata.items())
 
 
-def _needs_announcing(doc: DocumentRecord) -> bool:
+def _needs_announcing(doc: DocumentRecord, announced: set[tuple[str, str, str]] | None) -> bool:
     if doc.status == DocumentStatus.DELETED:
         return True  # the file came back
+    if (
+        announced is not None
+        and doc.status == DocumentStatus.FETCHED
+        and (doc.tenant, doc.doc_id, doc.version) not in announced
+    ):
+        # Announced by another process, maybe one killed between the record and the message
+        # (the fault tests found it): once more now. A duplicate costs nothing (a version
+        # already indexed is skipped), a lost message cost the document REANNOUNCE_AFTER.
+        return True
     if utcnow() - doc.updated_at <= REANNOUNCE_AFTER:
         return False
     # Not a permanent reason (encrypted, corrupt, too large), nor a message that crashed the

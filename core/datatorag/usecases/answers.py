@@ -38,6 +38,7 @@ class Citation(BaseModel):
     )
     end: int | None = Field(None, description="offset just past the quote (text[start:end])")
     applies_to: dict[str, list[str]] = {}  # whom the cited section is for; {} when not stated
+    ocr_pages: list[int] = []  # of ``pages``, those read by OCR from a scan: check the quote
 
 
 class Answer(BaseModel):
@@ -186,4 +187,5 @@ def _citation(hit: SearchHit, quote: str) -> Citation:
         start=start if start >= 0 else None,
         end=start + len(quote) if start >= 0 else None,
         applies_to=hit.applies_to,
+        ocr_pages=hit.ocr_pages,
     )

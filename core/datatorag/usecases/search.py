@@ -170,6 +170,7 @@ def merge_neighbours(ranked: Iterable[SearchHit], top_k: int) -> list[SearchHit]
                     update={
                         "text": _join(first.text, second.text),
                         "pages": sorted(set(first.pages) | set(second.pages)),
+                        "ocr_pages": sorted(set(first.ocr_pages) | set(second.ocr_pages)),
                         "heading": first.heading,
                     }
                 )

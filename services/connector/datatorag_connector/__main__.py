@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 
+from datatorag.lifeline import end_with_parent
 from datatorag.log import configure, get_logger
 from datatorag.settings import Settings
 from datatorag_connector.bootstrap import build_scheduler, build_syncer, source_catalog
@@ -20,6 +21,7 @@ log = get_logger(__name__)
 
 def main() -> None:
     configure("connector")
+    end_with_parent()
     settings = Settings()
     scheduler = build_scheduler(settings)
     events = S3EventWatcher(

@@ -52,6 +52,9 @@ class Syncer:
         self.index = index
         self.documents_queue = documents_queue
         self.chunks_queue = chunks_queue
+        # Versions this syncer announced (tenant, doc_id, version). A record still `fetched`
+        # that it did not announce may have lost its message: see _needs_announcing.
+        self.announced: set[tuple[str, str, str]] = set()
 
     def sync(
         self,
@@ -156,6 +159,7 @@ class Syncer:
             metadata=file_metadata,
             known=known,
             title=str(title) if title else None,
+            announced=self.announced,
         )
         lists = {"added": report.added, "changed": report.changed, "unchanged": report.unchanged}
         lists[announced.outcome].append(uri)

@@ -10,7 +10,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from datatorag.domain.errors import BlobNotFound, PermanentError, RetryableError
 from datatorag.domain.messages import ChunksReady, DocumentRemoved, Message
-from datatorag.domain.models import ChunkSet, DocumentStatus, IndexedChunk
+from datatorag.domain.models import ChunkSet, DocumentFacts, DocumentStatus, IndexedChunk
 from datatorag.domain.text import contextual_text
 from datatorag.log import get_logger
 from datatorag.ports import BlobStore, Embeddings, SearchIndex, Vectors
@@ -63,9 +63,11 @@ class Embedder:
             message.doc_id,
             message.version,
             indexed,
-            title=chunk_set.title,
-            page_count=chunk_set.page_count,
-            metadata=chunk_set.metadata,
+            facts=DocumentFacts(
+                title=chunk_set.title,
+                page_count=chunk_set.page_count,
+                metadata=chunk_set.metadata,
+            ),
         )
         log.info("document.indexed" if swapped else "document.stale", chunks=len(indexed))
 

@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import uvicorn
 
+from datatorag.lifeline import end_with_parent
 from datatorag.log import configure
 from datatorag.settings import Settings
 from datatorag_embedding_endpoint.app import create_app
@@ -23,6 +24,7 @@ from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 
 def main() -> None:
     configure("embedding-endpoint")
+    end_with_parent()
     settings = Settings()
 
     def load() -> EmbeddingModel:

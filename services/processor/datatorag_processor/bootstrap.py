@@ -7,6 +7,7 @@ from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.settings import Settings
 from datatorag.usecases.worker import Worker
 from datatorag_processor.chunking import Chunker, TokenCounter
+from datatorag_processor.extract.pdf_ocr import OcrOptions
 from datatorag_processor.handler import Processor
 
 
@@ -18,6 +19,18 @@ def build_chunker(settings: Settings) -> Chunker:
     )
 
 
+def build_ocr(settings: Settings) -> OcrOptions | None:
+    ocr = wiring.ocr(settings)
+    if ocr is None:
+        return None
+    return OcrOptions(
+        ocr,
+        dpi=settings.ocr_dpi,
+        max_pages=settings.ocr_max_pages,
+        timeout_s=settings.ocr_timeout_s,
+    )
+
+
 def bootstrap(settings: Settings) -> Worker:
     processor = Processor(
         wiring.blob_store(settings),
@@ -26,6 +39,7 @@ def bootstrap(settings: Settings) -> Worker:
         build_chunker(settings),
         max_document_bytes=settings.max_document_bytes,
         max_document_pages=settings.max_document_pages,
+        ocr=build_ocr(settings),
     )
     return Worker(
         wiring.queue(settings, DOCUMENTS_QUEUE),

@@ -83,13 +83,15 @@ class Chunker:
         for ordinal, draft in enumerate(self._pack(units, title, source)):
             heading = " > ".join(draft.units[0].headings)
             text = self._render(draft.units)
+            pages = sorted({u.page for u in draft.units if u.page is not None})
             chunks.append(
                 Chunk(
                     chunk_id=f"{doc_id}:{version[:12]}:{ordinal}",
                     doc_id=doc_id,
                     ordinal=ordinal,
                     text=text,
-                    pages=sorted({u.page for u in draft.units if u.page is not None}),
+                    pages=pages,
+                    ocr_pages=[page for page in pages if page in doc.ocr_pages],
                     heading=heading,
                     token_count=self.counter.count(contextual_text(title, heading, text, source)),
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from datatorag.domain.blob_keys import chunks_key
 from datatorag.domain.errors import BlobNotFound, DocumentRejected, PermanentError
@@ -13,6 +14,9 @@ from datatorag.log import get_logger
 from datatorag.ports import BlobStore, Queue, SearchIndex
 from datatorag_processor.chunking import Chunker
 from datatorag_processor.extract import extract
+
+if TYPE_CHECKING:
+    from datatorag_processor.extract.pdf_ocr import OcrOptions
 from datatorag_processor.metadata import derive
 
 log = get_logger(__name__)
@@ -28,6 +32,7 @@ class Processor:
         *,
         max_document_bytes: int,
         max_document_pages: int,
+        ocr: OcrOptions | None = None,
     ) -> None:
         self.blobs = blobs
         self.index = index
@@ -35,6 +40,7 @@ class Processor:
         self.chunker = chunker
         self.max_document_bytes = max_document_bytes
         self.max_document_pages = max_document_pages
+        self.ocr = ocr
 
     def handle(self, message: Message) -> None:
         if not isinstance(message, DocumentFetched):
@@ -56,6 +62,7 @@ class Processor:
             message.filename,
             max_bytes=self.max_document_bytes,
             max_pages=self.max_document_pages,
+            ocr=self.ocr,
         )
         title = (  # a title the uploader gave wins over the one the document states
             str(message.metadata.get("title") or "")
@@ -87,7 +94,12 @@ class Processor:
                 )
             )
         )
-        log.info("document.chunked", chunks=len(chunks), pages=doc.page_count)
+        log.info(
+            "document.chunked",
+            chunks=len(chunks),
+            pages=doc.page_count,
+            ocr_pages=len(doc.ocr_pages),
+        )
 
     def record_failure(self, message: Message, reason: str) -> None:
         version = getattr(message, "version", None)

@@ -5,6 +5,7 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from datatorag.lifeline import children_end_with_me, end_with_parent
 from datatorag.log import configure
 from datatorag.settings import Settings
 
@@ -23,6 +24,7 @@ def listening_socket(config: uvicorn.Config) -> socket.socket:
 
 def main() -> None:
     configure("query-api")
+    end_with_parent()
     settings = Settings()
     config = uvicorn.Config(
         "datatorag_query_api.bootstrap:app_from_environment",
@@ -36,6 +38,7 @@ def main() -> None:
     if config.workers == 1:
         uvicorn.Server(config).run()
     else:
+        children_end_with_me()  # the worker processes: uvicorn's spawn gives them this environment
         Multiprocess(config, sockets=[listening_socket(config)]).run()
 
 

@@ -13,20 +13,21 @@ import structlog
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datatorag.domain import filters
 from datatorag.domain.employees import Employee
 from datatorag.domain.errors import GenerationFailed
-from datatorag.domain.models import DocumentRecord, DocumentStatus, SearchHit
+from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, SearchHit
 from datatorag.ports import Embeddings, EmployeeDirectory, SearchIndex
 from datatorag.usecases.activity import ActivityRecorder
 from datatorag.usecases.answers import Answer, Answerer
 from datatorag.usecases.search import Mode, Searcher
 from datatorag.usecases.sources import SourceCatalog
-from datatorag_query_api import insights, portal, problems
+from datatorag_query_api import insights, portal, problems, swagger_ui
 from datatorag_query_api.auth import AdminCaller, Reader, ReaderDep
 from datatorag_query_api.employees import EmployeeSpec
 from datatorag_query_api.employees import resolve as resolve_employee
@@ -36,18 +37,52 @@ from datatorag_query_api.routes import sources as sources_routes
 from datatorag_query_api.routes import webhooks as webhooks_routes
 from datatorag_query_api.sessions import PortalSessions
 from datatorag_query_api.signing import SigningSecrets
-from datatorag_query_api.uploads import Uploads, read_upload
+from datatorag_query_api.uploads import (
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+    TAGS,
+    Uploads,
+    read_upload,
+)
 
 log = structlog.get_logger(__name__)
 
+READINESS_PROBE = "readiness probe"
+NOT_BLANK = r"\S"  # a query of only spaces would match arbitrary passages
+Filters = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [filters.JSON_SCHEMA, {"type": "null"}],
+            "description": "Restrict hits by document: `doc_id`, `source_id`, `media_type`, "
+            "`effective_date` or `metadata.<key>` (e.g. `metadata.countries`), each a value or "
+            'a list (any of them); a range as `{"gte": ..., "lt": ...}`. Anything else (an '
+            "unknown field or operator) is a 400 problem.",
+        }
+    ),
+]
+
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a stray "tenant" is refused, never obeyed
+    model_config = ConfigDict(
+        extra="forbid",  # a stray "tenant" is refused, never obeyed
+        json_schema_extra={
+            "examples": [
+                {"query": "How much parental leave do I get?", "top_k": 3},
+                {
+                    "query": "vacation carry over",
+                    "mode": "keyword",
+                    "filters": {"metadata.countries": "US"},
+                },
+            ]
+        },
+    )
 
-    query: str = Field(min_length=1, max_length=2000)
+    query: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     top_k: int = Field(default=10, ge=1, le=100)
     mode: Mode = "hybrid"
-    filters: dict[str, Any] | None = None
+    filters: Filters = None
     employee: EmployeeSpec | None = None
 
 
@@ -68,17 +103,19 @@ class FeedbackRequest(BaseModel):
 
 
 class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "Can I carry over unused vacation?"}]},
+    )
 
-    question: str = Field(min_length=1, max_length=2000)
+    question: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     top_k: int = Field(default=5, ge=1, le=50)
-    filters: dict[str, Any] | None = None
+    filters: Filters = None
     employee: EmployeeSpec | None = None
 
 
-EMPLOYEE_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No employee with that id in the tenant's directory"}
-}
+# 404: an employee id not in the tenant's directory; 403: an employee token with an employee.
+EMPLOYEE_ERRORS = problems.declared(400, 401, 403, 404, 422, 503)
 
 # Far past any real listing, and offset + limit still fits the index's 64-bit integers.
 MAX_OFFSET = 2**62
@@ -101,6 +138,7 @@ class UploadAccepted(Accepted):
     outcome: str  # added, changed (a new version) or unchanged (same bytes: nothing to do)
 
 
+METADATA_SCALARS = ["string", "number", "boolean", "null"]
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -110,12 +148,28 @@ UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "title": {"type": "string"},
-                        "tags": {"type": "string", "description": "comma-separated"},
-                        "metadata": {"type": "string", "description": "a JSON object"},
+                        "file": {"type": "string", "format": "binary", "minLength": 1},
+                        "title": {"type": "string", "maxLength": MAX_TITLE_CHARS},
+                        "tags": {
+                            "type": "string",
+                            "description": f"comma-separated, at most {MAX_TAGS} tags of "
+                            f"{MAX_TAG_CHARS} characters",
+                            "pattern": f"^{TAGS.pattern}$",
+                        },
+                        "metadata": {
+                            "type": "object",
+                            "description": "filterable keys (metadata.<key>), each a string, "
+                            "number, boolean, null or a list of them",
+                            "propertyNames": {"pattern": METADATA_KEY.pattern},
+                            "additionalProperties": {
+                                "type": [*METADATA_SCALARS, "array"],
+                                "items": {"type": METADATA_SCALARS},
+                            },
+                        },
                     },
-                }
+                    "additionalProperties": False,
+                },
+                "encoding": {"metadata": {"contentType": "application/json"}},
             }
         },
     }
@@ -193,11 +247,16 @@ def create_app(services: Services) -> FastAPI:
         title="DatatoRAG",
         version="0.1.0",
         description="Cited answers and passages from your HR documents. "
-        "Authenticate with `X-API-Key`.",
+        "Authenticate with `X-API-Key`. Errors are RFC 9457 problem details.",
+        # Starlette would redirect /v1/search/ to a URL built from the Host header.
+        redirect_slashes=False,
+        docs_url=None,  # swagger_ui.py serves it without a CDN; ReDoc would need one
+        redoc_url=None,
     )
     app.state.services = services
     search_threads = CapacityLimiter(services.search_threads)
     problems.install(app)
+    swagger_ui.install(app)
     app.include_router(sources_routes.router)
     app.include_router(webhooks_routes.router)
     app.state.webhook_replays = webhooks_routes.ReplayGuard()
@@ -211,13 +270,15 @@ def create_app(services: Services) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=problems.declared(503))
     def readyz() -> dict[str, Any]:
-        """Readiness: the index opens and the embedding endpoint answers."""
+        """Readiness: the embedding endpoint embeds a probe now (searches need it)."""
         try:
-            dimension = services.embeddings.dimension
+            dimension = int(services.embeddings.embed([READINESS_PROBE]).shape[1])
         except Exception as err:
-            raise Problem(503, "Not ready", f"embedding endpoint: {err}") from err
+            # The cause names internal hosts: it goes to the log, not to an unauthenticated caller.
+            log.warning("readyz.embedding_unavailable", cause=str(err))
+            raise Problem(503, "Not ready", "the embedding endpoint does not answer") from err
         return {"status": "ready", "embedding_dimension": dimension}
 
     def employee_of(who: Reader, spec: EmployeeSpec | None) -> Employee | None:
@@ -229,9 +290,11 @@ def create_app(services: Services) -> FastAPI:
             raise Problem(400, "Bad request", "an employee token searches as its own employee")
         if who.employee.country or who.employee.employment_type or who.employee.department:
             return who.employee
-        return resolve_employee(services.directory, who.tenant, EmployeeSpec(id=who.employee.id))
+        # Only an id: the directory's facts when it knows the employee, else none known (the
+        # vendor vouched for the person; what applies to them is then every policy, labelled).
+        return services.directory.get(who.tenant, who.employee.id) or who.employee
 
-    @app.post("/v1/search", tags=["search"], responses=EMPLOYEE_NOT_FOUND)
+    @app.post("/v1/search", tags=["search"], responses=EMPLOYEE_ERRORS)
     async def search(body: SearchRequest, who: ReaderDep) -> SearchResponse:
         """Passages that answer the query, best first, with their document, pages and heading."""
         started = time.perf_counter()
@@ -257,7 +320,7 @@ def create_app(services: Services) -> FastAPI:
         hits = await to_thread.run_sync(search, limiter=search_threads)
         return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
 
-    @app.post("/v1/query", tags=["search"], responses=EMPLOYEE_NOT_FOUND)
+    @app.post("/v1/query", tags=["search"], responses={**EMPLOYEE_ERRORS, **problems.declared(502)})
     def query(body: QueryRequest, who: ReaderDep) -> AnswerResponse:
         """An answer written from the tenant's passages, each sentence citing them as ``[n]``.
 
@@ -288,7 +351,12 @@ def create_app(services: Services) -> FastAPI:
         )
         return AnswerResponse(**answer.model_dump(), answer_id=answer_id)
 
-    @app.post("/v1/answers/{answer_id}/feedback", tags=["search"], status_code=204)
+    @app.post(
+        "/v1/answers/{answer_id}/feedback",
+        tags=["search"],
+        status_code=204,
+        responses=problems.declared(401, 404, 422),
+    )
     def feedback(answer_id: str, body: FeedbackRequest, who: ReaderDep) -> Response:
         """Thumbs up or down, with an optional comment, on one of the tenant's answers."""
         if not services.activity.feedback(who.tenant, answer_id, body.helpful, body.comment):
@@ -300,7 +368,10 @@ def create_app(services: Services) -> FastAPI:
         tags=["documents"],
         status_code=202,
         openapi_extra=UPLOAD_BODY,
-        responses={200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"}},
+        responses={
+            200: {"model": UploadAccepted, "description": "Same bytes: nothing to do"},
+            **problems.declared(400, 401, 403, 413, 415, 422),
+        },
     )
     async def upload_document(request: Request, who: AdminCaller) -> JSONResponse:
         """Upload a document (multipart ``file``; optional ``title``, ``tags``, ``metadata``).
@@ -331,31 +402,40 @@ def create_app(services: Services) -> FastAPI:
             headers={"Location": url},
         )
 
-    @app.delete("/v1/documents/{doc_id}", tags=["documents"])
+    @app.delete(
+        "/v1/documents/{doc_id}",
+        tags=["documents"],
+        responses=problems.declared(400, 401, 403, 404),
+    )
     def delete_document(doc_id: str, who: AdminCaller, response: Response) -> Accepted:
         """Remove a document at once: its passages leave search and its stored files are
         deleted before this answers; its status becomes deleted. Deleting it again is a no-op."""
         doc = services.uploads.remove(who.tenant, doc_id)
         if doc is None:
-            raise Problem(404, "Not found", "no such document")
+            raise Problem(404, "Not found", "no such document for this tenant")
         services.activity.admin(who.tenant, who.key_id, "document.delete", doc_id, title=doc.title)
         response.headers["Location"] = status_url(doc_id)
         return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
 
-    @app.post("/v1/documents/{doc_id}/retry", tags=["documents"], status_code=202)
+    @app.post(
+        "/v1/documents/{doc_id}/retry",
+        tags=["documents"],
+        status_code=202,
+        responses=problems.declared(401, 403, 404, 409),
+    )
     def retry_document(doc_id: str, who: AdminCaller, response: Response) -> Accepted:
         """Process a failed document's stored version again (after fixing what failed it, e.g.
         an outage or a raised limit). A document that has not failed is a 409."""
         doc = services.uploads.retry(who.tenant, doc_id)
         if doc is None:
-            raise Problem(404, "Not found", "no such document")
+            raise Problem(404, "Not found", "no such document for this tenant")
         if doc.status != DocumentStatus.FETCHED:
             raise Problem(409, "Conflict", f"the document is {doc.status}, not failed")
         services.activity.admin(who.tenant, who.key_id, "document.retry", doc_id, title=doc.title)
         response.headers["Location"] = status_url(doc_id)
         return Accepted(doc_id=doc_id, status=doc.status, status_url=status_url(doc_id))
 
-    @app.get("/v1/documents", tags=["documents"])
+    @app.get("/v1/documents", tags=["documents"], responses=problems.declared(400, 401, 403, 422))
     def list_documents(
         who: AdminCaller,
         status: DocumentStatus | None = None,
@@ -378,7 +458,11 @@ def create_app(services: Services) -> FastAPI:
             next_offset=offset + limit if more else None,
         )
 
-    @app.get("/v1/documents/{doc_id}", tags=["documents"])
+    @app.get(
+        "/v1/documents/{doc_id}",
+        tags=["documents"],
+        responses=problems.declared(400, 401, 403, 404),
+    )
     def get_document(doc_id: str, who: AdminCaller) -> DocumentRecord:
         """One document's status and metadata; failed documents say why in ``reason``."""
         doc = services.index.get_document(who.tenant, doc_id)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from datatorag import wiring
 from datatorag.domain.messages import DOCUMENTS_QUEUE
+from datatorag.lifeline import end_with_parent
 from datatorag.log import configure
 from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
@@ -103,4 +104,5 @@ def bootstrap(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process: each builds its own from the environment."""
     configure("query-api")
+    end_with_parent()
     return bootstrap(Settings())

@@ -22,13 +22,12 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from datatorag.domain.blob_keys import raw_prefix
-from datatorag.domain.messages import DocumentFetched, encode
 from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
 from datatorag.domain.uris import upload_uri
 from datatorag.ports import BlobStore, Queue, SearchIndex
 from datatorag.usecases.announce import Announcement, announce_document
 from datatorag.usecases.removal import remove_document
+from datatorag.usecases.retry import retry_failed
 from datatorag_query_api.problems import Problem
 
 UPLOAD_SOURCE_ID = "upload"
@@ -36,9 +35,12 @@ FIELD_BYTES = 64 * 1024  # each form field beside the file (title, tags, metadat
 FORM_OVERHEAD = 4 * FIELD_BYTES  # the fields plus part headers and boundaries
 MAX_NAME_BYTES = 200
 MAX_SUFFIX_CHARS = 16
+FIELDS = frozenset({"file", "title", "tags", "metadata"})
 MAX_TITLE_CHARS = 300
 MAX_TAGS = 50
 MAX_TAG_CHARS = 64
+# The tags rule as one regular expression, so that the OpenAPI document can state it exactly.
+TAGS = re.compile(rf"[^,]{{0,{MAX_TAG_CHARS}}}(,[^,]{{0,{MAX_TAG_CHARS}}}){{0,{MAX_TAGS - 1}}}")
 READ_CHUNK = 1024 * 1024
 _SEPARATORS = re.compile(r"[/\\]")
 
@@ -108,6 +110,13 @@ async def _limited(
 
 
 async def _form(form: FormData, max_bytes: int) -> UploadForm:
+    unknown = sorted(set(form.keys()) - FIELDS)
+    if unknown:  # a misspelt "tittle" would otherwise be dropped without a word
+        raise Problem(
+            422,
+            "Invalid upload",
+            f"unknown form field {unknown[0][:70]!r}; send {', '.join(sorted(FIELDS))}",
+        )
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise Problem(422, "Invalid upload", "send the document in a file field named 'file'")
@@ -137,22 +146,22 @@ def _text_field(value: str | UploadFile | None, name: str) -> str:
 
 def _title(value: str | UploadFile | None) -> str | None:
     text = _text_field(value, "title")
-    title = " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
-    if len(title) > MAX_TITLE_CHARS:
+    if len(text) > MAX_TITLE_CHARS:  # as sent, as the OpenAPI document says
         raise Problem(422, "Invalid upload", f"'title' has more than {MAX_TITLE_CHARS} characters")
+    title = " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
     return title or None
 
 
 def _tags(value: str | UploadFile | None) -> list[str]:
-    tags = list(dict.fromkeys(t.strip() for t in _text_field(value, "tags").split(",")))
-    tags = [t for t in tags if t]
-    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+    text = _text_field(value, "tags")
+    if not TAGS.fullmatch(text):
         raise Problem(
             422,
             "Invalid upload",
             f"'tags' takes at most {MAX_TAGS} comma-separated tags of {MAX_TAG_CHARS} characters",
         )
-    return tags
+    tags = list(dict.fromkeys(t.strip() for t in text.split(",")))
+    return [t for t in tags if t]
 
 
 def _metadata(value: str | UploadFile | None) -> dict[str, Any]:
@@ -233,25 +242,9 @@ class Uploads:
 
     def retry(self, tenant: str, doc_id: str) -> DocumentRecord | None:
         """Announce a failed document's stored version again; its record then reads fetched.
-        Returns the record (unchanged unless it had failed), or None when there is none."""
+        Returns the record as it stands after, or None when the tenant has no such document."""
         doc = self.index.get_document(tenant, doc_id)
-        if doc is None or doc.status != DocumentStatus.FAILED:
-            return doc
-        stored = list(self.blobs.list(f"{raw_prefix(tenant, doc_id)}{doc.version}"))
-        if not stored:
-            return doc  # its bytes are gone: only a new upload or sync can bring it back
-        fetched = doc.model_copy(update={"status": DocumentStatus.FETCHED, "reason": None})
-        self.index.upsert_document(fetched)
-        path = str(doc.metadata.get("path") or PurePosixPath(stored[0]).name)
-        message = DocumentFetched(
-            tenant=tenant,
-            doc_id=doc_id,
-            version=doc.version,
-            blob_key=stored[0],
-            source_uri=doc.source_uri,
-            filename=PurePosixPath(path).name,
-            media_type=doc.media_type,
-            metadata=doc.metadata,
-        )
-        self.documents_queue.send(encode(message))
-        return fetched
+        if doc is None:
+            return None
+        retry_failed(self.blobs, self.index, self.documents_queue, doc)
+        return self.index.get_document(tenant, doc_id)

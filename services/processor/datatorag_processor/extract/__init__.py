@@ -7,17 +7,27 @@ turn into text with a ``DocumentRejected`` whose message says what to do, and re
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from datatorag.domain import media
 from datatorag.domain.errors import DocumentRejected
 from datatorag_processor.extract import detect
 from datatorag_processor.extract.blocks import human_size
 from datatorag_processor.extract.model import Block, BlockKind, ExtractedDocument
 
+if TYPE_CHECKING:
+    from datatorag_processor.extract.pdf_ocr import OcrOptions
+
 __all__ = ["Block", "BlockKind", "DocumentRejected", "ExtractedDocument", "extract", "plain_text"]
 
 
-def extract(data: bytes, filename: str, *, max_bytes: int, max_pages: int) -> ExtractedDocument:
-    """Extract the text blocks of one document, or raise ``DocumentRejected`` with the reason."""
+def extract(
+    data: bytes, filename: str, *, max_bytes: int, max_pages: int, ocr: OcrOptions | None = None
+) -> ExtractedDocument:
+    """Extract the text blocks of one document, or raise ``DocumentRejected`` with the reason.
+
+    With ``ocr``, the pages of a PDF that have no text layer (scans) are read by OCR.
+    """
     name = filename.rsplit("/", 1)[-1] or "the file"
     if not data:
         raise DocumentRejected(f"{name} is empty (0 bytes): upload the file again")
@@ -39,7 +49,7 @@ def extract(data: bytes, filename: str, *, max_bytes: int, max_pages: int) -> Ex
             "supported formats are PDF, Word (.docx), HTML, Markdown and plain text"
         )
     try:
-        doc = _extract(media_type, data, max_bytes=max_bytes, max_pages=max_pages)
+        doc = _extract(media_type, data, max_bytes=max_bytes, max_pages=max_pages, ocr=ocr)
     except RecursionError:  # the same on every try: fail now rather than after the retries
         raise DocumentRejected(f"{name} is nested too deeply to read") from None
     if not any(block.text.strip() for block in doc.blocks):
@@ -52,11 +62,13 @@ def plain_text(doc: ExtractedDocument) -> str:
     return "\n\n".join(block.text for block in doc.blocks if block.text.strip())
 
 
-def _extract(media_type: str, data: bytes, *, max_bytes: int, max_pages: int) -> ExtractedDocument:
+def _extract(
+    media_type: str, data: bytes, *, max_bytes: int, max_pages: int, ocr: OcrOptions | None
+) -> ExtractedDocument:
     if media_type == media.PDF:
         from datatorag_processor.extract.pdf import extract_pdf
 
-        return extract_pdf(data, max_pages=max_pages)
+        return extract_pdf(data, max_pages=max_pages, ocr=ocr)
     if media_type == media.DOCX:
         from datatorag_processor.extract.docx import extract_docx
 

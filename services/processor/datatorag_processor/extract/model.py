@@ -25,3 +25,4 @@ class ExtractedDocument:
     blocks: tuple[Block, ...]
     page_count: int | None
     media_type: str  # detected from content (magic bytes), not trusted from the name
+    ocr_pages: tuple[int, ...] = ()  # pages whose text was read by OCR (scans)

@@ -24,6 +24,7 @@ from datatorag_processor.extract.pdf_layout import (
     vocabulary,
 )
 from datatorag_processor.extract.pdf_lines import PageText, fix_surrogates, page_lines
+from datatorag_processor.extract.pdf_ocr import OcrOptions, read_scanned_pages
 from datatorag_processor.extract.pdf_tables import (
     Rules,
     aligned_tables,
@@ -36,7 +37,8 @@ MEDIA_TYPE = "application/pdf"
 _UNTITLED = ("untitled", "microsoft word", "document", "slide")
 
 
-def extract_pdf(data: bytes, *, max_pages: int) -> ExtractedDocument:
+def extract_pdf(data: bytes, *, max_pages: int, ocr: OcrOptions | None = None) -> ExtractedDocument:
+    """Blocks of the PDF's text layer; with ``ocr``, pages without one are read by OCR."""
     import pypdfium2 as pdfium
 
     with ExitStack() as stack:
@@ -53,6 +55,7 @@ def extract_pdf(data: bytes, *, max_pages: int) -> ExtractedDocument:
         title = _metadata_title(doc)
         try:
             pages, tabular = _read_pages(doc, count, stack)
+            scanned = read_scanned_pages(doc, pages, ocr) if ocr else []
         except pdfium.PdfiumError:
             raise DocumentRejected(
                 "a page of the PDF is damaged and cannot be read: export or download it again"
@@ -62,6 +65,8 @@ def extract_pdf(data: bytes, *, max_pages: int) -> ExtractedDocument:
                 f"the PDF has no text layer (its {count} page{'s' if count > 1 else ''} hold only "
                 "images, e.g. a scan): run OCR on it (e.g. ocrmypdf) and upload the result"
             )
+        for number in scanned:  # the table finders read the text layer, which OCR lines lack
+            tabular.pop(number, None)
         body = body_size(pages)
         drop_running_lines(pages, title, body)
         vocab = vocabulary(pages)
@@ -76,6 +81,7 @@ def extract_pdf(data: bytes, *, max_pages: int) -> ExtractedDocument:
         blocks=final,
         page_count=count,
         media_type=MEDIA_TYPE,
+        ocr_pages=tuple(scanned),
     )
 
 

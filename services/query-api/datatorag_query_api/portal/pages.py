@@ -14,7 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from datatorag.domain.models import DocumentStatus
+from datatorag.usecases.sources import SourceNotFound
 from datatorag_query_api import insights
+from datatorag_query_api.problems import Problem
+from datatorag_query_api.routes import sources as sources_routes
 from datatorag_query_api.sessions import COOKIE, LIFETIME, Session
 
 HERE = Path(__file__).parent
@@ -175,6 +178,54 @@ def document_action(
             tenant, actor, f"document.{action}", doc_id, title=doc.title
         )
     return RedirectResponse("/portal/documents", status_code=303)
+
+
+@router.get("/portal/sources")
+def sources_page(request: Request, session: Admin, error: str = "") -> HTMLResponse:
+    catalog = services(request).sources
+    views = [catalog.view(s) for s in catalog.of_tenant(session.key.tenant)]
+    return page(request, "sources.html", session, sources=views, error=error)
+
+
+@router.post("/portal/sources")
+def add_source(
+    request: Request,
+    session: Admin,
+    csrf: Annotated[str, Form()],
+    uri: Annotated[str, Form()],
+    tags: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(session, csrf)
+    metadata: dict[str, Any] = {}
+    if tag_list := [t.strip() for t in tags.split(",") if t.strip()]:
+        metadata["tags"] = tag_list
+    actor = f"portal:{session.key.key_id}"
+    try:
+        sources_routes.register(request, session.key.tenant, actor, uri.strip(), metadata)
+    except Problem as err:
+        return sources_page(request, session, error=err.detail or err.title)
+    return RedirectResponse("/portal/sources", status_code=303)
+
+
+@router.post("/portal/sources/{source_id}/{action}")
+def source_action(
+    request: Request, session: Admin, source_id: str, action: str, csrf: Annotated[str, Form()]
+) -> RedirectResponse:
+    check_csrf(session, csrf)
+    catalog, tenant = services(request).sources, session.key.tenant
+    try:
+        source = catalog.get(tenant, source_id)
+    except SourceNotFound:
+        return RedirectResponse("/portal/sources", status_code=303)
+    if action == "sync":
+        catalog.request_sync(source)
+    elif action == "delete":
+        catalog.delete(source, services(request).index)
+    else:
+        raise LoginRequired
+    actor = f"portal:{session.key.key_id}"
+    services(request).activity.admin(tenant, actor, f"source.{action}", source_id)
+    return RedirectResponse("/portal/sources", status_code=303)
 
 
 @router.get("/portal/keys")

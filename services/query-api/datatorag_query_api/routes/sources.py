@@ -90,8 +90,23 @@ def add_source(
 ) -> SourceView:
     """Register a source (the same place again replaces it, credentials included). The
     connector syncs it within seconds; follow ``GET /v1/sources/{id}``."""
-    scheme = body.uri.partition("://")[0].lower()
-    if scheme == "file" or "://" not in body.uri:
+    key = body.webhook_key.get_secret_value() if body.webhook_key is not None else None
+    source = register(request, who.tenant, who.key_id, body.uri, body.metadata, key)
+    response.headers["Location"] = f"/v1/sources/{source.id}"
+    return _catalog(request).view(source)
+
+
+def register(
+    request: Request,
+    tenant: str,
+    actor: str,
+    uri: str,
+    metadata: dict[str, Any],
+    webhook_key: str | None = None,
+) -> RegisteredSource:
+    """Register a source for the tenant (the API and the portal); a 400 problem says why not."""
+    scheme = uri.partition("://")[0].lower()
+    if scheme == "file" or "://" not in uri:
         raise Problem(
             400,
             "Bad source",
@@ -99,13 +114,15 @@ def add_source(
             "not through the API",
         )
     try:
-        source = _catalog(request).add(who.tenant, body.uri, body.metadata)
+        source = _catalog(request).add(tenant, uri, metadata)
     except ValueError as err:
         raise Problem(400, "Bad source", str(err)) from err
-    if body.webhook_key is not None:
-        _catalog(request).set_webhook_key(source, body.webhook_key.get_secret_value())
-    response.headers["Location"] = f"/v1/sources/{source.id}"
-    return _catalog(request).view(source)
+    if webhook_key is not None:
+        _catalog(request).set_webhook_key(source, webhook_key)
+    request.app.state.services.activity.admin(
+        tenant, actor, "source.add", source.id, uri=source.display_uri
+    )
+    return source
 
 
 @router.get("", responses=PROBLEM_RESPONSES)
@@ -130,6 +147,7 @@ def sync_source(
     before it starts changes nothing."""
     source = _source(request, who.tenant, source_id)
     requested_at = _catalog(request).request_sync(source)
+    request.app.state.services.activity.admin(who.tenant, who.key_id, "source.sync", source.id)
     url = f"/v1/sources/{source.id}"
     response.headers["Location"] = url
     return SyncRequested(id=source.id, sync_requested_at=requested_at.isoformat(), status_url=url)
@@ -140,4 +158,8 @@ async def delete_source(source_id: str, who: AdminCaller, request: Request) -> S
     """Forget the source and its credentials; its documents leave search before this answers."""
     source = _source(request, who.tenant, source_id)
     removed = await run_in_threadpool(_catalog(request).delete, source, _index(request))
+    activity = request.app.state.services.activity
+    await run_in_threadpool(
+        activity.admin, who.tenant, who.key_id, "source.delete", source.id, uri=source.display_uri
+    )
     return SourceDeleted(id=source.id, documents_removed=removed)

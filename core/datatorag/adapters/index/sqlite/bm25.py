@@ -33,24 +33,12 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 
+from datatorag.domain.keywords import BM25_WEIGHTS, content_words
+
 K1 = 1.2
 B = 0.75
 IDF_FLOOR = 1e-6  # FTS5's floor for words in more than half the rows
-BM25_WEIGHTS = (2.0, 1.0, 1.0)  # title, heading, text: see bench/index_latency.py --quality
-MAX_QUERY_TERMS = 64  # caps the cost of one keyword query
 MERGE_RATIO = 2  # the last segment merges into the one before unless that is this many times larger
-
-# Short function words that match nearly every chunk: they add cost to an OR query, not rank.
-STOP_WORDS = frozenset(
-    """a about above after again all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers him his how i if in into is it its itself just me more most my
-    no nor not of off on once only or other our ours out over own same she should so some such
-    than that the their theirs them then there these they this those through to too under until
-    up very was we were what when where which while who whom why will with would you your yours
-    s t d ll m re ve also get got many much
-    """.split()  # noqa: SIM905 (a word list reads better as text)
-)
 
 # One posting as stored in ``chunk_terms.postings``: a term id and its weighted frequency.
 POSTING = np.dtype([("term", "<i4"), ("tf", "<u2")])
@@ -139,9 +127,7 @@ def query_words(query: str) -> list[str]:
     Stop words are dropped unless nothing else is left; every other word counts (one "phrase"
     each, as the quoted words of the former FTS5 OR query), up to ``MAX_QUERY_TERMS``.
     """
-    words = list(dict.fromkeys(tokenize(query)))
-    content = [w for w in words if w not in STOP_WORDS] or words
-    return content[:MAX_QUERY_TERMS]
+    return content_words(tokenize(query))
 
 
 def query_terms(query: str) -> list[str]:

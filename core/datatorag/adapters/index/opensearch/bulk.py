@@ -1,0 +1,118 @@
+"""Chunks into a tenant's chunk index with the ``_bulk`` API, through opensearch-py's
+``helpers.streaming_bulk``: batches bounded by count and bytes, chunks the cluster rejects with
+429 (its write queue is full) sent again with exponential back-off.
+
+https://docs.opensearch.org/latest/api-reference/document-apis/bulk/ and
+https://opensearch-project.github.io/opensearch-py/api-ref/helpers/actions.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from opensearchpy import OpenSearch
+from opensearchpy.helpers import streaming_bulk
+
+from datatorag.adapters.index.opensearch.client import (
+    IndexRequestRejected,
+    SearchIndexUnavailable,
+)
+from datatorag.adapters.index.opensearch.mappings import (
+    SEARCH_FIELD,
+    VECTOR_FIELD,
+    Body,
+    metadata_fields,
+    search_text,
+)
+from datatorag.domain.errors import DatatoRAGError
+from datatorag.domain.models import IndexedChunk, utcnow
+
+BULK_BATCH = 500  # chunks per _bulk request
+BULK_MAX_BYTES = 8 * 1024 * 1024  # Amazon OpenSearch Service takes 10 MiB on small instances
+BULK_RETRIES = 3  # times a chunk rejected with 429 is sent again, after 1, 2 then 4 s
+BULK_MAX_BACKOFF_S = 8
+
+
+def index_chunks(
+    client: OpenSearch,
+    index: str,
+    generation: str,
+    record: Body,
+    title: str,
+    chunks: Sequence[IndexedChunk],
+    vectors: npt.NDArray[np.float32],
+) -> None:
+    """Index one document's chunks under ``generation``; when this returns they are all
+    searchable (every batch is sent with ``refresh=wait_for``, which waits for the next refresh
+    rather than forcing one).
+
+    Raises ``SearchIndexUnavailable`` when chunks were still rejected with 429 (or a 5xx) after
+    the retries, ``IndexRequestRejected`` when the cluster refused a chunk (mapping or
+    validation): then some chunks of ``generation`` may be indexed, unreferenced.
+    """
+    shared = {
+        "generation": generation,
+        "version": record["version"],
+        "title": title,
+        "source_id": record["source_id"],
+        "source_uri": record["source_uri"],
+        "media_type": record["media_type"],
+        "indexed_at": utcnow().isoformat(),
+        **metadata_fields(record.get("metadata") or {}),
+    }
+    actions = (
+        _action(index, generation, chunk, vector, shared)
+        for chunk, vector in zip(chunks, vectors, strict=True)
+    )
+    results = streaming_bulk(
+        client,
+        actions,
+        chunk_size=BULK_BATCH,
+        max_chunk_bytes=BULK_MAX_BYTES,
+        raise_on_error=False,  # else failed chunks raise before the 429 retries see them
+        max_retries=BULK_RETRIES,
+        initial_backoff=1,
+        max_backoff=BULK_MAX_BACKOFF_S,
+        yield_ok=False,
+        refresh="wait_for",
+    )
+    failed = [item for ok, result in results if not ok for item in result.values()]
+    if failed:
+        raise _failure(failed)
+
+
+def _action(
+    index: str, generation: str, chunk: IndexedChunk, vector: npt.NDArray[np.float32], shared: Body
+) -> Body:
+    """One ``index`` action: its metadata and, in ``_source``, the chunk's document."""
+    return {
+        "_index": index,
+        "_id": f"{generation}:{chunk.chunk_id}",
+        "_source": {
+            **shared,
+            "chunk_id": chunk.chunk_id,
+            "doc_id": chunk.doc_id,
+            "ordinal": chunk.ordinal,
+            "heading": chunk.heading,
+            "text": chunk.text,
+            SEARCH_FIELD: search_text(shared["title"], chunk.heading, chunk.text),
+            "pages": chunk.pages,
+            "ocr_pages": chunk.ocr_pages,
+            "token_count": chunk.token_count,
+            VECTOR_FIELD: vector.tolist(),
+        },
+    }
+
+
+def _failure(failed: list[dict[str, Any]]) -> DatatoRAGError:
+    """The error for chunks the cluster did not index: retryable when it was overloaded."""
+    statuses = {int(f.get("status") or 0) for f in failed}
+    first = failed[0].get("error") or {}
+    reason = f"{first.get('type')}: {first.get('reason')}" if isinstance(first, dict) else first
+    detail = f"{len(failed)} chunk(s) not indexed; first: {reason}"
+    if any(s == 429 or s >= 500 for s in statuses):
+        return SearchIndexUnavailable(detail)
+    return IndexRequestRejected(detail)

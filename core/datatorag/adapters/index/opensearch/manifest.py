@@ -1,0 +1,209 @@
+"""The commit protocol: which generation of each document's chunks a search sees.
+
+Atomic version swap. OpenSearch has no multi-document transactions, so visibility goes through
+one document per tenant, the manifest, whose single-document write is the commit point:
+
+1. ``replace_chunks`` reads the document record and refuses a stale version (writes nothing).
+2. It bulk-indexes the chunks (``bulk.py``) under a fresh ``generation`` id, with
+   ``refresh=wait_for``: they are searchable before anything refers to them.
+3. It marks the record indexed with ``active_generation`` = that generation, conditional on the
+   record's ``_seq_no``/``_primary_term`` (optimistic concurrency); if the version changed
+   meanwhile it deletes its chunks and returns False.
+4. It copies the record's ``active_generation`` into the manifest, again conditional on the
+   manifest's ``_seq_no``; the generation it replaces is listed as retired, with the time.
+
+Every search first reads the manifest (a real-time get) and filters chunks on
+``generation in <active generations>``. Guarantee: a search shows, for each document, the chunks
+of exactly one generation, all of them, namely the one the manifest named when the search read
+it; never two generations of one document, never a generation before step 4 made it visible.
+Retired generations stay in the index for ``retire_grace_s`` (default 60 s) and are deleted by
+query afterwards (by the next write of that tenant, or ``purge``); a search that takes longer
+than half the grace is retried, so its generations cannot vanish under it as long as the
+writers' clocks agree within half the grace. Chunks of swaps that crashed before step 3 are
+never visible and ``purge`` deletes them after an hour; a swap that stopped between steps 3 and 4
+is finished by the next write of that document or by ``purge``. Step 4 always writes what the
+record says *now*, so concurrent swaps of one document converge on the record's latest
+generation.
+
+Limits: the manifest is rewritten on every swap and read by every search; at ~60 bytes a
+document it suits tenants up to tens of thousands of documents (a terms lookup on the manifest
+would save shipping it for larger ones). ``max_terms_count`` (65 536) bounds the active
+documents per tenant. A search returns at most 10 000 hits (knn's maximum ``k``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from opensearchpy.exceptions import NotFoundError, TransportError
+
+from datatorag.adapters.index.opensearch.client import Documents, Stored
+from datatorag.adapters.index.opensearch.mappings import (
+    ACTIVE,
+    Body,
+    chunk_index_name,
+    manifests_index_body,
+    record_id,
+)
+from datatorag.domain.tenants import validate_tenant
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETIRE_GRACE_S = 60.0
+ORPHAN_AGE_S = 3600  # unreferenced chunks older than this belong to a crashed swap
+
+
+class Manifests:
+    """One manifest per tenant in ``<prefix>manifests``, kept in step with the records."""
+
+    def __init__(
+        self,
+        docs: Documents,
+        *,
+        prefix: str,
+        replicas: int,
+        retire_grace_s: float = DEFAULT_RETIRE_GRACE_S,
+    ) -> None:
+        self.docs = docs
+        self.client = docs.client
+        self.prefix = prefix
+        self.replicas = replicas
+        self.retire_grace_s = retire_grace_s
+        self.documents_index = f"{prefix}documents"
+        self.manifests_index = f"{prefix}manifests"
+
+    def chunk_index(self, tenant: str) -> str:
+        return chunk_index_name(self.prefix, tenant)
+
+    def settle(self, tenant: str, doc_id: str) -> None:
+        """Make the manifest show the record's generation, then drop what is long retired."""
+        manifest = self.sync(tenant, doc_id)
+        if manifest is not None:
+            self._purge_retired(tenant, manifest)
+
+    def sync(self, tenant: str, doc_id: str) -> Body | None:
+        """Copy the record's active generation into the tenant's manifest (the commit point).
+
+        The record is read after the manifest, and the manifest written only if unchanged
+        since, so the last writer always writes the record's latest generation.
+        """
+        self.docs.ensure_index(self.manifests_index, manifests_index_body(replicas=self.replicas))
+        latest: Body | None = None
+
+        def follow(current: Stored | None) -> Body | None:
+            nonlocal latest
+            empty: Body = {"tenant": tenant, "active": {}, "retired": []}
+            manifest = current.source if current else empty
+            latest = manifest
+            record = self.docs.get(self.documents_index, record_id(tenant, doc_id))
+            want = record.source.get(ACTIVE) if record else None
+            have = manifest["active"].get(doc_id)
+            if want == have:
+                return None
+            active = {k: v for k, v in manifest["active"].items() if k != doc_id}
+            if want is not None:
+                active[doc_id] = want
+            retired = list(manifest.get("retired", []))
+            if have is not None:
+                retired.append({"doc_id": doc_id, "generation": have, "at": time.time()})
+            latest = {**manifest, "active": active, "retired": retired}
+            return latest
+
+        self.docs.occ(self.manifests_index, tenant, follow)
+        return latest
+
+    def active_generations(self, tenant: str) -> list[str]:
+        response = self.client.get(
+            index=self.manifests_index, id=tenant, _source_includes="active", ignore=404
+        )
+        active = (response.get("_source") or {}).get("active") or {}
+        return sorted(set(active.values()))
+
+    def purge(self, tenant: str, *, orphans: bool = True) -> int:
+        """Delete chunks no search can see any more; returns how many were deleted.
+
+        Retired generations go once their grace has passed. With ``orphans``, swaps and deletes
+        that stopped between the record and the manifest write are finished first, then chunks
+        that neither the manifest nor a record names and that are older than an hour (swaps
+        that crashed before their commit) are deleted too. Writes purge retired generations as
+        they go; run this for tenants that stopped writing, and after crashes.
+        """
+        validate_tenant(tenant)
+        if orphans:
+            self._repair(tenant)
+        manifest = self.docs.get(self.manifests_index, tenant)
+        deleted = self._purge_retired(tenant, manifest.source) if manifest else 0
+        if orphans:
+            manifest = self.docs.get(self.manifests_index, tenant)
+            known: set[str] = set()
+            if manifest is not None:
+                known |= set(manifest.source["active"].values())
+                known |= {r["generation"] for r in manifest.source.get("retired", [])}
+            query: Body = {
+                "bool": {"filter": [{"range": {"indexed_at": {"lt": f"now-{ORPHAN_AGE_S}s"}}}]}
+            }
+            if known:
+                query["bool"]["must_not"] = [{"terms": {"generation": sorted(known)}}]
+            deleted += self._delete_by_query(tenant, query)
+        return deleted
+
+    def _repair(self, tenant: str) -> None:
+        """Bring the manifest in line with the records (after a crash between the two writes)."""
+        try:
+            self.client.indices.refresh(index=self.documents_index)
+        except NotFoundError:
+            return
+        records = {
+            hit["_source"]["doc_id"]: hit["_source"].get(ACTIVE)
+            for hit in self.docs.walk(
+                self.documents_index,
+                {"bool": {"filter": [{"term": {"tenant": tenant}}]}},
+                [{"doc_id": "asc"}],
+                source=["doc_id", ACTIVE],
+            )
+        }
+        manifest = self.docs.get(self.manifests_index, tenant)
+        active = manifest.source["active"] if manifest else {}
+        for doc_id in sorted(set(records) | set(active)):
+            if records.get(doc_id) != active.get(doc_id):
+                self.sync(tenant, doc_id)
+
+    def _purge_retired(self, tenant: str, manifest: Body) -> int:
+        cutoff = time.time() - self.retire_grace_s
+        due = sorted({r["generation"] for r in manifest.get("retired", []) if r["at"] <= cutoff})
+        if not due:
+            return 0
+        deleted = self._delete_generations(tenant, due)
+
+        def forget(current: Stored | None) -> Body | None:
+            if current is None:
+                return None
+            retired = current.source.get("retired", [])
+            kept = [r for r in retired if r["generation"] not in due]
+            return None if len(kept) == len(retired) else {**current.source, "retired": kept}
+
+        self.docs.occ(self.manifests_index, tenant, forget)
+        return deleted
+
+    def drop_unreferenced(self, tenant: str, generation: str) -> None:
+        """Best effort: nothing names these chunks, and ``purge`` sweeps what this leaves."""
+        try:
+            self._delete_generations(tenant, [generation])
+        except TransportError as err:
+            log.warning("could not drop generation %s of tenant %s: %s", generation, tenant, err)
+
+    def _delete_generations(self, tenant: str, generations: list[str]) -> int:
+        return self._delete_by_query(tenant, {"terms": {"generation": generations}})
+
+    def _delete_by_query(self, tenant: str, query: Body) -> int:
+        try:
+            response = self.client.delete_by_query(
+                index=self.chunk_index(tenant),
+                body={"query": query},
+                conflicts="proceed",
+                request_timeout=120,
+            )
+        except NotFoundError:
+            return 0
+        return int(response.get("deleted", 0))
