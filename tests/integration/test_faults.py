@@ -111,11 +111,9 @@ def _settings(data_dir: Path) -> Settings:
 
 
 def _register(settings: Settings, folder: Path) -> None:
-    from datatorag_connector.registry import RegisteredSource
+    from datatorag_connector.bootstrap import source_catalog
 
-    from datatorag_connector.bootstrap import source_registry
-
-    source_registry(settings).add(RegisteredSource(tenant=TENANT, uri=str(folder), metadata={}))
+    source_catalog(settings).add(TENANT, str(folder))
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

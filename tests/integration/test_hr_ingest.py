@@ -72,3 +72,36 @@ def test_ingest_a_bamboohr_account_then_a_changed_file_is_searchable_within_30s(
     third = running_stack.cli("ingest", uri, "--tenant", TENANT, "--json")
     assert '"removed": 1' in third.stdout
     _eventually(lambda: not _titled(running_stack, "cargo bike", "Bicycle policy"), timeout=30)
+
+
+def test_a_changed_file_is_searchable_within_30s_of_a_sync_request_through_the_api(
+    running_stack: RunningStack, fake_bamboohr: FakeBambooHR
+) -> None:
+    """The issue's own measure: a source registered with POST /v1/sources, its file changed in
+    BambooHR, POST /v1/sources/{id}/sync, and the new text found by search."""
+    tenant = "bamboo-api"
+    policy = fake_bamboohr.add_file(
+        "Handbook", "Remote work", "remote.md", b"# Remote work\nWork from home on Fridays."
+    )
+    uri = f"bamboohr://{fake_bamboohr.api_key}@acme?api_base={fake_bamboohr.url}"
+    with running_stack.client(tenant) as api:
+        created = api.post("/v1/sources", json={"uri": uri})
+        assert created.status_code == 201, created.text
+        assert fake_bamboohr.api_key not in created.text  # write-only credentials
+        source_id = created.json()["id"]
+
+        def found(words: str) -> bool:
+            body = {"query": words, "top_k": 5, "mode": "keyword"}
+            hits = api.post("/v1/search", json=body).json()["hits"]
+            return any(h["title"] == "Remote work" for h in hits)
+
+        _eventually(lambda: found("Fridays"), timeout=60)  # the first scheduled sync
+        policy.data = b"# Remote work\nA home office stipend of 400 euros."
+        started = time.monotonic()
+        assert api.post(f"/v1/sources/{source_id}/sync").status_code == 202
+        _eventually(lambda: found("stipend"), timeout=30)
+        elapsed = time.monotonic() - started
+        print(f"changed file searchable {elapsed:.1f} s after POST /v1/sources/{{id}}/sync")
+        assert elapsed < 30
+        syncs = api.get(f"/v1/sources/{source_id}").json()["syncs"]
+        assert syncs[-1]["trigger"] == "request" and syncs[-1]["modified"] == 1

@@ -765,12 +765,12 @@ def test_queues_secrets_logs_and_alarms_use_the_data_key() -> None:
         assert statement["Principal"] != "*" and statement["Principal"] != {"AWS": "*"}
 
 
-def test_task_roles_use_the_data_key_only_through_sqs_and_secrets_manager() -> None:
-    wanted = {
-        "ConnectorTaskRole": {"sqs", "secretsmanager"},
+def test_task_roles_use_the_data_key_only_through_the_services_that_hold_their_data() -> None:
+    wanted = {  # the employee directory (DynamoDB) is the connector's and the API's
+        "ConnectorTaskRole": {"sqs", "secretsmanager", "dynamodb"},
         "ProcessorTaskRole": {"sqs"},
         "EmbedderTaskRole": {"sqs"},
-        "ApiTaskRole": {"sqs", "secretsmanager"},
+        "ApiTaskRole": {"sqs", "secretsmanager", "dynamodb"},
     }
     for role, services in wanted.items():
         props = resources("security.yaml", "AWS::IAM::Role")[role]["Properties"]

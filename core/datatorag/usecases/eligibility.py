@@ -22,7 +22,8 @@ def resolve_employee(
     department: str | None = None,
 ) -> Employee:
     """The described employee when any attribute is given, else the directory's record of
-    ``employee_id``. Raises ``EmployeeNotFound``, and ``ValueError`` when nothing is given."""
+    ``employee_id``, else an employee with nothing known (every policy applies, labelled).
+    Raises ``EmployeeNotFound`` for an id the directory does not hold."""
     if country or region or employment_type or department:
         return Employee(
             id=employee_id or "",
@@ -32,9 +33,7 @@ def resolve_employee(
             department=department,
         )
     if not employee_id:
-        raise ValueError(
-            "employee: give its id, or its country, region, employment_type or department"
-        )
+        return Employee(id="")
     found = directory.get(tenant, employee_id)
     if found is None:
         raise EmployeeNotFound(f"no employee {employee_id!r} in this tenant's directory")

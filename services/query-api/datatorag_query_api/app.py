@@ -467,7 +467,7 @@ def create_app(services: Services) -> FastAPI:
         """One document's status and metadata; failed documents say why in ``reason``."""
         doc = services.index.get_document(who.tenant, doc_id)
         if doc is None:
-            raise Problem(404, "Not found", f"no document {doc_id!r}")
+            raise Problem(404, "Not found", "no such document for this tenant")
         return doc
 
     return app

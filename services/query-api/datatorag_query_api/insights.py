@@ -11,33 +11,39 @@ from fastapi.responses import PlainTextResponse
 
 from datatorag.domain.activity import AdminAction, AnswerRecord, entry_to_json
 from datatorag.usecases.analytics import Analytics, summarise, to_csv
+from datatorag_query_api import problems
 from datatorag_query_api.auth import AdminCaller
-from datatorag_query_api.problems import Problem
 
 DEFAULT_DAYS = 30
-MAX_DAYS = 366
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(tags=["analytics"], responses=problems.declared(401, 403, 422))
+
+
+class CsvResponse(PlainTextResponse):
+    media_type = "text/csv"
+
+
 Since = Annotated[date | None, Query(description="first day (UTC), default 30 days ago")]
 Until = Annotated[date | None, Query(description="last day (UTC, included), default today")]
 
 
-def period(since: date | None, until: date | None) -> tuple[datetime, datetime]:
-    """``[since 00:00, until+1 00:00)`` in UTC; a 422-worthy period is a 400 with a reason."""
-    last = until or datetime.now(UTC).date()
+def period(
+    since: date | None, until: date | None, retention: timedelta
+) -> tuple[datetime, datetime]:
+    """``[since 00:00, until+1 00:00)`` in UTC, starting no earlier than the retention window
+    (nothing older is kept, so the days listed stay few); ``since`` after ``until`` is empty."""
+    today = datetime.now(UTC).date()
+    last = until or today
     first = since or last - timedelta(days=DEFAULT_DAYS - 1)
-    if first > last:
-        raise Problem(400, "Bad request", "since is after until")
-    if (last - first).days >= MAX_DAYS:
-        raise Problem(400, "Bad request", f"a period is at most {MAX_DAYS} days")
-    start = datetime.combine(first, time(), UTC)
-    return start, datetime.combine(last + timedelta(days=1), time(), UTC)
+    first = max(first, today - timedelta(days=retention.days))
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    return min(datetime.combine(first, time(), UTC), end), end
 
 
 def analytics_for(
     request: Request, tenant: str, since: date | None, until: date | None
 ) -> Analytics:
-    start, end = period(since, until)
+    start, end = period(since, until, request.app.state.services.activity.retention)
     log = request.app.state.services.activity.log
     return summarise(log.answers(tenant, start, end), log.feedback(tenant, start, end), start, end)
 
@@ -55,19 +61,18 @@ def analytics(
     return body
 
 
-@router.get("/v1/analytics.csv", response_class=PlainTextResponse)
+@router.get("/v1/analytics.csv", response_class=CsvResponse)
 def analytics_csv(
     request: Request, who: AdminCaller, since: Since = None, until: Until = None
-) -> PlainTextResponse:
+) -> CsvResponse:
     """The period's question log as CSV (one row per answer, with its feedback)."""
-    start, end = period(since, until)
+    start, end = period(since, until, request.app.state.services.activity.retention)
     log = request.app.state.services.activity.log
     feedback = log.feedback(who.tenant, start, end)
     result = summarise(log.answers(who.tenant, start, end), feedback, start, end)
     name = f"datatorag-questions-{start:%Y-%m-%d}-{end - timedelta(days=1):%Y-%m-%d}.csv"
-    return PlainTextResponse(
+    return CsvResponse(
         to_csv(result, feedback),
-        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
@@ -75,7 +80,7 @@ def analytics_csv(
 def audit_entries(
     request: Request, tenant: str, since: date | None, until: date | None
 ) -> tuple[list[AdminAction], list[AnswerRecord]]:
-    start, end = period(since, until)
+    start, end = period(since, until, request.app.state.services.activity.retention)
     log = request.app.state.services.activity.log
     return log.admin_actions(tenant, start, end), log.answers(tenant, start, end)
 

@@ -303,7 +303,7 @@ def analytics_page(
 def audit_page(
     request: Request, session: Admin, since: date | None = None, until: date | None = None
 ) -> HTMLResponse:
-    start, end = insights.period(since, until)
+    start, end = insights.period(since, until, services(request).activity.retention)
     actions, answers = insights.audit_entries(request, session.key.tenant, since, until)
     return page(
         request, "audit.html", session, actions=actions, answers=answers, start=start, end=end

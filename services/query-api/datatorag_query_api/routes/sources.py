@@ -17,16 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from datatorag.domain.sources import RegisteredSource, SourceView
 from datatorag.ports import SearchIndex
 from datatorag.usecases.sources import SourceCatalog, SourceNotFound
+from datatorag_query_api import problems
 from datatorag_query_api.auth import AdminCaller
 from datatorag_query_api.problems import Problem
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API key"},
-    403: {"description": "A query key: sources need an admin key"},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such source"}}
+PROBLEM_RESPONSES = problems.declared(401, 403, 422)
+NOT_FOUND = problems.declared(404)
 
 
 class SourceCreate(BaseModel):
@@ -77,13 +75,13 @@ def _source(request: Request, tenant: str, source_id: str) -> RegisteredSource:
     try:
         return _catalog(request).get(tenant, source_id)
     except SourceNotFound as err:
-        raise Problem(404, "Not found", f"no source {source_id!r}") from err
+        raise Problem(404, "Not found", "no such source for this tenant") from err
 
 
 @router.post(
     "",
     status_code=201,
-    responses={**PROBLEM_RESPONSES, 400: {"description": "Not a usable source URI"}},
+    responses={**PROBLEM_RESPONSES, **problems.declared(400)},
 )
 def add_source(
     body: SourceCreate, who: AdminCaller, request: Request, response: Response

@@ -32,6 +32,7 @@ from datatorag.domain.applicability import normalise_country
 from datatorag.domain.employees import Employee
 from datatorag.ports import EmployeeDirectory
 from datatorag.usecases.sources import SourceCatalog
+from datatorag_query_api import problems
 from datatorag_query_api.problems import Problem
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -103,11 +104,9 @@ def timestamp_seconds(value: str) -> float | None:
 
 @router.post(
     "/bamboohr/{source_id}",
-    responses={
-        400: {"description": "A signed body that is not a BambooHR employee payload"},
-        401: {"description": "Unknown source, bad or missing signature, or a replay"},
-        413: {"description": "Body over 1 MiB"},
-    },
+    # 400: a signed body that is not a BambooHR employee payload; 401: unknown source, bad or
+    # missing signature, or a replay; 413: a body over 1 MiB.
+    responses=problems.declared(400, 401, 413, 422),
 )
 async def bamboohr_webhook(source_id: str, request: Request) -> WebhookApplied:
     """Apply a BambooHR employee webhook to the tenant's employee directory at once."""
