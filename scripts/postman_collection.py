@@ -26,8 +26,32 @@ DEFAULT_OUT = (
 )
 UPLOAD_FILE = "example-policy.md"
 PROBLEM = "application/problem+json"
-# Operations in the order a scenario needs them: the upload sets docId before it is read.
-ORDER = ["healthz", "readyz", "search", "query", "upload", "list", "get", "delete"]
+# Operations in the order a scenario needs them: the upload sets docId before it is read, the
+# query sets answerId before its feedback, adding a source sets sourceId.
+ORDER = [
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+    ("/v1/search", "post"),
+    ("/v1/query", "post"),
+    ("/v1/answers/{answer_id}/feedback", "post"),
+    ("/v1/documents", "post"),
+    ("/v1/documents", "get"),
+    ("/v1/documents/{doc_id}", "get"),
+    ("/v1/documents/{doc_id}/retry", "post"),
+    ("/v1/documents/{doc_id}", "delete"),
+    ("/v1/sources", "post"),
+    ("/v1/sources", "get"),
+    ("/v1/sources/{source_id}", "get"),
+    ("/v1/sources/{source_id}/sync", "post"),
+    ("/v1/sources/{source_id}", "delete"),
+]
+# Path parameters and the collection variables that fill them (set by earlier responses).
+VARIABLES = {"doc_id": "docId", "answer_id": "answerId", "source_id": "sourceId"}
+# Operations whose success a generic scenario cannot reach: the documented problem instead.
+EXPECTED_PROBLEM = {
+    ("/v1/documents/{doc_id}/retry", "post"): 409,  # the example document has not failed
+    ("/v1/webhooks/bamboohr/{source_id}", "post"): 401,  # an unsigned delivery is refused
+}
 
 
 def collection(spec: dict[str, Any]) -> dict[str, Any]:
@@ -60,29 +84,20 @@ def collection(spec: dict[str, Any]) -> dict[str, Any]:
         "variable": [
             {"key": "baseUrl", "value": "http://127.0.0.1:8000"},
             {"key": "apiKey", "value": ""},
-            {"key": "docId", "value": ""},
+            *({"key": name, "value": ""} for name in VARIABLES.values()),
         ],
         "item": [{"name": name, "item": items} for name, items in folders.items()],
     }
 
 
 def _rank(path: str, method: str) -> int:
-    names = {
-        ("/healthz", "get"): "healthz",
-        ("/readyz", "get"): "readyz",
-        ("/v1/search", "post"): "search",
-        ("/v1/query", "post"): "query",
-        ("/v1/documents", "post"): "upload",
-        ("/v1/documents", "get"): "list",
-        ("/v1/documents/{doc_id}", "get"): "get",
-        ("/v1/documents/{doc_id}", "delete"): "delete",
-    }
-    name = names.get((path, method))
-    return ORDER.index(name) if name else len(ORDER)
+    return ORDER.index((path, method)) if (path, method) in ORDER else len(ORDER)
 
 
 def _item(spec: dict[str, Any], path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
-    url_path = path.replace("{doc_id}", "{{docId}}")
+    url_path = path
+    for parameter, variable in VARIABLES.items():
+        url_path = url_path.replace("{" + parameter + "}", "{{" + variable + "}}")
     query = [
         {"key": p["name"], "value": str(p["schema"]["default"])}
         for p in op.get("parameters", [])
@@ -127,34 +142,50 @@ def _item(spec: dict[str, Any], path: str, method: str, op: dict[str, Any]) -> d
         "name": op.get("summary") or f"{method.upper()} {path}",
         "request": request,
         "event": [
-            {"listen": "test", "script": {"type": "text/javascript", "exec": _tests(spec, op)}}
+            {
+                "listen": "test",
+                "script": {"type": "text/javascript", "exec": _tests(spec, path, method, op)},
+            }
         ],
     }
 
 
-def _tests(spec: dict[str, Any], op: dict[str, Any]) -> list[str]:
-    """Status in the documented successes, JSON, and the success's required fields."""
+def _tests(spec: dict[str, Any], path: str, method: str, op: dict[str, Any]) -> list[str]:
+    """Status in the documented successes, JSON, and the success's required fields (or, where
+    a scenario cannot succeed, the documented problem)."""
+    if (path, method) in EXPECTED_PROBLEM:
+        status = EXPECTED_PROBLEM[(path, method)]
+        return [
+            f"pm.test('is a {status} problem', function () {{",
+            f"    pm.response.to.have.status({status});",
+            f"    pm.response.to.have.header('Content-Type', '{PROBLEM}');",
+            "});",
+        ]
     successes = sorted(int(s) for s in op["responses"] if s.startswith("2"))
-    schema = (
-        op["responses"][str(successes[0])]
-        .get("content", {})
-        .get("application/json", {})
-        .get("schema", {})
-    )
-    required = _resolve(spec, schema).get("required", [])
+    content = op["responses"][str(successes[0])].get("content", {})
     lines = [
         f"pm.test('answers {' or '.join(map(str, successes))}', function () {{",
         f"    pm.expect(pm.response.code).to.be.oneOf({json.dumps(successes)});",
         "});",
+    ]
+    if "application/json" not in content:
+        return lines
+    required = _resolve(spec, content["application/json"].get("schema", {})).get("required", [])
+    lines += [
         "pm.test('carries the documented fields', function () {",
         "    const body = pm.response.json();",
         *(f"    pm.expect(body).to.have.property({json.dumps(f)});" for f in required),
         "});",
     ]
-    if "doc_id" in required:  # the upload: later requests of the scenario use its document
-        lines.append("if (pm.response.json().doc_id) {")
-        lines.append("    pm.collectionVariables.set('docId', pm.response.json().doc_id);")
-        lines.append("}")
+    # Identifiers later requests of the scenario use (a new source's is its ``id``).
+    captured = {**VARIABLES, **({"id": "sourceId"} if path == "/v1/sources" else {})}
+    for field, variable in captured.items():
+        if field in required and method == "post":
+            lines.append(f"if (pm.response.json().{field}) {{")
+            lines.append(
+                f"    pm.collectionVariables.set('{variable}', pm.response.json().{field});"
+            )
+            lines.append("}")
     return lines
 
 

@@ -113,7 +113,7 @@ def _settings(data_dir: Path) -> Settings:
 def _register(settings: Settings, folder: Path) -> None:
     from datatorag_connector.bootstrap import source_catalog
 
-    source_catalog(settings).add(TENANT, str(folder))
+    source_catalog(settings).add(TENANT, folder.as_uri())
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

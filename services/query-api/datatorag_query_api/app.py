@@ -96,7 +96,9 @@ class AnswerResponse(Answer):
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"helpful": True, "comment": "Clear"}]}
+    )
 
     helpful: bool
     comment: str = Field(default="", max_length=2000)
@@ -355,7 +357,7 @@ def create_app(services: Services) -> FastAPI:
         "/v1/answers/{answer_id}/feedback",
         tags=["search"],
         status_code=204,
-        responses=problems.declared(401, 404, 422),
+        responses=problems.declared(400, 401, 404, 422),
     )
     def feedback(answer_id: str, body: FeedbackRequest, who: ReaderDep) -> Response:
         """Thumbs up or down, with an optional comment, on one of the tenant's answers."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import BeforeValidator
 
 from datatorag.domain.activity import AdminAction, AnswerRecord, entry_to_json
 from datatorag.usecases.analytics import Analytics, summarise, to_csv
@@ -23,8 +25,19 @@ class CsvResponse(PlainTextResponse):
     media_type = "text/csv"
 
 
-Since = Annotated[date | None, Query(description="first day (UTC), default 30 days ago")]
-Until = Annotated[date | None, Query(description="last day (UTC, included), default today")]
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    """Only YYYY-MM-DD: pydantic would read "0" as a Unix time, which no caller means."""
+    if isinstance(value, str) and not ISO_DAY.fullmatch(value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+Since = Annotated[Day | None, Query(description="first day (UTC), default 30 days ago")]
+Until = Annotated[Day | None, Query(description="last day (UTC, included), default today")]
 
 
 def period(
@@ -33,10 +46,12 @@ def period(
     """``[since 00:00, until+1 00:00)`` in UTC, starting no earlier than the retention window
     (nothing older is kept, so the days listed stay few); ``since`` after ``until`` is empty."""
     today = datetime.now(UTC).date()
-    last = until or today
-    first = since or last - timedelta(days=DEFAULT_DAYS - 1)
-    first = max(first, today - timedelta(days=retention.days))
+    last = min(until or today, today)  # nothing is logged ahead of today
+    oldest = today - timedelta(days=retention.days)  # nothing older is kept
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    if last < oldest:
+        return end, end
+    first = max(since or last - timedelta(days=DEFAULT_DAYS - 1), oldest)
     return min(datetime.combine(first, time(), UTC), end), end
 
 

@@ -28,7 +28,10 @@ NOT_FOUND = problems.declared(404)
 
 
 class SourceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"uri": "sftp://hr:secret@files.example.com/policies"}]},
+    )
 
     uri: str = Field(
         min_length=1,
