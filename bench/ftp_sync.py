@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import random
 import sys
@@ -61,6 +62,9 @@ def main() -> None:
     parser.add_argument("--bare-sample", type=int, default=640)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    # pyftpdlib configures logging at INFO (a line per file sent) unless its logger has a handler.
+    logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
+    logging.getLogger("pyftpdlib").propagate = False
     pdfs = sorted((args.corpus / "pdf").glob("*/*/*.pdf"))
     with tempfile.TemporaryDirectory(prefix="ftp-root-") as tmp:
         root = Path(tmp)

@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in turn; raw results go to out/bench/, tables to stdout.
 
 The figures recorded in docs/benchmarks.md come from these commands (each also runs alone).
-Takes about 15-25 minutes on 2 cores; the load test needs `wrk` (scripts/system-packages.sh).
+Takes about 40-60 minutes on 2 cores (the 1,000-document sync alone 10-30); the load test needs
+`wrk` (scripts/system-packages.sh).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ STEPS = [
     ("extraction accuracy", ["bench/extraction_accuracy.py", "--json", "extraction.json"]),
     ("bare model throughput", ["bench/model_throughput.py", "--json", "model.json"]),
     ("ingestion of the whole corpus", ["bench/ingestion.py", "--json", "ingestion.json"]),
+    ("1,000-document sync from FTP", ["bench/ftp_sync.py", "--json", "ftp_sync.json"]),
+    ("int8 against fp32: retrieval and query CPU", ["bench/int8_eval.py", "--json", "int8.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
     ("HTTP load", ["bench/load.py", "--json", "load.json"]),
 ]
