@@ -33,7 +33,7 @@ from bench.harness import CORPUS, ingest, manifest_id, questions, running_stack
 from bench.retrieval_eval import TOP, corpus_loose, score
 from datatorag.settings import Settings
 
-FP32, INT8 = "eval", "eval-int8"
+FP32 = "eval"
 
 
 def int8_model(settings: Settings, per_channel: bool, scratch: Path) -> Any:
@@ -58,8 +58,8 @@ def int8_model(settings: Settings, per_channel: bool, scratch: Path) -> Any:
     return model
 
 
-def reembed(settings: Settings, model: Any) -> tuple[int, float]:
-    """Copy tenant FP32's documents into tenant INT8 with their chunks embedded by ``model``."""
+def reembed(settings: Settings, model: Any, tenant: str) -> tuple[int, float]:
+    """Copy tenant FP32's documents into ``tenant`` with their chunks embedded by ``model``."""
     from datatorag import wiring
     from datatorag.domain.blob_keys import chunks_key
     from datatorag.domain.models import ChunkSet, DocumentStatus, IndexedChunk
@@ -76,10 +76,10 @@ def reembed(settings: Settings, model: Any) -> tuple[int, float]:
         ]
         vectors = model.embed(texts)
         index.upsert_document(
-            doc.model_copy(update={"tenant": INT8, "status": DocumentStatus.FETCHED})
+            doc.model_copy(update={"tenant": tenant, "status": DocumentStatus.FETCHED})
         )
         index.replace_chunks(
-            INT8,
+            tenant,
             doc.doc_id,
             doc.version,
             [
@@ -152,7 +152,8 @@ def main() -> None:
         fp32 = load_model(settings.embedding_model, runtime="onnx", cache_dir=Path(scratch))
         default = load_model(settings.embedding_model, runtime="auto", cache_dir=Path(scratch))
         int8 = int8_model(settings, args.per_channel, Path(scratch))
-        chunks, reembed_s = reembed(settings, int8)
+        int8_tenant = "eval-int8-pc" if args.per_channel else "eval-int8"
+        chunks, reembed_s = reembed(settings, int8, int8_tenant)
         print(f"re-embedded {chunks} chunks in int8 in {reembed_s:.0f} s", file=sys.stderr)
         texts = [str(q["question"]) for q in qs]
         cosines = np.sum(fp32.embed(texts) * int8.embed(texts), axis=1)
@@ -167,7 +168,7 @@ def main() -> None:
             },
             "retrieval": {
                 "fp32": retrieval(settings, FP32, fp32, qs, loose),
-                "int8": retrieval(settings, INT8, int8, qs, loose),
+                "int8": retrieval(settings, int8_tenant, int8, qs, loose),
             },
             "uncached_query": query_cpu_ms(
                 {
