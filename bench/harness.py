@@ -49,22 +49,35 @@ def running_stack(data_dir: Path | None = None, **extra_env: str) -> Iterator[St
         stack.stop()
 
 
-def ingest(settings: Settings, folder: Path, tenant: str) -> tuple[list[DocumentRecord], float]:
-    """Sync a folder into the tenant and wait until every document is indexed or failed."""
+def ingest(
+    settings: Settings, source_uri: Path | str, tenant: str
+) -> tuple[list[DocumentRecord], float]:
+    """Sync a folder (or any source URI) into the tenant; wait until every document is indexed
+    or failed."""
     from datatorag import wiring
     from datatorag_connector.bootstrap import build_syncer
     from datatorag_connector.sources import open_source
 
     started = time.perf_counter()
-    source = open_source(str(folder))
+    source = open_source(str(source_uri))
     report = build_syncer(settings).sync(source, tenant)
     index = wiring.search_index(settings)
     done = {DocumentStatus.INDEXED, DocumentStatus.FAILED}
-    while True:
-        docs = [index.get_document(tenant, d) for d in report.doc_ids]
-        if all(d is not None and d.status in done for d in docs):
-            return [d for d in docs if d is not None], time.perf_counter() - started
-        time.sleep(0.2)
+    finished: dict[str, DocumentRecord] = {}
+    pending = list(report.doc_ids)
+    while pending:
+        # Documents finish roughly in announcement order: re-read only the unfinished ones and
+        # stop at the first of them still in flight, so that polling a thousand documents does
+        # not take CPU from the pipeline it measures.
+        while pending:
+            doc = index.get_document(tenant, pending[0])
+            if doc is None or doc.status not in done:
+                break
+            finished[doc.doc_id] = doc
+            pending.pop(0)
+        if pending:
+            time.sleep(0.2)
+    return [finished[d] for d in report.doc_ids], time.perf_counter() - started
 
 
 def manifest_id(source_uri: str) -> str:
