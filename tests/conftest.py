@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.hr_servers",  # named fakes of BambooHR, Workday, Rippling and ADP
     "tests.fixtures.rerank_server",  # a named fake of the Bedrock Rerank API
     "tests.fixtures.opensearch",  # a real OpenSearch cluster (OPENSEARCH_URL or a container)
+    "tests.fixtures.opensearch_fake",  # a named fake of the OpenSearch REST API (request shapes)
     "tests.fixtures.textract",  # a named fake of Amazon Textract's JSON API (reads with Tesseract)
 ]
 

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     opensearch_url: str | None = None
     opensearch_index_prefix: str = "datatorag-"
     opensearch_replicas: int = 1
+    # Where a tenant's chunks live on OpenSearch: "pooled" starts every tenant in a shared pool
+    # index (of opensearch_pool_indices, by a hash of its name) and moves it to its own index
+    # once it has opensearch_silo_min_documents visible documents; "silo" gives each tenant its
+    # own index from the start. Where each tenant lives is recorded in its manifest.
+    opensearch_layout: Literal["pooled", "silo"] = "pooled"
+    opensearch_pool_indices: int = Field(default=1, ge=1)
+    opensearch_silo_min_documents: int = Field(default=5000, ge=1)
     secrets_prefix: str = "datatorag/"  # Secrets Manager names: <prefix>sources/<tenant>/<id>
     dynamodb_employees_table: str = "datatorag-employees"
 

@@ -1,11 +1,10 @@
 """What ``OpenSearchIndex`` sends to OpenSearch, checked against OpenSearch's documented shapes.
 
 OpenSearch cannot run here, so the adapter talks, through the real ``opensearchpy.OpenSearch``
-client and its real HTTP transport, to ``FakeOpenSearch``: a FAKE of the few REST endpoints the
-adapter uses, on 127.0.0.1, that records every request and answers in OpenSearch's documented
-response formats (documents are stored, with ``_seq_no`` / ``_primary_term`` and conflicts, so
-the conditional writes of a swap run for real; searches return canned hits). The behaviour of a
-real cluster is tested by ``tests/contracts/test_opensearch_index.py`` and
+client and its real HTTP transport, to ``FakeOpenSearch`` (``tests/fixtures/opensearch_fake.py``):
+a FAKE of the few REST endpoints the adapter uses, on 127.0.0.1, that records every request and
+answers in OpenSearch's documented response formats. The behaviour of a real cluster is
+tested by ``tests/contracts/test_opensearch_index.py`` and
 ``tests/integration/test_opensearch_cluster.py``.
 
 Documentation the expected shapes come from:
@@ -24,15 +23,9 @@ Documentation the expected shapes come from:
 from __future__ import annotations
 
 import base64
-import itertools
-import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import pytest
@@ -46,6 +39,7 @@ from datatorag.domain.errors import PermanentError, RetryableError
 from datatorag.domain.models import DocumentFacts, DocumentStatus
 from datatorag.settings import Settings
 from tests.contracts.search_index import TENANT, make_chunks, record, unit
+from tests.fixtures.opensearch_fake import FakeOpenSearch, Request
 
 pytestmark = pytest.mark.unit
 
@@ -55,275 +49,15 @@ DOCUMENTS = f"{PREFIX}documents"
 MANIFESTS = f"{PREFIX}manifests"
 
 
-# -- the fake ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    method: str
-    path: list[str]  # unquoted segments
-    params: dict[str, str]
-    body: Any  # parsed JSON, a list of parsed NDJSON lines (_bulk), or None
-    headers: dict[str, str]
-
-
-@dataclass
-class _Doc:
-    source: dict[str, Any]
-    seq_no: int
-    primary_term: int = 1
-
-
-@dataclass
-class _Index:
-    body: dict[str, Any]
-    docs: dict[str, _Doc] = field(default_factory=dict)
-
-
-class FakeOpenSearch(ThreadingHTTPServer):
-    """A FAKE of the OpenSearch REST API: the endpoints ``OpenSearchIndex`` calls, no more.
-
-    ``requests`` logs every call; ``hook`` runs before each is handled (to simulate another
-    writer); ``hits`` are what every ``_search`` returns; ``search_delay`` slows searches;
-    ``fail_search`` makes searches answer that status; each ``_bulk`` request takes the next of
-    ``bulk_item_failures`` (a status and error type) and fails its first item with it.
-    """
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[Request] = []
-        self.indices: dict[str, _Index] = {}
-        self.hits: list[dict[str, Any]] = []
-        self.search_delay = 0.0
-        self.fail_search: int | None = None
-        self.bulk_item_failures: list[tuple[int, str]] = []
-        self.hook: Callable[[Request], None] | None = None
-        self._seq = itertools.count()
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def calls(self, method: str | None = None, *path: str) -> list[Request]:
-        return [
-            r
-            for r in self.requests
-            if (method is None or r.method == method) and (not path or r.path == list(path))
-        ]
-
-    def source(self, index: str, doc_id: str) -> dict[str, Any]:
-        return self.indices[index].docs[doc_id].source
-
-    def put_source(self, index: str, doc_id: str, source: dict[str, Any]) -> None:
-        """Write as another client would (bumps the sequence number)."""
-        self.indices[index].docs[doc_id] = _Doc(source, next(self._seq))
-
-    # Handlers return (status, body); they follow the documented response formats.
-
-    def answer(self, request: Request) -> tuple[int, Any]:
-        if self.hook is not None:
-            self.hook(request)
-        with self.lock:
-            return self._route(request)
-
-    def _route(self, r: Request) -> tuple[int, Any]:
-        match (r.method, r.path):
-            case ("PUT", ["_search", "pipeline", _]):
-                return 200, {"acknowledged": True}
-            case ("POST", ["_bulk"]):
-                return self._bulk(r)
-            case ("PUT", [index]):
-                return self._create_index(index, r.body)
-            case ("GET", [index, "_mapping"]):
-                if index not in self.indices:
-                    return _missing_index(index)
-                return 200, {index: {"mappings": self.indices[index].body["mappings"]}}
-            case ("POST", [index, "_refresh"]):
-                return (200, _shards()) if index in self.indices else _missing_index(index)
-            case ("POST", [index, "_search"]):
-                return self._search(index)
-            case ("POST", [index, "_delete_by_query"]):
-                return self._delete_by_query(index, r.body)
-            case ("GET", [index, "_doc", doc_id]):
-                return self._get(index, doc_id)
-            case ("PUT", [index, "_doc", doc_id]):
-                return self._index(index, doc_id, r.body, r.params)
-        return 400, _error("illegal_argument_exception", f"the fake has no {r.method} {r.path}")
-
-    def _create_index(self, index: str, body: dict[str, Any]) -> tuple[int, Any]:
-        if index in self.indices:
-            return 400, _error("resource_already_exists_exception", f"index [{index}] exists")
-        self.indices[index] = _Index(body)
-        return 200, {"acknowledged": True, "shards_acknowledged": True, "index": index}
-
-    def _get(self, index: str, doc_id: str) -> tuple[int, Any]:
-        if index not in self.indices:
-            return _missing_index(index)
-        doc = self.indices[index].docs.get(doc_id)
-        if doc is None:
-            return 404, {"_index": index, "_id": doc_id, "found": False}
-        return 200, {
-            "_index": index,
-            "_id": doc_id,
-            "_version": 1,
-            "_seq_no": doc.seq_no,
-            "_primary_term": doc.primary_term,
-            "found": True,
-            "_source": doc.source,
-        }
-
-    def _index(
-        self, index: str, doc_id: str, body: dict[str, Any], params: dict[str, str]
-    ) -> tuple[int, Any]:
-        docs = self.indices.setdefault(index, _Index({"mappings": {}})).docs
-        current = docs.get(doc_id)
-        conflict = (params.get("op_type") == "create" and current is not None) or (
-            "if_seq_no" in params
-            and (
-                current is None
-                or int(params["if_seq_no"]) != current.seq_no
-                or int(params["if_primary_term"]) != current.primary_term
-            )
-        )
-        if conflict:
-            return 409, _error("version_conflict_engine_exception", f"[{doc_id}]: conflict")
-        seq = next(self._seq)
-        docs[doc_id] = _Doc(body, seq)
-        result = "created" if current is None else "updated"
-        return (201 if current is None else 200), {
-            "_index": index,
-            "_id": doc_id,
-            "_version": 1,
-            "result": result,
-            "_shards": {"total": 1, "successful": 1, "failed": 0},
-            "_seq_no": seq,
-            "_primary_term": 1,
-        }
-
-    def _bulk(self, r: Request) -> tuple[int, Any]:
-        items = []
-        failure = self.bulk_item_failures.pop(0) if self.bulk_item_failures else None
-        for action, source in zip(r.body[::2], r.body[1::2], strict=True):
-            meta = action["index"]
-            if failure is not None:  # as the bulk API reports one failed item
-                status, kind = failure
-                failure = None
-                error = _error(kind, "rejected by the fake")["error"]
-                items.append({"index": {**meta, "status": status, "error": error}})
-                continue
-            status, answer = self._index(meta["_index"], meta["_id"], source, {})
-            items.append({"index": {**answer, "status": status}})
-        errors = any("error" in item["index"] for item in items)
-        return 200, {"took": 1, "errors": errors, "items": items}
-
-    def _search(self, index: str) -> tuple[int, Any]:
-        if self.fail_search is not None:
-            return self.fail_search, _error("rejected_execution_exception", "busy")
-        time.sleep(self.search_delay)
-        if index not in self.indices:
-            return _missing_index(index)
-        return 200, {
-            "took": 1,
-            "timed_out": False,
-            "_shards": _shards()["_shards"],
-            "hits": {
-                "total": {"value": len(self.hits), "relation": "eq"},
-                "max_score": max((h["_score"] for h in self.hits), default=None),
-                "hits": self.hits,
-            },
-        }
-
-    def _delete_by_query(self, index: str, body: dict[str, Any]) -> tuple[int, Any]:
-        if index not in self.indices:
-            return _missing_index(index)
-        docs = self.indices[index].docs
-        generations = body["query"].get("terms", {}).get("generation", [])
-        gone = [i for i, d in docs.items() if d.source.get("generation") in generations]
-        for doc_id in gone:
-            del docs[doc_id]
-        return 200, {
-            "took": 1,
-            "timed_out": False,
-            "total": len(gone),
-            "deleted": len(gone),
-            "batches": 1,
-            "version_conflicts": 0,
-            "noops": 0,
-            "retries": {"bulk": 0, "search": 0},
-            "throttled_millis": 0,
-            "requests_per_second": -1.0,
-            "throttled_until_millis": 0,
-            "failures": [],
-        }
-
-
-def _shards() -> dict[str, Any]:
-    return {"_shards": {"total": 1, "successful": 1, "failed": 0}}
-
-
-def _error(kind: str, reason: str) -> dict[str, Any]:
-    return {
-        "error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}
-    }
-
-
-def _missing_index(index: str) -> tuple[int, Any]:
-    error = _error("index_not_found_exception", f"no such index [{index}]")
-    return 404, {**error, "status": 404}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeOpenSearch
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stalls
-
-    def _serve(self) -> None:
-        url = urlsplit(self.path)
-        raw = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-        segments = [unquote(s) for s in url.path.strip("/").split("/") if s]
-        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        request = Request(self.command, segments, params, _parse(segments, raw), dict(self.headers))
-        self.server.requests.append(request)
-        status, answer = self.server.answer(request)
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _parse(segments: list[str], raw: bytes) -> Any:
-    if not raw:
-        return None
-    text = raw.decode()
-    if segments and segments[-1] == "_bulk":
-        assert text.endswith("\n"), "a bulk body must end with a newline"
-        return [json.loads(line) for line in text.splitlines()]
-    return json.loads(text)
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeOpenSearch]:
-    server = FakeOpenSearch()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def fake(fake_opensearch: FakeOpenSearch) -> FakeOpenSearch:
+    return fake_opensearch
 
 
 @pytest.fixture
 def index(fake: FakeOpenSearch) -> Iterator[OpenSearchIndex]:
-    adapter = OpenSearchIndex(OpenSearch(hosts=[fake.url]), prefix=PREFIX, replicas=0)
+    """Tenants in their own indices here; ``test_opensearch_pool.py`` has the pooled layout."""
+    adapter = OpenSearchIndex(OpenSearch(hosts=[fake.url]), prefix=PREFIX, replicas=0, pooled=False)
     yield adapter
     adapter.close()
 
@@ -430,7 +164,10 @@ def test_chunks_go_in_bulk_batches_of_500(index: OpenSearchIndex, fake: FakeOpen
     generation = sources[0]["generation"]
     for chunk, action, source in zip(chunks, actions, sources, strict=True):
         # An action line names exactly one operation, then its document follows.
-        assert action == {"index": {"_index": CHUNKS, "_id": f"{generation}:{chunk.chunk_id}"}}
+        assert action == {
+            "index": {"_index": CHUNKS, "_id": f"{generation}:{chunk.chunk_id}", "routing": TENANT}
+        }
+        assert source["tenant"] == TENANT
         assert source["chunk_id"] == chunk.chunk_id and source["generation"] == generation
         assert source["version"] == "v1" and source["doc_id"] == "big"
         # BM25 field: the title twice (weight 2), then heading and text (weight 1).
@@ -473,7 +210,7 @@ def test_chunks_still_rejected_with_429_are_a_retryable_error(
         index.replace_chunks(TENANT, "d1", "v1", make_chunks("d1", "v1", ["Only."]))
     assert backoffs == [1, 2, 4]  # exponential back-off, then it gives up
     [cleanup] = fake.calls("POST", CHUNKS, "_delete_by_query")  # its generation goes
-    assert cleanup.body["query"]["terms"]["generation"]
+    assert cleanup.body["query"]["bool"]["filter"][1]["terms"]["generation"]
     doc = index.get_document(TENANT, "d1")
     assert doc is not None and doc.status == DocumentStatus.FETCHED
 
@@ -529,6 +266,7 @@ def test_the_swap_indexes_then_commits_the_record_then_the_manifest(
     steps = [(r.method, r.path[0], r.path[-1] if len(r.path) > 1 else "") for r in fake.requests]
     assert steps == [
         ("GET", DOCUMENTS, f"{TENANT}:d1"),  # is v2 still the version?
+        ("GET", MANIFESTS, TENANT),  # where do the tenant's chunks live?
         ("POST", "_bulk", ""),  # new chunks, searchable before anything names them
         ("GET", DOCUMENTS, f"{TENANT}:d1"),
         ("PUT", DOCUMENTS, f"{TENANT}:d1"),  # record: indexed, active generation
@@ -536,7 +274,7 @@ def test_the_swap_indexes_then_commits_the_record_then_the_manifest(
         ("GET", DOCUMENTS, f"{TENANT}:d1"),
         ("PUT", MANIFESTS, TENANT),  # the commit point
     ]
-    bulk, commit, manifest_write = fake.requests[1], fake.requests[3], fake.requests[6]
+    bulk, commit, manifest_write = fake.requests[2], fake.requests[4], fake.requests[7]
     new = bulk.body[1]["generation"]
     assert new != old
     assert bulk.params["refresh"] == "wait_for"
@@ -584,8 +322,14 @@ def test_a_version_announced_mid_swap_wins_and_the_swap_cleans_up(
 
     generation = fake.calls("POST", "_bulk")[0].body[1]["generation"]
     [cleanup] = fake.calls("POST", CHUNKS, "_delete_by_query")
-    assert cleanup.body == {"query": {"terms": {"generation": [generation]}}}
-    assert cleanup.params["conflicts"] == "proceed"
+    assert cleanup.body == {
+        "query": {
+            "bool": {
+                "filter": [{"term": {"tenant": TENANT}}, {"terms": {"generation": [generation]}}]
+            }
+        }
+    }
+    assert (cleanup.params["conflicts"], cleanup.params["routing"]) == ("proceed", TENANT)
     assert fake.calls("PUT", MANIFESTS, "_doc", TENANT) == []
     assert active(fake) == visible
     assert fake.source(DOCUMENTS, f"{TENANT}:d1")["version"] == "v3"
@@ -608,12 +352,18 @@ def test_deleting_retires_the_generation(index: OpenSearchIndex, fake: FakeOpenS
 
 
 def test_retired_generations_are_deleted_after_the_grace(fake: FakeOpenSearch) -> None:
-    index = OpenSearchIndex(OpenSearch(hosts=[fake.url]), prefix=PREFIX, retire_grace_s=0.0)
+    index = OpenSearchIndex(
+        OpenSearch(hosts=[fake.url]), prefix=PREFIX, retire_grace_s=0.0, pooled=False
+    )
     swap(index, "d1", "v1", ["One."])
     old = active(fake)["d1"]
     swap(index, "d1", "v2", ["Two."])
     [purge] = fake.calls("POST", CHUNKS, "_delete_by_query")
-    assert purge.body == {"query": {"terms": {"generation": [old]}}}
+    assert purge.body == {
+        "query": {
+            "bool": {"filter": [{"term": {"tenant": TENANT}}, {"terms": {"generation": [old]}}]}
+        }
+    }
     assert fake.source(MANIFESTS, TENANT)["retired"] == []
     left = {d.source["generation"] for d in fake.indices[CHUNKS].docs.values()}
     assert left == {active(fake)["d1"]}
@@ -664,8 +414,15 @@ def test_the_knn_query_filters_inside_the_knn_clause(
     assert set(knn) == {"vector", "k", "filter"}
     assert len(knn["vector"]) == 384 and knn["k"] >= 7
     assert knn["filter"] == {
-        "bool": {"filter": [{"terms": {"generation": [generation]}}, *TRANSLATED]}
+        "bool": {
+            "filter": [
+                {"term": {"tenant": TENANT}},
+                {"terms": {"generation": [generation]}},
+                *TRANSLATED,
+            ]
+        }
     }
+    assert search.params["routing"] == TENANT
     assert body["_source"] == {"excludes": ["embedding"]}
 
 
@@ -682,8 +439,12 @@ def test_the_bm25_query_is_words_with_the_same_filters(
     assert query["must"] == [
         {"match": {"search_text": {"query": "vacations accrue heading", "operator": "or"}}}
     ]
-    assert query["filter"] == [{"terms": {"generation": [generation]}}, *TRANSLATED]
-    assert search.body["size"] == 5
+    assert query["filter"] == [
+        {"term": {"tenant": TENANT}},
+        {"terms": {"generation": [generation]}},
+        *TRANSLATED,
+    ]
+    assert search.body["size"] == 5 and search.params["routing"] == TENANT
 
 
 def test_an_unknown_tenant_sends_no_search(index: OpenSearchIndex, fake: FakeOpenSearch) -> None:
@@ -800,7 +561,9 @@ def test_list_documents_sorts_and_pages(index: OpenSearchIndex, fake: FakeOpenSe
 
 
 def test_slow_searches_are_retried_then_refused(fake: FakeOpenSearch) -> None:
-    index = OpenSearchIndex(OpenSearch(hosts=[fake.url]), prefix=PREFIX, retire_grace_s=0.2)
+    index = OpenSearchIndex(
+        OpenSearch(hosts=[fake.url]), prefix=PREFIX, retire_grace_s=0.2, pooled=False
+    )
     swap(index, "d1", "v1", ["Text."])
     fake.search_delay = 0.15  # over half the grace: the generations might be purged meanwhile
     fake.requests.clear()
@@ -881,6 +644,9 @@ def test_purge_finishes_a_swap_that_stopped_before_the_manifest(
     assert walk["sort"] == [{"doc_id": "asc"}]
     assert active(fake) == {"d1": "g-crashed"}
     sweep = fake.calls("POST", CHUNKS, "_delete_by_query")[-1].body["query"]["bool"]
-    assert sweep["filter"] == [{"range": {"indexed_at": {"lt": "now-3600s"}}}]
+    assert sweep["filter"] == [
+        {"term": {"tenant": TENANT}},
+        {"range": {"indexed_at": {"lt": "now-3600s"}}},
+    ]
     [known] = sweep["must_not"]
     assert "g-crashed" in known["terms"]["generation"]

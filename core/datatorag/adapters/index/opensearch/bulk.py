@@ -1,6 +1,8 @@
-"""Chunks into a tenant's chunk index with the ``_bulk`` API, through opensearch-py's
+"""Chunks into a chunk index with the ``_bulk`` API, through opensearch-py's
 ``helpers.streaming_bulk``: batches bounded by count and bytes, chunks the cluster rejects with
-429 (its write queue is full) sent again with exponential back-off.
+429 (its write queue is full) sent again with exponential back-off. Every chunk carries its
+tenant, as a field (what searches filter on) and as its ``routing`` (which shard holds it; the
+chunk indices require one), both from the record: see ``scope.py``.
 
 https://docs.opensearch.org/latest/api-reference/document-apis/bulk/ and
 https://opensearch-project.github.io/opensearch-py/api-ref/helpers/actions.html
@@ -22,6 +24,7 @@ from datatorag.adapters.index.opensearch.client import (
 )
 from datatorag.adapters.index.opensearch.mappings import (
     SEARCH_FIELD,
+    TENANT_FIELD,
     VECTOR_FIELD,
     Body,
     metadata_fields,
@@ -29,6 +32,7 @@ from datatorag.adapters.index.opensearch.mappings import (
 )
 from datatorag.domain.errors import DatatoRAGError
 from datatorag.domain.models import IndexedChunk, utcnow
+from datatorag.domain.tenants import validate_tenant
 
 BULK_BATCH = 500  # chunks per _bulk request
 BULK_MAX_BYTES = 8 * 1024 * 1024  # Amazon OpenSearch Service takes 10 MiB on small instances
@@ -53,7 +57,9 @@ def index_chunks(
     the retries, ``IndexRequestRejected`` when the cluster refused a chunk (mapping or
     validation): then some chunks of ``generation`` may be indexed, unreferenced.
     """
+    tenant = validate_tenant(record["tenant"])
     shared = {
+        TENANT_FIELD: tenant,
         "generation": generation,
         "version": record["version"],
         "title": title,
@@ -91,6 +97,7 @@ def _action(
     return {
         "_index": index,
         "_id": f"{generation}:{chunk.chunk_id}",
+        "routing": shared[TENANT_FIELD],
         "_source": {
             **shared,
             "chunk_id": chunk.chunk_id,

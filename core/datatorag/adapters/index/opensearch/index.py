@@ -2,11 +2,12 @@
 
 Indices (``prefix`` defaults to ``datatorag-``):
 
-- ``<prefix>chunks-<tenant>``: one index per tenant for its chunks. Isolation holds by
-  construction: a search names exactly one tenant's index, so no query can forget a tenant
-  filter, and a tenant is dropped with its index. A shared index with a tenant field would save a
-  shard per small tenant, but HR corpora are tenants of thousands of documents, not millions of
-  tiny tenants, and one primary shard per tenant keeps BM25 statistics per tenant too.
+- ``<prefix>pool-<n>``: chunks of small tenants, shared; ``<prefix>chunks-<tenant>``: a large
+  tenant's own (its silo). Which one holds a tenant is recorded in its manifest, and a pooled
+  tenant moves to a silo when it reaches ``silo_min_documents`` (``placement.py``). Every chunk
+  names its tenant, and every request to a chunk index, in a pool or a silo, is filtered on the
+  tenant and routed by it (``scope.py``, the only code that sends them). In a pool the BM25
+  statistics (document frequencies, average length) are the pool's, not the tenant's.
 - ``<prefix>documents``: every tenant's document records (no vectors, small), ``_id`` =
   ``<tenant>:<doc_id>``. Shared to save shards; every search on it filters on the ``tenant`` term
   and every get names the tenant in the id.
@@ -15,8 +16,9 @@ Indices (``prefix`` defaults to ``datatorag-``):
 
 Where the rest lives: ``mappings.py`` (the indices and what a chunk holds: vectors, text,
 metadata), ``queries.py`` (searches and filters as query bodies), ``bulk.py`` (chunks in),
-``manifest.py`` (the atomic version swap and its guarantee), ``client.py`` (the client, its
-errors, conditional writes).
+``manifest.py`` (the atomic version swap and its guarantee), ``placement.py`` (pool or silo, and
+the move), ``scope.py`` (tenant filter and routing), ``client.py`` (the client, its errors,
+conditional writes).
 
 Hybrid search is the query service's RRF over ``keyword_search`` and ``vector_search``;
 ``ensure_hybrid_pipeline`` creates the server-side alternative, a search pipeline with the
@@ -28,6 +30,7 @@ connector's and processor's IAM roles may not have ``es:ESHttpDelete``): deletes
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -46,16 +49,26 @@ from datatorag.adapters.index.opensearch.client import (
     opensearch_client,
     translated,
 )
-from datatorag.adapters.index.opensearch.manifest import DEFAULT_RETIRE_GRACE_S, Manifests
+from datatorag.adapters.index.opensearch.manifest import (
+    DEFAULT_RETIRE_GRACE_S,
+    Manifests,
+    PlacementChanged,
+    Written,
+)
 from datatorag.adapters.index.opensearch.mappings import (
     ACTIVE,
     VECTOR_FIELD,
     Body,
     chunk_index_body,
-    chunk_index_name,
     documents_index_body,
     hybrid_pipeline_body,
     record_id,
+)
+from datatorag.adapters.index.opensearch.placement import (
+    DEFAULT_POOL_INDICES,
+    DEFAULT_SILO_MIN_DOCUMENTS,
+    Layout,
+    move_to_silo,
 )
 from datatorag.adapters.index.opensearch.queries import (
     MAX_K,
@@ -67,6 +80,7 @@ from datatorag.adapters.index.opensearch.queries import (
     keyword_words,
     vector_query,
 )
+from datatorag.adapters.index.opensearch.scope import ChunkRequests, tenant_filters
 from datatorag.domain.models import (
     DocumentFacts,
     DocumentRecord,
@@ -80,8 +94,11 @@ from datatorag.domain.vectors import chunk_vectors, unit_vector
 from datatorag.ports import Filters
 from datatorag.settings import Settings
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PREFIX = "datatorag-"
 SEARCH_ATTEMPTS = 3
+PLACEMENT_CHANGES = 5  # moves a write may meet between its bulk and its commit
 
 
 class OpenSearchIndex:
@@ -95,18 +112,29 @@ class OpenSearchIndex:
         dimension: int | None = None,
         replicas: int = 1,
         retire_grace_s: float = DEFAULT_RETIRE_GRACE_S,
+        pooled: bool = True,
+        pool_indices: int = DEFAULT_POOL_INDICES,
+        silo_min_documents: int = DEFAULT_SILO_MIN_DOCUMENTS,
     ) -> None:
-        """``dimension`` fixes the vector size of new tenant indices (else the first chunks')."""
+        """``dimension`` fixes the vector size of new chunk indices (else the first chunks').
+        ``pooled``: new tenants start in a shared pool index (else in their own); see
+        ``placement.py`` for ``pool_indices`` and ``silo_min_documents``."""
         self.client = client
         self.prefix = prefix
         self.dimension = dimension
         self.replicas = replicas
         self.retire_grace_s = retire_grace_s
+        self.layout = Layout(prefix, pooled, pool_indices, silo_min_documents)
         self.documents_index = f"{prefix}documents"
         self.manifests_index = f"{prefix}manifests"
         self._docs = Documents(client)
+        self._chunks = ChunkRequests(client)
         self._manifests = Manifests(
-            self._docs, prefix=prefix, replicas=replicas, retire_grace_s=retire_grace_s
+            self._docs,
+            self._chunks,
+            self.layout,
+            replicas=replicas,
+            retire_grace_s=retire_grace_s,
         )
         self._dimensions: dict[str, int] = {}  # chunk index -> vector dimension
         self._lock = threading.Lock()
@@ -117,10 +145,16 @@ class OpenSearchIndex:
             opensearch_client(settings),
             prefix=settings.opensearch_index_prefix,
             replicas=settings.opensearch_replicas,
+            pooled=settings.opensearch_layout == "pooled",
+            pool_indices=settings.opensearch_pool_indices,
+            silo_min_documents=settings.opensearch_silo_min_documents,
         )
 
+    @translated
     def chunk_index(self, tenant: str) -> str:
-        return chunk_index_name(self.prefix, tenant)
+        """The index a search of ``tenant`` reads now (its pool or its silo)."""
+        validate_tenant(tenant)
+        return self._manifests.placement(tenant).index
 
     def close(self) -> None:
         self.client.close()
@@ -259,18 +293,23 @@ class OpenSearchIndex:
         current = self._docs.get(self.documents_index, key)
         if current is None or not _is_current(current.source, version):
             return False
-        if len(chunks):
-            self._ensure_chunk_index(tenant, vectors.shape[1])
+        wrote = self._manifests.placement(tenant).write_indices
         title = facts.title or current.source["title"]
         # What the document says about itself; the record's own (source) metadata wins.
         metadata = {**facts.metadata, **(current.source.get("metadata") or {})}
         generation = uuid.uuid4().hex
         record = {**current.source, "metadata": metadata}
-        index = self.chunk_index(tenant)
-        try:
+
+        def write(index: str) -> None:
+            if len(chunks):
+                self._ensure_chunk_index(index, vectors.shape[1])
             index_chunks(self.client, index, generation, record, title, chunks, vectors)
+
+        try:
+            for index in sorted(wrote):
+                write(index)
         except (SearchIndexUnavailable, IndexRequestRejected):
-            self._manifests.drop_unreferenced(tenant, generation)
+            self._manifests.drop_unreferenced(tenant, generation, wrote)
             raise
 
         def commit(stored: Stored | None) -> Body | None:
@@ -291,10 +330,50 @@ class OpenSearchIndex:
             }
 
         if self._docs.occ(self.documents_index, key, commit) is None:
-            self._manifests.drop_unreferenced(tenant, generation)
+            self._manifests.drop_unreferenced(tenant, generation, wrote)
             return False
-        self._manifests.settle(tenant, doc_id)
+        for _ in range(PLACEMENT_CHANGES):
+            try:
+                manifest = self._manifests.settle(tenant, doc_id, Written(generation, wrote))
+                break
+            except PlacementChanged as changed:  # a move started or ended since the bulk
+                for index in sorted(changed.missing):
+                    write(index)
+                wrote |= changed.missing
+        else:
+            raise SearchIndexUnavailable(f"tenant {tenant!r} kept moving during a write")
+        if manifest is not None:
+            self._grow(tenant, manifest)
         return True
+
+    def _grow(self, tenant: str, manifest: Body) -> None:
+        """Move a pooled tenant that reached the threshold to its own index (or finish a move
+        that stopped): the write is committed whatever happens here."""
+        placement = self.layout.placement(tenant, manifest)
+        if not self.layout.wants_silo(placement, len(manifest.get("active") or {})):
+            return
+        try:
+            self.move_to_silo(tenant)
+        except Exception:  # the next write tries again: its manifest still says so
+            log.exception("moving tenant %s to its own index failed", tenant)
+
+    @translated
+    def move_to_silo(self, tenant: str) -> bool:
+        """Move a pooled tenant into its own index without downtime (``placement.py``); False
+        when it is not in a pool."""
+        validate_tenant(tenant)
+        source = self._manifests.placement(tenant).index
+        moved = move_to_silo(
+            self._docs,
+            self._chunks,
+            self.layout,
+            self.manifests_index,
+            tenant,
+            lambda silo: self._ensure_chunk_index(silo, self._index_dimension(source)),
+        )
+        if moved:
+            log.info("tenant %s moved from %s to its own index", tenant, source)
+        return moved
 
     @translated
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
@@ -315,8 +394,9 @@ class OpenSearchIndex:
         if not words or top_k == 0:
             return []
 
-        def body(active: list[str]) -> Body:
-            return keyword_query(words, top_k, [{"terms": {"generation": active}}, *clauses])
+        def body(active: list[str], index: str) -> Body:
+            visible = tenant_filters(tenant, [{"terms": {"generation": active}}, *clauses])
+            return keyword_query(words, top_k, visible)
 
         hits = self._search_visible(tenant, body)
         return [hit(h, float(h["_score"])) for h in hits]
@@ -331,34 +411,41 @@ class OpenSearchIndex:
         top_k = check_top_k(top_k)
         if top_k == 0:
             return []
-        dimension = self._index_dimension(tenant)
-        if dimension is None:
-            return []
-        if query.shape[0] != dimension:
-            raise ValueError(
-                f"query vector has {query.shape[0]} dimensions; the index holds {dimension}"
-            )
         values: list[float] = query.tolist()
 
-        def body(active: list[str]) -> Body:
-            return vector_query(values, top_k, [{"terms": {"generation": active}}, *clauses])
+        def body(active: list[str], index: str) -> Body | None:
+            dimension = self._index_dimension(index)
+            if dimension is None:
+                return None
+            if query.shape[0] != dimension:
+                raise ValueError(
+                    f"query vector has {query.shape[0]} dimensions; the index holds {dimension}"
+                )
+            visible = tenant_filters(tenant, [{"terms": {"generation": active}}, *clauses])
+            return vector_query(values, top_k, visible)
 
         hits = self._search_visible(tenant, body)
         return [hit(h, cosine(float(h["_score"]))) for h in hits]
 
-    def _search_visible(self, tenant: str, body: Callable[[list[str]], Body]) -> list[Body]:
-        """Hits among the generations the manifest names, read once per attempt.
+    def _search_visible(
+        self, tenant: str, body: Callable[[list[str], str], Body | None]
+    ) -> list[Body]:
+        """Hits among the generations the manifest names, in the index it names, read once per
+        attempt (``body`` None: nothing to search).
 
         An attempt slower than half the retirement grace is repeated: its generations might
         have been purged under it.
         """
         for _ in range(SEARCH_ATTEMPTS):
             started = time.monotonic()
-            active = self._manifests.active_generations(tenant)
+            active, placement = self._manifests.visible(tenant)
             if not active:
                 return []
+            request = body(active, placement.index)
+            if request is None:
+                return []
             try:
-                hits = self._docs.search_hits(self.chunk_index(tenant), body(active))
+                hits = self._chunks.search(tenant, placement.index, request)
             except NotFoundError:
                 return []  # only empty documents were ever indexed
             if time.monotonic() - started <= self.retire_grace_s / 2:
@@ -386,23 +473,23 @@ class OpenSearchIndex:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _ensure_chunk_index(self, tenant: str, dimension: int) -> None:
-        """Create the tenant's chunk index if needed; refuse vectors of another dimension."""
+    def _ensure_chunk_index(self, name: str, dimension: int | None) -> None:
+        """Create a chunk index if needed; refuse vectors of another dimension."""
         expected = self.dimension or dimension
-        if dimension != expected:
+        if expected is None:
+            raise ValueError(f"no vector dimension known for a new chunk index {name}")
+        if dimension is not None and dimension != expected:
             raise ValueError(
                 f"chunk vectors have {dimension} dimensions; the index holds {expected}"
             )
-        name = self.chunk_index(tenant)
         if name not in self._dimensions:
             self._docs.ensure_index(name, chunk_index_body(expected, replicas=self.replicas))
-        known = self._index_dimension(tenant)
-        if known is not None and known != dimension:
+        known = self._index_dimension(name)
+        if known is not None and dimension is not None and known != dimension:
             raise ValueError(f"chunk vectors have {dimension} dimensions; the index holds {known}")
 
-    def _index_dimension(self, tenant: str) -> int | None:
-        """The vector dimension of the tenant's chunk index; None while it does not exist."""
-        name = self.chunk_index(tenant)
+    def _index_dimension(self, name: str) -> int | None:
+        """The vector dimension of a chunk index; None while it does not exist."""
         if name not in self._dimensions:
             mapping = self.client.indices.get_mapping(index=name, ignore=404)
             if name not in mapping:

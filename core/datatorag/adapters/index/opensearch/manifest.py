@@ -25,6 +25,11 @@ is finished by the next write of that document or by ``purge``. Step 4 always wr
 record says *now*, so concurrent swaps of one document converge on the record's latest
 generation.
 
+The manifest also records where the tenant's chunks live (``placement.py``): a generation is
+named only once it is complete in every index the placement writes to (``sync`` checks, at the
+commit point, against what the writer wrote), and the chunks a tenant left behind in a pool are
+deleted, like retired generations, once the grace has passed.
+
 Limits: the manifest is rewritten on every swap and read by every search; at ~60 bytes a
 document it suits tenants up to tens of thousands of documents (a terms lookup on the manifest
 would save shipping it for larger ones). ``max_terms_count`` (65 536) bounds the active
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 
 from opensearchpy.exceptions import NotFoundError, TransportError
 
@@ -42,10 +48,11 @@ from datatorag.adapters.index.opensearch.client import Documents, Stored
 from datatorag.adapters.index.opensearch.mappings import (
     ACTIVE,
     Body,
-    chunk_index_name,
     manifests_index_body,
     record_id,
 )
+from datatorag.adapters.index.opensearch.placement import Layout, Placement
+from datatorag.adapters.index.opensearch.scope import ChunkRequests, tenant_query
 from datatorag.domain.tenants import validate_tenant
 
 log = logging.getLogger(__name__)
@@ -54,46 +61,77 @@ DEFAULT_RETIRE_GRACE_S = 60.0
 ORPHAN_AGE_S = 3600  # unreferenced chunks older than this belong to a crashed swap
 
 
+@dataclass(frozen=True)
+class Written:
+    """A generation a writer indexed, and the indices it is complete in."""
+
+    generation: str
+    indices: frozenset[str]
+
+
+class PlacementChanged(Exception):
+    """The tenant's placement changed under a writer: its generation is missing from
+    ``missing``, where it must be indexed before the manifest may name it."""
+
+    def __init__(self, missing: frozenset[str]) -> None:
+        super().__init__(f"generation missing from {sorted(missing)}")
+        self.missing = missing
+
+
 class Manifests:
     """One manifest per tenant in ``<prefix>manifests``, kept in step with the records."""
 
     def __init__(
         self,
         docs: Documents,
+        chunks: ChunkRequests,
+        layout: Layout,
         *,
-        prefix: str,
         replicas: int,
         retire_grace_s: float = DEFAULT_RETIRE_GRACE_S,
     ) -> None:
         self.docs = docs
+        self.chunks = chunks
+        self.layout = layout
         self.client = docs.client
-        self.prefix = prefix
         self.replicas = replicas
         self.retire_grace_s = retire_grace_s
-        self.documents_index = f"{prefix}documents"
-        self.manifests_index = f"{prefix}manifests"
+        self.documents_index = f"{layout.prefix}documents"
+        self.manifests_index = f"{layout.prefix}manifests"
 
-    def chunk_index(self, tenant: str) -> str:
-        return chunk_index_name(self.prefix, tenant)
-
-    def settle(self, tenant: str, doc_id: str) -> None:
-        """Make the manifest show the record's generation, then drop what is long retired."""
-        manifest = self.sync(tenant, doc_id)
+    def settle(self, tenant: str, doc_id: str, written: Written | None = None) -> Body | None:
+        """Make the manifest show the record's generation, then drop what is long retired;
+        returns the manifest as this left it (None when the tenant has none)."""
+        manifest = self.sync(tenant, doc_id, written)
         if manifest is not None:
             self._purge_retired(tenant, manifest)
+        return manifest
 
-    def sync(self, tenant: str, doc_id: str) -> Body | None:
+    def placement(self, tenant: str) -> Placement:
+        manifest = self.docs.get(self.manifests_index, tenant)
+        return self.layout.placement(tenant, manifest.source if manifest else None)
+
+    def sync(self, tenant: str, doc_id: str, written: Written | None = None) -> Body | None:
         """Copy the record's active generation into the tenant's manifest (the commit point).
 
         The record is read after the manifest, and the manifest written only if unchanged
-        since, so the last writer always writes the record's latest generation.
+        since, so the last writer always writes the record's latest generation. When that is
+        ``written``'s generation, it must be complete in every index the placement writes to:
+        else nothing is written and ``PlacementChanged`` says where it is missing.
         """
         self.docs.ensure_index(self.manifests_index, manifests_index_body(replicas=self.replicas))
         latest: Body | None = None
+        missing: frozenset[str] = frozenset()
 
         def follow(current: Stored | None) -> Body | None:
-            nonlocal latest
-            empty: Body = {"tenant": tenant, "active": {}, "retired": []}
+            nonlocal latest, missing
+            placement = self.layout.placement(tenant, current.source if current else None)
+            empty: Body = {
+                "tenant": tenant,
+                "active": {},
+                "retired": [],
+                "placement": placement.body(),
+            }
             manifest = current.source if current else empty
             latest = manifest
             record = self.docs.get(self.documents_index, record_id(tenant, doc_id))
@@ -101,6 +139,10 @@ class Manifests:
             have = manifest["active"].get(doc_id)
             if want == have:
                 return None
+            if written is not None and want == written.generation:
+                missing = placement.write_indices - written.indices
+                if missing:
+                    return None
             active = {k: v for k, v in manifest["active"].items() if k != doc_id}
             if want is not None:
                 active[doc_id] = want
@@ -111,14 +153,21 @@ class Manifests:
             return latest
 
         self.docs.occ(self.manifests_index, tenant, follow)
+        if missing:
+            raise PlacementChanged(missing)
         return latest
 
-    def active_generations(self, tenant: str) -> list[str]:
+    def visible(self, tenant: str) -> tuple[list[str], Placement]:
+        """What a search reads: the active generations and the index holding them."""
         response = self.client.get(
-            index=self.manifests_index, id=tenant, _source_includes="active", ignore=404
+            index=self.manifests_index,
+            id=tenant,
+            _source_includes="active,placement",
+            ignore=404,
         )
-        active = (response.get("_source") or {}).get("active") or {}
-        return sorted(set(active.values()))
+        source = response.get("_source")
+        active = (source or {}).get("active") or {}
+        return sorted(set(active.values())), self.layout.placement(tenant, source)
 
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
         """Delete chunks no search can see any more; returns how many were deleted.
@@ -136,16 +185,15 @@ class Manifests:
         deleted = self._purge_retired(tenant, manifest.source) if manifest else 0
         if orphans:
             manifest = self.docs.get(self.manifests_index, tenant)
+            source = manifest.source if manifest else None
             known: set[str] = set()
-            if manifest is not None:
-                known |= set(manifest.source["active"].values())
-                known |= {r["generation"] for r in manifest.source.get("retired", [])}
-            query: Body = {
-                "bool": {"filter": [{"range": {"indexed_at": {"lt": f"now-{ORPHAN_AGE_S}s"}}}]}
-            }
-            if known:
-                query["bool"]["must_not"] = [{"terms": {"generation": sorted(known)}}]
-            deleted += self._delete_by_query(tenant, query)
+            if source is not None:
+                known |= set(source["active"].values())
+                known |= {r["generation"] for r in source.get("retired", [])}
+            query: Body = {"range": {"indexed_at": {"lt": f"now-{ORPHAN_AGE_S}s"}}}
+            unknown = [{"terms": {"generation": sorted(known)}}] if known else []
+            indices = self.layout.placement(tenant, source).write_indices
+            deleted += self._delete_by_query(tenant, query, indices, must_not=unknown)
         return deleted
 
     def _repair(self, tenant: str) -> None:
@@ -170,40 +218,54 @@ class Manifests:
                 self.sync(tenant, doc_id)
 
     def _purge_retired(self, tenant: str, manifest: Body) -> int:
+        """Delete the generations retired, and the indices vacated, longer than the grace ago."""
         cutoff = time.time() - self.retire_grace_s
         due = sorted({r["generation"] for r in manifest.get("retired", []) if r["at"] <= cutoff})
-        if not due:
+        placement = self.layout.placement(tenant, manifest)
+        left = {v.index for v in placement.vacated if v.at <= cutoff}
+        if not due and not left:
             return 0
-        deleted = self._delete_generations(tenant, due)
+        indices = placement.write_indices
+        deleted = self._delete_generations(tenant, due, indices) if due else 0
+        for index in sorted(left):  # the copies left behind in a pool by a move to a silo
+            deleted += self.chunks.delete(tenant, index, tenant_query(tenant))
 
         def forget(current: Stored | None) -> Body | None:
             if current is None:
                 return None
             retired = current.source.get("retired", [])
             kept = [r for r in retired if r["generation"] not in due]
-            return None if len(kept) == len(retired) else {**current.source, "retired": kept}
+            now = self.layout.placement(tenant, current.source)
+            vacated = tuple(v for v in now.vacated if v.index not in left)
+            if len(kept) == len(retired) and vacated == now.vacated:
+                return None
+            placement = replace(now, vacated=vacated).body()
+            return {**current.source, "retired": kept, "placement": placement}
 
         self.docs.occ(self.manifests_index, tenant, forget)
         return deleted
 
-    def drop_unreferenced(self, tenant: str, generation: str) -> None:
+    def drop_unreferenced(self, tenant: str, generation: str, indices: frozenset[str]) -> None:
         """Best effort: nothing names these chunks, and ``purge`` sweeps what this leaves."""
         try:
-            self._delete_generations(tenant, [generation])
+            self._delete_generations(tenant, [generation], indices)
         except TransportError as err:
             log.warning("could not drop generation %s of tenant %s: %s", generation, tenant, err)
 
-    def _delete_generations(self, tenant: str, generations: list[str]) -> int:
-        return self._delete_by_query(tenant, {"terms": {"generation": generations}})
+    def _delete_generations(
+        self, tenant: str, generations: list[str], indices: frozenset[str]
+    ) -> int:
+        return self._delete_by_query(tenant, {"terms": {"generation": generations}}, indices)
 
-    def _delete_by_query(self, tenant: str, query: Body) -> int:
-        try:
-            response = self.client.delete_by_query(
-                index=self.chunk_index(tenant),
-                body={"query": query},
-                conflicts="proceed",
-                request_timeout=120,
-            )
-        except NotFoundError:
-            return 0
-        return int(response.get("deleted", 0))
+    def _delete_by_query(
+        self,
+        tenant: str,
+        query: Body,
+        indices: frozenset[str],
+        must_not: list[Body] | None = None,
+    ) -> int:
+        """Delete the tenant's chunks matching ``query`` from ``indices``."""
+        scoped = tenant_query(tenant, query)
+        if must_not:
+            scoped["bool"]["must_not"] = must_not
+        return sum(self.chunks.delete(tenant, index, scoped) for index in sorted(indices))

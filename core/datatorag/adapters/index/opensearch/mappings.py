@@ -59,13 +59,18 @@ META_NUMBER = "meta_number"
 META_KEYS = "meta_keys"
 
 ACTIVE = "active_generation"  # internal field of a document record: its visible generation
+TENANT_FIELD = "tenant"  # every chunk names its tenant (``scope.py`` filters on it)
 
 
 # -- request bodies (module level, so tests can compare them with OpenSearch's documentation) -----
 
 
 def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
-    """Settings and mappings of a tenant's chunk index."""
+    """Settings and mappings of a chunk index, a tenant's own (silo) or shared (pool).
+
+    Custom routing is required (``_routing``): OpenSearch refuses to index or get a chunk
+    without a routing value (https://docs.opensearch.org/latest/mappings/metadata-fields/routing/).
+    """
     return {
         "settings": {
             "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": replicas},
@@ -91,6 +96,7 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
             },
         },
         "mappings": {
+            "_routing": {"required": True},
             "dynamic": False,
             "dynamic_templates": [
                 {
@@ -108,6 +114,7 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
                 },
             ],
             "properties": {
+                TENANT_FIELD: {"type": "keyword"},
                 "chunk_id": {"type": "keyword"},
                 "doc_id": {"type": "keyword"},
                 "generation": {"type": "keyword"},
@@ -223,8 +230,13 @@ def search_text(title: str, heading: str, text: str) -> str:
 
 
 def chunk_index_name(prefix: str, tenant: str) -> str:
-    """One index per tenant holds its chunks: a search names exactly one tenant's index."""
+    """A tenant's own chunk index (its silo)."""
     return f"{prefix}chunks-{validate_tenant(tenant)}"
+
+
+def pool_index_name(prefix: str, number: int) -> str:
+    """A chunk index shared by small tenants. Never a silo's name: those start ``chunks-``."""
+    return f"{prefix}pool-{number}"
 
 
 def record_id(tenant: str, doc_id: str) -> str:

@@ -1,0 +1,119 @@
+"""Every request to a chunk index, scoped to one tenant: the only code that sends them.
+
+A chunk index is shared by many tenants (a pool) or holds one (a silo); the same rules hold in
+both, so no code path depends on which it is:
+
+- every query is the tenant's share: ``tenant_filters`` puts the ``tenant`` term first among the
+  bool ``filter`` clauses (inside the knn clause for a vector search: efficient filtering, so k
+  counts only the tenant's chunks,
+  https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/);
+- every request is sent with ``routing=<tenant>``, so it reaches only the shard holding the
+  tenant's chunks (https://docs.opensearch.org/latest/mappings/metadata-fields/routing/); the
+  chunks are indexed with that routing (``bulk.py``), which the mapping requires.
+
+``ChunkRequests`` adds the routing itself and refuses, before anything is sent, a body whose
+query is not scoped to the tenant it names (``UnscopedRequest``): a query built without
+``tenant_filters`` cannot reach the cluster. ``_reindex`` is the one request without a routing
+parameter (its ``source`` takes none); its source query is scoped like every other and its
+destination keeps the tenant's routing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import NotFoundError
+
+from datatorag.adapters.index.opensearch.mappings import TENANT_FIELD, Body
+from datatorag.domain.errors import DatatoRAGError
+from datatorag.domain.tenants import validate_tenant
+
+COPY_TIMEOUT_S = 3600  # a _reindex of a tenant at the silo threshold takes minutes, not hours
+
+
+class UnscopedRequest(DatatoRAGError):
+    """A chunk request whose query is not limited to one tenant: a bug, never sent."""
+
+
+def tenant_filters(tenant: str, clauses: list[Body]) -> list[Body]:
+    """Bool ``filter`` clauses limited to ``tenant``: the one place that writes the tenant term."""
+    return [{"term": {TENANT_FIELD: validate_tenant(tenant)}}, *clauses]
+
+
+def tenant_query(tenant: str, *clauses: Body) -> Body:
+    """A query matching the tenant's chunks that match every clause."""
+    return {"bool": {"filter": tenant_filters(tenant, list(clauses))}}
+
+
+def is_scoped(query: Any, tenant: str) -> bool:
+    """Whether ``query`` can only match ``tenant``'s chunks: a bool query whose ``filter`` holds
+    the tenant's term, or a knn query whose ``filter`` is one."""
+    if not isinstance(query, dict) or len(query) != 1:
+        return False
+    [(kind, body)] = query.items()
+    if kind == "bool" and isinstance(body, dict):
+        filters = body.get("filter")
+        return isinstance(filters, list) and {"term": {TENANT_FIELD: tenant}} in filters
+    if kind == "knn" and isinstance(body, dict) and len(body) == 1:
+        [field] = body.values()
+        return isinstance(field, dict) and is_scoped(field.get("filter"), tenant)
+    return False
+
+
+class ChunkRequests:
+    """Searches, counts, deletes and copies of one tenant's chunks, scoped and routed."""
+
+    def __init__(self, client: OpenSearch) -> None:
+        self.client = client
+
+    def search(self, tenant: str, index: str, body: Body) -> list[Body]:
+        _check(tenant, body.get("query"))
+        response = self.client.search(index=index, body=body, routing=tenant)
+        hits: list[Body] = response["hits"]["hits"]
+        return hits
+
+    def count(self, tenant: str, index: str, query: Body) -> int:
+        _check(tenant, query)
+        try:
+            response = self.client.count(index=index, body={"query": query}, routing=tenant)
+        except NotFoundError:
+            return 0
+        return int(response["count"])
+
+    def delete(self, tenant: str, index: str, query: Body) -> int:
+        """Delete the matching chunks (``_delete_by_query``, a POST: no HTTP DELETE is sent)."""
+        _check(tenant, query)
+        try:
+            response = self.client.delete_by_query(
+                index=index,
+                body={"query": query},
+                routing=tenant,
+                conflicts="proceed",
+                request_timeout=120,
+            )
+        except NotFoundError:
+            return 0
+        return int(response.get("deleted", 0))
+
+    def copy(self, tenant: str, source: str, dest: str) -> Body:
+        """Copy every chunk of the tenant from ``source`` to ``dest`` (``_reindex``), refreshed
+        before this returns; copying again overwrites (same ids), so a move can resume.
+
+        https://docs.opensearch.org/latest/api-reference/document-apis/reindex/
+        """
+        body: Body = {
+            "source": {"index": source, "query": tenant_query(tenant)},
+            "dest": {"index": dest, "routing": f"={tenant}"},
+        }
+        _check(tenant, body["source"]["query"])
+        response: Body = self.client.reindex(
+            body=body, refresh=True, wait_for_completion=True, request_timeout=COPY_TIMEOUT_S
+        )
+        return response
+
+
+def _check(tenant: str, query: Any) -> None:
+    validate_tenant(tenant)
+    if not is_scoped(query, tenant):
+        raise UnscopedRequest(f"refused to send a chunk query not limited to tenant {tenant!r}")
