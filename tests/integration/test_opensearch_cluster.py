@@ -4,6 +4,8 @@ cluster in ``tests/unit/test_opensearch_requests.py``."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -66,3 +68,80 @@ def test_the_hybrid_pipeline_serves_a_hybrid_query(
     finally:
         opensearch.search_pipeline.delete(id=pipeline)
     assert response["hits"]["hits"][0]["_source"]["doc_id"] == "d1"
+
+
+# -- the pooled layout ---------------------------------------------------------------------------
+
+
+def test_tenants_sharing_a_pool_stay_apart(
+    opensearch: OpenSearch, opensearch_url: str, opensearch_prefix: str
+) -> None:
+    """Isolation inside one pool index: searches, deletes and purges of one tenant touch only
+    its own chunks, though the pool's BM25 statistics are shared."""
+    index = OpenSearchIndex(
+        OpenSearch(hosts=[opensearch_url]), prefix=opensearch_prefix, replicas=0, pool_indices=1
+    )
+    tenants = [f"tenant-{n}" for n in range(6)]
+    vector = unit(5)
+    for tenant in tenants:
+        index_doc(index, "d1", [f"{tenant} wellness stipend policy."], [vector], tenant=tenant)
+    pool = index.chunk_index(tenants[0])
+    assert {index.chunk_index(t) for t in tenants} == {pool}
+    for tenant in tenants:
+        hits = index.keyword_search(tenant, "wellness stipend", 10)
+        hits += index.vector_search(tenant, vector, 10)
+        assert [h.text.split()[0] for h in hits] == [tenant, tenant]
+    index.delete_document(tenants[0], "d1")
+    index.purge(tenants[0])
+    assert index.keyword_search(tenants[0], "wellness", 10) == []
+    for tenant in tenants[1:]:
+        assert len(index.keyword_search(tenant, "wellness", 10)) == 1
+
+
+def test_the_pool_refuses_a_chunk_without_routing(
+    opensearch: OpenSearch, opensearch_url: str, opensearch_prefix: str
+) -> None:
+    index = OpenSearchIndex(
+        OpenSearch(hosts=[opensearch_url]), prefix=opensearch_prefix, replicas=0
+    )
+    index_doc(index, "d1", ["Text."])
+    with pytest.raises(Exception, match="routing"):
+        opensearch.index(index=index.chunk_index(TENANT), id="x", body={"tenant": TENANT})
+
+
+def test_searches_answer_while_a_tenant_moves_to_its_own_index(
+    opensearch: OpenSearch, opensearch_url: str, opensearch_prefix: str
+) -> None:
+    index = OpenSearchIndex(
+        OpenSearch(hosts=[opensearch_url]),
+        prefix=opensearch_prefix,
+        replicas=0,
+        retire_grace_s=2.0,
+    )
+    for n in range(20):
+        index_doc(index, f"d{n}", [f"Leave policy part {n}.", f"More policy {n}."])
+    index_doc(index, "x", ["Another tenant's policy."], tenant="other")
+    expected = {f"d{n}" for n in range(20)}
+    answers: list[set[str]] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        while not stop.is_set():
+            answers.append({h.doc_id for h in index.keyword_search(TENANT, "policy", 100)})
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    try:
+        pool = index.chunk_index(TENANT)
+        assert index.move_to_silo(TENANT)
+        time.sleep(2.5)  # past the grace: the next write empties the pool of this tenant
+        index_doc(index, "d0", ["Leave policy part 0, revised."], version="v2")
+    finally:
+        stop.set()
+        thread.join()
+    assert answers and all(answer == expected for answer in answers)
+    assert index.chunk_index(TENANT) == f"{opensearch_prefix}chunks-{TENANT}"
+    opensearch.indices.refresh(index=pool)
+    left = opensearch.count(index=pool, body={"query": {"term": {"tenant": TENANT}}})
+    assert left["count"] == 0
+    assert [h.doc_id for h in index.keyword_search("other", "policy", 10)] == ["x"]
