@@ -140,8 +140,6 @@ def test_a_query_not_limited_to_the_tenant_cannot_be_sent(
     with pytest.raises(UnscopedRequest, match=TENANT):
         requests.search(TENANT, POOL, {"query": query, "size": 5})
     with pytest.raises(UnscopedRequest):
-        requests.count(TENANT, POOL, query)
-    with pytest.raises(UnscopedRequest):
         requests.delete(TENANT, POOL, query)
     assert fake_opensearch.requests == []
 
@@ -149,10 +147,10 @@ def test_a_query_not_limited_to_the_tenant_cannot_be_sent(
 def test_a_scoped_query_is_sent_with_routing(fake_opensearch: FakeOpenSearch) -> None:
     requests = ChunkRequests(OpenSearch(hosts=[fake_opensearch.url]))
     scoped = {"bool": {"filter": [{"term": {"tenant": TENANT}}]}}
-    assert requests.count(TENANT, POOL, scoped) == 0  # no such index yet: nothing to count
-    [count] = fake_opensearch.requests
-    assert (count.path, count.params["routing"], count.body) == (
-        [POOL, "_count"],
+    assert requests.delete(TENANT, POOL, scoped) == 0  # no such index yet: nothing to delete
+    [delete] = fake_opensearch.requests
+    assert (delete.path, delete.params["routing"], delete.body) == (
+        [POOL, "_delete_by_query"],
         TENANT,
         {"query": scoped},
     )

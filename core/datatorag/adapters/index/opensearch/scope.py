@@ -62,7 +62,7 @@ def is_scoped(query: Any, tenant: str) -> bool:
 
 
 class ChunkRequests:
-    """Searches, counts, deletes and copies of one tenant's chunks, scoped and routed."""
+    """Searches, deletes and copies of one tenant's chunks, scoped and routed."""
 
     def __init__(self, client: OpenSearch) -> None:
         self.client = client
@@ -72,14 +72,6 @@ class ChunkRequests:
         response = self.client.search(index=index, body=body, routing=tenant)
         hits: list[Body] = response["hits"]["hits"]
         return hits
-
-    def count(self, tenant: str, index: str, query: Body) -> int:
-        _check(tenant, query)
-        try:
-            response = self.client.count(index=index, body={"query": query}, routing=tenant)
-        except NotFoundError:
-            return 0
-        return int(response["count"])
 
     def delete(self, tenant: str, index: str, query: Body) -> int:
         """Delete the matching chunks (``_delete_by_query``, a POST: no HTTP DELETE is sent)."""
