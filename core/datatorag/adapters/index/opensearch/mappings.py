@@ -2,9 +2,10 @@
 
 Vectors: a ``knn_vector`` field, HNSW on the ``lucene`` engine, ``cosinesimil`` space, m=16,
 ef_construction=128 (https://docs.opensearch.org/latest/mappings/supported-field-types/knn-methods-engines/).
-Lucene over faiss because per-tenant indices are small (thousands to a few hundred thousand
-vectors), where lucene's efficient filtering (2.4+) switches to an exact search over the filtered
-set, needs no native memory and no circuit breaker tuning; nmslib is deprecated. faiss (with
+Lucene over faiss because a tenant's share of an index is small (thousands to a few hundred
+thousand vectors, in a pool or its own index), where lucene's efficient filtering (2.4+) switches
+to an exact search over the filtered set (the tenant's visible chunks), needs no native memory
+and no circuit breaker tuning; nmslib is deprecated. faiss (with
 ``innerproduct`` on the unit vectors) is the choice past millions of vectors per tenant. Lucene
 ignores ``ef_search`` and searches with ef = k, so a query asks for k = max(top_k, 100) and
 returns ``size`` = top_k: recall of a 100-candidate beam at any top_k. Its score for

@@ -1,5 +1,8 @@
 """Searches as OpenSearch query bodies, and hits back as ``SearchHit``.
 
+The caller passes the bool ``filter`` clauses already limited to one tenant
+(``scope.tenant_filters``); ``scope.ChunkRequests`` refuses to send a body that is not.
+
 Filters have the embedded index's semantics (``datatorag.domain.filters``) and run as
 bool ``filter`` clauses *inside* the knn query (efficient filtering, lucene or faiss engines:
 https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/)
