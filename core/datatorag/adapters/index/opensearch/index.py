@@ -332,19 +332,24 @@ class OpenSearchIndex:
         if self._docs.occ(self.documents_index, key, commit) is None:
             self._manifests.drop_unreferenced(tenant, generation, wrote)
             return False
-        for _ in range(PLACEMENT_CHANGES):
-            try:
-                manifest = self._manifests.settle(tenant, doc_id, Written(generation, wrote))
-                break
-            except PlacementChanged as changed:  # a move started or ended since the bulk
-                for index in sorted(changed.missing):
-                    write(index)
-                wrote |= changed.missing
-        else:
-            raise SearchIndexUnavailable(f"tenant {tenant!r} kept moving during a write")
+        manifest = self._settle_written(tenant, doc_id, Written(generation, wrote), write)
         if manifest is not None:
             self._grow(tenant, manifest)
         return True
+
+    def _settle_written(
+        self, tenant: str, doc_id: str, written: Written, write: Callable[[str], None]
+    ) -> Body | None:
+        """Commit a generation to the manifest, first indexing it wherever a move that started
+        or ended since its bulk now needs it (``PlacementChanged``)."""
+        for _ in range(PLACEMENT_CHANGES):
+            try:
+                return self._manifests.settle(tenant, doc_id, written)
+            except PlacementChanged as changed:
+                for index in sorted(changed.missing):
+                    write(index)
+                written = Written(written.generation, written.indices | changed.missing)
+        raise SearchIndexUnavailable(f"tenant {tenant!r} kept moving during a write")
 
     def _grow(self, tenant: str, manifest: Body) -> None:
         """Move a pooled tenant that reached the threshold to its own index (or finish a move
