@@ -543,11 +543,12 @@ def keys_revoke(
 
 
 def _register_subcommands() -> None:
-    from datatorag_cli.maintenance import backup, restore
+    from datatorag_cli.maintenance import backup, reembed, restore
     from datatorag_cli.sources import sources_app
 
     app.command()(backup)
     app.command()(restore)
+    app.command()(reembed)
     app.add_typer(sources_app, name="sources")
 
 

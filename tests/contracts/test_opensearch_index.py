@@ -10,12 +10,12 @@ from opensearchpy import OpenSearch
 
 from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.ports import SearchIndex
-from tests.contracts.search_index import SearchIndexContract
+from tests.contracts.search_index import SearchIndexContract, VectorSpaceContract
 
 pytestmark = pytest.mark.integration
 
 
-class TestOpenSearchIndex(SearchIndexContract):
+class TestOpenSearchIndex(SearchIndexContract, VectorSpaceContract):
     @pytest.fixture
     def search_index(self, opensearch_url: str, opensearch_prefix: str) -> Iterator[SearchIndex]:
         index = OpenSearchIndex(

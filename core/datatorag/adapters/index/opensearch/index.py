@@ -67,6 +67,7 @@ from datatorag.adapters.index.opensearch.queries import (
     keyword_words,
     vector_query,
 )
+from datatorag.domain.errors import VectorSpaceMismatch
 from datatorag.domain.models import (
     DocumentFacts,
     DocumentRecord,
@@ -251,6 +252,7 @@ class OpenSearchIndex:
         chunks: Sequence[IndexedChunk],
         *,
         facts: DocumentFacts | None = None,
+        space: str | None = None,
     ) -> bool:
         validate_tenant(tenant)
         facts = facts or DocumentFacts()
@@ -259,6 +261,8 @@ class OpenSearchIndex:
         current = self._docs.get(self.documents_index, key)
         if current is None or not _is_current(current.source, version):
             return False
+        if space is not None:
+            self._manifests.claim_space(tenant, space)
         if len(chunks):
             self._ensure_chunk_index(tenant, vectors.shape[1])
         title = facts.title or current.source["title"]
@@ -297,6 +301,11 @@ class OpenSearchIndex:
         return True
 
     @translated
+    def vector_space(self, tenant: str) -> str | None:
+        validate_tenant(tenant)
+        return self._manifests.space(tenant)
+
+    @translated
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
         """Delete chunks no search can see any more; returns how many were deleted (see
         ``Manifests.purge``)."""
@@ -323,7 +332,13 @@ class OpenSearchIndex:
 
     @translated
     def vector_search(
-        self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        filters: Filters | None = None,
+        *,
+        space: str | None = None,
     ) -> list[SearchHit]:
         validate_tenant(tenant)
         clauses = filter_clauses(filters)
@@ -343,18 +358,23 @@ class OpenSearchIndex:
         def body(active: list[str]) -> Body:
             return vector_query(values, top_k, [{"terms": {"generation": active}}, *clauses])
 
-        hits = self._search_visible(tenant, body)
+        hits = self._search_visible(tenant, body, space)
         return [hit(h, cosine(float(h["_score"]))) for h in hits]
 
-    def _search_visible(self, tenant: str, body: Callable[[list[str]], Body]) -> list[Body]:
-        """Hits among the generations the manifest names, read once per attempt.
+    def _search_visible(
+        self, tenant: str, body: Callable[[list[str]], Body], space: str | None = None
+    ) -> list[Body]:
+        """Hits among the generations the manifest names, read once per attempt; with
+        ``space``, only when the manifest's space is that one.
 
         An attempt slower than half the retirement grace is repeated: its generations might
         have been purged under it.
         """
         for _ in range(SEARCH_ATTEMPTS):
             started = time.monotonic()
-            active = self._manifests.active_generations(tenant)
+            active, known = self._manifests.visible(tenant)
+            if space is not None and known is not None and known != space:
+                raise VectorSpaceMismatch(tenant, known, space)
             if not active:
                 return []
             try:
