@@ -84,7 +84,9 @@ class Reembedder:
         if old == space:
             return Reembedded(tenant, old, space, 0, 0, 0, 0.0)
         for round_ in range(1, MAX_ROUNDS + 1):
-            missing = self.migration.swap_space(tenant, space)
+            # Another re-embed of this tenant may have finished meanwhile.
+            done = self.index.vector_space(tenant) == space
+            missing = [] if done else self.migration.swap_space(tenant, space)
             if not missing:
                 seconds = time.monotonic() - started
                 return Reembedded(tenant, old, space, documents, chunks, round_, seconds)

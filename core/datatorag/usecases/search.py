@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from threading import Lock
 from typing import Literal
 
@@ -28,12 +29,18 @@ VECTOR_WEIGHT = 1.5
 # Searching for an employee drops the passages of sections that are not for them after the
 # index has ranked them, so each retriever hands over this many times more candidates.
 EMPLOYEE_OVERFETCH = 2
+FRESH_S = 1.0  # a query vector older than this came from the cache
 
 
 @dataclass(frozen=True)
 class QueryVector:
     values: list[float]
     space: str  # the embedding space it was embedded in (domain.spaces)
+    at: float = field(default_factory=time.monotonic)  # when
+
+    def stale(self) -> bool:
+        """Embedded before this search (cached): the endpoint may have changed model since."""
+        return time.monotonic() - self.at > FRESH_S
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,11 @@ class QueryVectorCache:
         with self._lock:
             return self._cache.get((tenant, query))
 
-    def vector(self, tenant: str, query: str) -> QueryVector:
+    def vector(self, tenant: str, query: str, *, fresh: bool = False) -> QueryVector:
+        """The cached vector, or (``fresh``, or none cached) one embedded now."""
         key = (tenant, query)
         with self._lock:
-            if key in self._cache:
+            if key in self._cache and not fresh:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         embedded = self.embeddings.embed_in_space([query])
@@ -153,9 +161,7 @@ class Searcher:
             return Found(self.index.keyword_search(tenant, query, depth, filters), 0.0)
         query_vector = vector or self.query_vectors.vector(tenant, query)
         try:
-            semantic = self.index.vector_search(
-                tenant, query_vector.values, depth, filters, space=query_vector.space
-            )
+            semantic = self._semantic(tenant, query, query_vector, depth, filters)
         except VectorSpaceMismatch as err:
             # Comparing across spaces would rank at random: keywords only until re-embedded.
             self._log_mismatch(err)
@@ -167,6 +173,28 @@ class Searcher:
         keyword = self.index.keyword_search(tenant, query, depth, filters)
         fused = reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
         return Found(fused, best)
+
+    def _semantic(
+        self,
+        tenant: str,
+        query: str,
+        vector: QueryVector,
+        depth: int,
+        filters: Filters | None,
+    ) -> list[SearchHit]:
+        """Vector search; a cached vector of another space than the tenant's is embedded again
+        (the tenant was re-embedded into the endpoint's new space since it was cached)."""
+        try:
+            return self.index.vector_search(
+                tenant, vector.values, depth, filters, space=vector.space
+            )
+        except VectorSpaceMismatch:
+            if not vector.stale():
+                raise
+            fresh = self.query_vectors.vector(tenant, query, fresh=True)
+            if fresh.space == vector.space:
+                raise
+            return self.index.vector_search(tenant, fresh.values, depth, filters, space=fresh.space)
 
     def _log_mismatch(self, err: VectorSpaceMismatch) -> None:
         """Once per tenant and pair of spaces in this process: every search would repeat it."""
