@@ -9,7 +9,8 @@ scores a query with one matrix-vector product. Keyword search ranks with BM25 (F
 postings kept beside the matrix (``bm25.py``): each chunk's weighted term counts are stored when
 it is written (``chunk_terms``), so loading them only decodes arrays. ``snapshot.py`` keeps both
 in step with the file, ``snapshot_cache.py`` holds each tenant's latest within a memory
-budget (the least recently searched tenants are dropped past it).
+budget (the least recently searched tenants are dropped past it). ``spaces.py`` records the
+embedding space of the tenant's vectors, refuses others, and swaps in a re-embed's vectors.
 """
 
 from __future__ import annotations
