@@ -2,13 +2,13 @@
 
     python bench/vector_spaces.py [--corpus ../shared/corpus] [--passages 300] [--json out.json]
 
-Loads the endpoint's model three ways: torch fp32 (the reference), torch with bf16 autocast, and
-ONNX Runtime fp32; embeds the dev questions and a fixed sample of the corpus's paragraphs (the
-Markdown handbooks, paragraphs of 200+ characters, with their document title as context). For
-each variant it reports the cosine of its vectors to the reference's, and what matters for an
-index that was not re-embedded: questions embedded by the variant, ranked against passages
-embedded by the reference, compared with the reference's own ranking (top-1 agreement, mean
-overlap of the top 5 and top 10).
+Loads the endpoint's model four ways: torch fp32 (the reference), torch with bf16 autocast, ONNX
+Runtime fp32, and, for contrast, ONNX Runtime with dynamically quantised int8 weights. Embeds the
+dev questions and a fixed sample of the corpus's paragraphs (the Markdown handbooks, paragraphs
+of 200+ characters, with their document title as context). For each variant it reports the
+cosine of its vectors to the reference's, and what matters for an index that was not re-embedded:
+questions embedded by the variant, ranked against passages embedded by the reference, compared
+with the reference's own ranking (top-1 agreement, mean overlap of the top 5 and top 10).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datatorag.settings import bundled_model_dir
+from bench.int8_eval import int8_model
+from datatorag.settings import Settings, bundled_model_dir
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -89,6 +90,10 @@ def main() -> None:
             "torch fp32": load_model(model_dir, precision="fp32", runtime="torch"),
             "torch bf16 autocast": load_model(model_dir, precision="bf16", runtime="torch"),
             "onnx fp32": load_model(model_dir, runtime="onnx", cache_dir=cache),
+            # For contrast: dynamic int8 quantisation (bench/int8_eval.py), another space.
+            "onnx int8 (dynamic, per tensor)": int8_model(
+                Settings(_env_file=None, embedding_model=model_dir), False, Path(cache)
+            ),
         }
         embedded = {}
         for name, model in variants.items():
