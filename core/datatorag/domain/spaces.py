@@ -21,10 +21,11 @@ MAX_NAME_CHARS = 200
 
 
 def space_name(model: str, weights: str, dimension: int) -> str:
-    """The space of ``model`` (a directory or hub name: its last part counts) with ``weights``
-    (``fp32``, ``int8``...) and ``dimension``-long vectors."""
-    base = model.rstrip("/").rsplit("/", 1)[-1]
-    return check_space(f"{base}/{weights}/{dimension}")
+    """The space of ``model`` (a directory or hub name: its last part counts, other characters
+    than letters, digits and ``_.+-`` made ``-``) with ``weights`` (``fp32``, ``int8``...) and
+    ``dimension``-long vectors."""
+    base = re.sub(r"[^\w.+-]", "-", model.rstrip("/").rsplit("/", 1)[-1]).lstrip("_.+-")
+    return check_space(f"{base or 'model'}/{weights}/{dimension}")
 
 
 def check_space(name: str) -> str:
