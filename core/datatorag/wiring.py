@@ -85,7 +85,9 @@ def embeddings(settings: Settings, *, timeout_s: float = 60.0) -> Embeddings:
         return SageMakerEmbeddings.from_settings(settings, timeout_s=timeout_s)
     from datatorag.adapters.embeddings.http import HttpEmbeddings
 
-    return HttpEmbeddings(settings.embedding_url, timeout=timeout_s)
+    return HttpEmbeddings(
+        settings.embedding_url, timeout=timeout_s, default_space=settings.embedding_space
+    )
 
 
 def reranker(settings: Settings) -> Reranker | None:

@@ -358,9 +358,13 @@ def search(
     settings = _store_settings()
     who = _employee(settings, tenant, employee, country)
     searcher = Searcher(wiring.search_index(settings), wiring.embeddings(settings))
-    hits = searcher.search(tenant, query, top_k, mode, employee=who)  # type: ignore[arg-type]
+    found = searcher.find(tenant, query, top_k, mode, employee=who)  # type: ignore[arg-type]
+    hits = found.hits
+    if found.keyword_only:
+        console.print(f"[yellow]keywords only:[/] {found.keyword_only}", highlight=False)
     if as_json:
-        out.print_json(json.dumps({"hits": [h.model_dump() for h in hits]}))
+        body = {"hits": [h.model_dump() for h in hits], "keyword_only": found.keyword_only}
+        out.print_json(json.dumps(body))
         return
     for i, hit in enumerate(hits, 1):
         pages = ",".join(map(str, hit.pages)) or "-"
@@ -395,6 +399,8 @@ def ask(
     except (DatatoRAGError, ValueError) as err:  # unknown tenant name, endpoint down
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(1) from err
+    if answer.keyword_only:
+        console.print(f"[yellow]keywords only:[/] {answer.keyword_only}", highlight=False)
     if as_json:
         out.print_json(answer.model_dump_json())
         return
@@ -543,11 +549,12 @@ def keys_revoke(
 
 
 def _register_subcommands() -> None:
-    from datatorag_cli.maintenance import backup, restore
+    from datatorag_cli.maintenance import backup, reembed, restore
     from datatorag_cli.sources import sources_app
 
     app.command()(backup)
     app.command()(restore)
+    app.command()(reembed)
     app.add_typer(sources_app, name="sources")
 
 

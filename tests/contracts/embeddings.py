@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datatorag.domain.spaces import check_space, space_dimension
 from datatorag.ports import Embeddings
 
 LEAVE_QUESTION = "How many weeks of paid parental leave do new parents get?"
@@ -42,6 +43,14 @@ class EmbeddingsContract:
 
     def test_is_an_embeddings_port(self, embeddings: Embeddings) -> None:
         assert isinstance(embeddings, Embeddings)
+
+    def test_vectors_come_with_their_space(self, embeddings: Embeddings) -> None:
+        texts = [LEAVE_QUESTION, UNRELATED]
+        embedded = embeddings.embed_in_space(texts)
+        np.testing.assert_allclose(embedded.vectors, embeddings.embed(texts), atol=1e-4)
+        assert check_space(embedded.space) == embedded.space
+        assert space_dimension(embedded.space) == embeddings.dimension
+        assert embeddings.embed_in_space([UNRELATED]).space == embedded.space
 
     def test_dimension_matches_vectors(self, embeddings: Embeddings) -> None:
         dimension = embeddings.dimension

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datatorag.domain.errors import InvalidKey
+from datatorag.domain.errors import InvalidKey, RetryableError, VectorSpaceMismatch
 from datatorag.domain.models import (
     DocumentFacts,
     DocumentRecord,
@@ -25,7 +25,7 @@ from datatorag.domain.models import (
     IndexedChunk,
     SearchHit,
 )
-from datatorag.ports import SearchIndex
+from datatorag.ports import SearchIndex, SpaceMigration
 
 DIMENSION = 384
 TENANT = "acme"
@@ -725,3 +725,134 @@ class SearchIndexContract:
                 "m:v1:0"
             ]
         assert search_index.keyword_search(TENANT, "dental", 5, {"metadata.tags": "uk"}) == []
+
+
+SPACE = "all-MiniLM-L6-v2/fp32/384"
+OTHER_SPACE = "all-MiniLM-L6-v2/int8/384"
+
+
+class VectorSpaceContract:
+    """Which embedding space a tenant's vectors are in (``domain.spaces``): recorded by the
+    first write that says, and never mixed with another."""
+
+    def test_the_first_write_records_the_space_per_tenant(self, search_index: SearchIndex) -> None:
+        assert search_index.vector_space(TENANT) is None
+        search_index.upsert_document(record("d1"))
+        chunks = make_chunks("d1", "v1", ["Parental leave is sixteen weeks."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", chunks, space=SPACE)
+        assert search_index.vector_space(TENANT) == SPACE
+        assert search_index.vector_space(OTHER_TENANT) is None
+
+    def test_a_write_in_another_space_is_refused_and_mixes_nothing(
+        self, search_index: SearchIndex
+    ) -> None:
+        search_index.upsert_document(record("d1"))
+        old = make_chunks("d1", "v1", ["Parental leave is sixteen weeks."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", old, space=SPACE)
+        search_index.upsert_document(record("d2"))
+        other = make_chunks("d2", "v1", ["Wombat allowance applies."])
+        with pytest.raises(VectorSpaceMismatch) as raised:
+            search_index.replace_chunks(TENANT, "d2", "v1", other, space=OTHER_SPACE)
+        assert raised.value.index_space == SPACE and raised.value.given_space == OTHER_SPACE
+        assert isinstance(raised.value, RetryableError)  # the embedder tries again later
+        # A new version of an indexed document: refused too, the old version stays searchable.
+        search_index.upsert_document(record("d1", "v2"))
+        newer = make_chunks("d1", "v2", ["Parental leave is twenty weeks."])
+        with pytest.raises(VectorSpaceMismatch):
+            search_index.replace_chunks(TENANT, "d1", "v2", newer, space=OTHER_SPACE)
+        hits = search_index.vector_search(TENANT, old[0].vector, 10, space=SPACE)
+        assert ids(hits) == [old[0].chunk_id]
+        assert search_index.keyword_search(TENANT, "wombat", 5) == []
+        assert search_index.vector_space(TENANT) == SPACE
+
+    def test_a_query_in_another_space_is_never_compared(self, search_index: SearchIndex) -> None:
+        search_index.upsert_document(record("d1"))
+        chunks = make_chunks("d1", "v1", ["Parental leave is sixteen weeks."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", chunks, space=SPACE)
+        with pytest.raises(VectorSpaceMismatch):
+            search_index.vector_search(TENANT, chunks[0].vector, 5, space=OTHER_SPACE)
+        assert ids(search_index.vector_search(TENANT, chunks[0].vector, 5, space=SPACE)) == [
+            chunks[0].chunk_id
+        ]
+
+    def test_a_tenant_with_no_chunks_left_takes_the_new_space(
+        self, search_index: SearchIndex
+    ) -> None:
+        search_index.upsert_document(record("d1"))
+        chunks = make_chunks("d1", "v1", ["Parental leave is sixteen weeks."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", chunks, space=SPACE)
+        search_index.delete_document(TENANT, "d1")
+        search_index.upsert_document(record("d2"))
+        fresh = make_chunks("d2", "v1", ["Wombat allowance applies."])
+        assert search_index.replace_chunks(TENANT, "d2", "v1", fresh, space=OTHER_SPACE)
+        assert search_index.vector_space(TENANT) == OTHER_SPACE
+        assert ids(search_index.vector_search(TENANT, fresh[0].vector, 5, space=OTHER_SPACE)) == [
+            fresh[0].chunk_id
+        ]
+
+
+class SpaceMigrationContract:
+    """Re-embedding: vectors staged in a new space stay invisible until one swap makes them
+    the searched ones (``SpaceMigration``)."""
+
+    def test_staged_vectors_are_swapped_in_at_once(self, search_index: SearchIndex) -> None:
+        assert isinstance(search_index, SpaceMigration)
+        search_index.upsert_document(record("d1"))
+        old = make_chunks("d1", "v1", ["Parental leave.", "Sick leave.", "Wombat care."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", old, space=SPACE)
+        new_vectors = {c.chunk_id: unit(1000 + i) for i, c in enumerate(old)}
+        assert search_index.swap_space(TENANT, OTHER_SPACE) == sorted(new_vectors)
+        search_index.stage_vectors(TENANT, OTHER_SPACE, dict(list(new_vectors.items())[:2]))
+        # Partly staged: the swap says what is missing and changes nothing.
+        assert search_index.swap_space(TENANT, OTHER_SPACE) == [old[2].chunk_id]
+        assert search_index.vector_space(TENANT) == SPACE
+        assert ids(search_index.vector_search(TENANT, old[0].vector, 1, space=SPACE)) == [
+            old[0].chunk_id
+        ]
+        search_index.stage_vectors(
+            TENANT, OTHER_SPACE, {old[2].chunk_id: new_vectors[old[2].chunk_id]}
+        )
+        assert search_index.swap_space(TENANT, OTHER_SPACE) == []
+        assert search_index.vector_space(TENANT) == OTHER_SPACE
+        with pytest.raises(VectorSpaceMismatch):
+            search_index.vector_search(TENANT, old[0].vector, 1, space=SPACE)
+        for chunk_id, vector in new_vectors.items():
+            best = search_index.vector_search(TENANT, vector, 1, space=OTHER_SPACE)
+            assert ids(best) == [chunk_id] and best[0].score == pytest.approx(1.0, abs=1e-5)
+        # Keyword search and the records are untouched by the swap.
+        assert ids(search_index.keyword_search(TENANT, "wombat", 5)) == [old[2].chunk_id]
+        doc = search_index.get_document(TENANT, "d1")
+        assert doc is not None and doc.status == DocumentStatus.INDEXED and doc.chunk_count == 3
+
+    def test_chunks_that_changed_since_staging_hold_the_swap_back(
+        self, search_index: SearchIndex
+    ) -> None:
+        assert isinstance(search_index, SpaceMigration)
+        search_index.upsert_document(record("d1"))
+        old = make_chunks("d1", "v1", ["Parental leave."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", old, space=SPACE)
+        search_index.stage_vectors(TENANT, OTHER_SPACE, {old[0].chunk_id: unit(7)})
+        # A new version lands in the old space meanwhile (the embedder still ran the old model).
+        search_index.upsert_document(record("d1", "v2"))
+        newer = make_chunks("d1", "v2", ["Parental leave, revised."])
+        assert search_index.replace_chunks(TENANT, "d1", "v2", newer, space=SPACE)
+        assert search_index.swap_space(TENANT, OTHER_SPACE) == [newer[0].chunk_id]
+        search_index.stage_vectors(TENANT, OTHER_SPACE, {newer[0].chunk_id: unit(8)})
+        assert search_index.swap_space(TENANT, OTHER_SPACE) == []
+        assert ids(search_index.vector_search(TENANT, unit(8), 5, space=OTHER_SPACE)) == [
+            newer[0].chunk_id
+        ]
+
+    def test_staging_for_another_space_drops_the_earlier_staging(
+        self, search_index: SearchIndex
+    ) -> None:
+        assert isinstance(search_index, SpaceMigration)
+        search_index.upsert_document(record("d1"))
+        old = make_chunks("d1", "v1", ["Parental leave."])
+        assert search_index.replace_chunks(TENANT, "d1", "v1", old, space=SPACE)
+        search_index.stage_vectors(TENANT, OTHER_SPACE, {old[0].chunk_id: unit(7)})
+        third = "other-model/fp32/384"
+        search_index.stage_vectors(TENANT, third, {})
+        assert search_index.swap_space(TENANT, OTHER_SPACE) == [old[0].chunk_id]
+        with pytest.raises(ValueError, match="dimensions"):
+            search_index.stage_vectors(TENANT, "small-model/fp32/8", {old[0].chunk_id: unit(1)})

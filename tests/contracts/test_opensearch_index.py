@@ -13,7 +13,7 @@ from opensearchpy import OpenSearch
 
 from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.ports import SearchIndex
-from tests.contracts.search_index import SearchIndexContract
+from tests.contracts.search_index import SearchIndexContract, VectorSpaceContract
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 }
 
 
-class TestOpenSearchIndex(SearchIndexContract):
+class TestOpenSearchIndex(SearchIndexContract, VectorSpaceContract):
     @pytest.fixture(params=list(LAYOUTS))
     def search_index(
         self, request: pytest.FixtureRequest, opensearch_url: str, opensearch_prefix: str

@@ -10,12 +10,16 @@ import pytest
 
 from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.ports import SearchIndex
-from tests.contracts.search_index import SearchIndexContract
+from tests.contracts.search_index import (
+    SearchIndexContract,
+    SpaceMigrationContract,
+    VectorSpaceContract,
+)
 
 pytestmark = pytest.mark.unit
 
 
-class TestSqliteSearchIndex(SearchIndexContract):
+class TestSqliteSearchIndex(SearchIndexContract, VectorSpaceContract, SpaceMigrationContract):
     @pytest.fixture
     def search_index(self, tmp_path: Path) -> Iterator[SearchIndex]:
         index = SqliteSearchIndex(tmp_path / "index")

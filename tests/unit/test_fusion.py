@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from datatorag.domain.models import SearchHit
+from datatorag.ports import Embedded
 from datatorag.usecases.search import RRF_K, QueryVectorCache, reciprocal_rank_fusion
 
 pytestmark = pytest.mark.unit
@@ -80,6 +81,9 @@ class CountingEmbeddings:
     def embed(self, texts):
         self.texts += texts
         return np.ones((len(texts), self.dimension), dtype=np.float32)
+
+    def embed_in_space(self, texts):
+        return Embedded(self.embed(texts), "counting/fp32/2")
 
 
 def test_query_vectors_are_cached_per_tenant():

@@ -35,10 +35,17 @@ from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.adapters.index.opensearch.client import SearchIndexUnavailable, opensearch_client
 from datatorag.adapters.index.opensearch.mappings import hybrid_pipeline_body, metadata_fields
 from datatorag.adapters.index.opensearch.queries import MATCH_NONE, filter_clauses
-from datatorag.domain.errors import PermanentError, RetryableError
+from datatorag.domain.errors import PermanentError, RetryableError, VectorSpaceMismatch
 from datatorag.domain.models import DocumentFacts, DocumentStatus
 from datatorag.settings import Settings
-from tests.contracts.search_index import TENANT, make_chunks, record, unit
+from tests.contracts.search_index import (
+    OTHER_SPACE,
+    SPACE,
+    TENANT,
+    make_chunks,
+    record,
+    unit,
+)
 from tests.fixtures.opensearch_fake import FakeOpenSearch, Request
 
 pytestmark = pytest.mark.unit
@@ -650,3 +657,23 @@ def test_purge_finishes_a_swap_that_stopped_before_the_manifest(
     ]
     [known] = sweep["must_not"]
     assert "g-crashed" in known["terms"]["generation"]
+
+
+def test_the_manifest_records_the_space_and_nothing_crosses_it(
+    index: OpenSearchIndex, fake: FakeOpenSearch
+) -> None:
+    index.upsert_document(record("d1"))
+    chunks = make_chunks("d1", "v1", ["Parental leave is sixteen weeks."])
+    assert index.replace_chunks(TENANT, "d1", "v1", chunks, space=SPACE)
+    assert fake.source(MANIFESTS, TENANT)["space"] == SPACE
+    assert index.vector_space(TENANT) == SPACE
+    index.upsert_document(record("d2"))
+    fake.requests.clear()
+    other = make_chunks("d2", "v1", ["Wombat allowance."])
+    with pytest.raises(VectorSpaceMismatch):
+        index.replace_chunks(TENANT, "d2", "v1", other, space=OTHER_SPACE)
+    assert [r for r in fake.requests if r.method != "GET"] == []  # nothing indexed or written
+    with pytest.raises(VectorSpaceMismatch):
+        index.vector_search(TENANT, unit(1), 5, space=OTHER_SPACE)
+    assert [r for r in fake.requests if r.path[-1] == "_search"] == []  # never compared
+    assert fake.source(DOCUMENTS, f"{TENANT}:d2")["status"] != "indexed"

@@ -72,3 +72,19 @@ class SecretUnreadable(PermanentError):
 
 class OcrTimeout(PermanentError):
     """Reading the scanned pages took longer than the document's OCR time budget."""
+
+
+class VectorSpaceMismatch(RetryableError):
+    """Vectors of one embedding space were about to meet an index (or a query) in another
+    (``domain.spaces``).
+
+    Retryable: a document embedded in the new space is written once its tenant has been
+    re-embedded (``datatorag reembed``); until then its earlier version stays searchable.
+    """
+
+    def __init__(self, tenant: str, index_space: str, given_space: str) -> None:
+        super().__init__(
+            f"tenant {tenant!r} is indexed in embedding space {index_space!r}, not "
+            f"{given_space!r}: run `datatorag reembed --tenant {tenant}` to move it"
+        )
+        self.tenant, self.index_space, self.given_space = tenant, index_space, given_space

@@ -14,6 +14,7 @@ passage's text (``hits[i].text[start:end] == quote``), so a page can highlight i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +22,7 @@ from datatorag.domain.employees import Employee
 from datatorag.domain.errors import GenerationFailed, PermanentError, RetryableError
 from datatorag.domain.models import SearchHit
 from datatorag.ports import AnswerGenerator, AnswerSentence, Filters, Reranker
-from datatorag.usecases.search import Searcher
+from datatorag.usecases.search import Found, Searcher
 
 ABSTENTION = "The documents do not answer this question."
 
@@ -53,6 +54,11 @@ class Answer(BaseModel):
     )
     citations: list[Citation]
     hits: list[SearchHit]
+    keyword_only: str | None = Field(
+        default=None,
+        description="why the passages were found by keywords alone (the tenant's index is in "
+        "another embedding space until it is re-embedded); null normally",
+    )
 
 
 class Answerer:
@@ -77,7 +83,9 @@ class Answerer:
         Exposed on its own so ``min_retrieval_score`` can be calibrated on a dev set.
         """
         vector = self.searcher.query_vectors.vector(tenant, question)
-        best = self.searcher.index.vector_search(tenant, vector, 1, filters)
+        best = self.searcher.index.vector_search(
+            tenant, vector.values, 1, filters, space=vector.space
+        )
         return best[0].score if best else 0.0
 
     def answer(
@@ -88,17 +96,28 @@ class Answerer:
         filters: Filters | None = None,
         employee: Employee | None = None,
     ) -> Answer:
-        """Raises ``ValueError`` when ``filters`` and ``employee`` both decide applicability."""
-        hits, retrieval = self._retrieve(tenant, question, top_k, filters, employee)
-        if not hits or retrieval < self.min_retrieval_score:
-            return abstention(hits, retrieval)
+        """Raises ``ValueError`` when ``filters`` and ``employee`` both decide applicability.
+
+        When vector search had to be skipped (``Found.keyword_only``) there is no cosine to gate
+        on: the generator alone decides whether the passages answer, and the answer says why.
+        """
+        found = self._retrieve(tenant, question, top_k, filters, employee)
+        hits, retrieval = found.hits, found.best
+        answer = self._answer(question, hits, retrieval)
+        return answer.model_copy(update={"keyword_only": found.keyword_only})
+
+    def _answer(self, question: str, hits: list[SearchHit], retrieval: float | None) -> Answer:
+        if not hits or (retrieval is not None and retrieval < self.min_retrieval_score):
+            return abstention(hits, retrieval or 0.0)
         try:
             generated = self.generator.generate(question, hits)
         except RetryableError as err:
             raise GenerationFailed(err, retryable=True) from err
         except PermanentError as err:
             raise GenerationFailed(err, retryable=False) from err
-        confidence = retrieval if generated.confidence is None else generated.confidence
+        confidence = generated.confidence
+        if confidence is None:
+            confidence = retrieval or 0.0
         if generated.abstained:
             return abstention(hits, confidence)
         return compose(generated.sentences, hits, confidence)
@@ -110,16 +129,16 @@ class Answerer:
         top_k: int,
         filters: Filters | None,
         employee: Employee | None,
-    ) -> tuple[list[SearchHit], float]:
+    ) -> Found:
         """The hybrid search's passages for the employee (reranked from a wider pool when a
         reranker is set) and the retrieval confidence over the documents they may see."""
         if self.reranker is None:
             return self.searcher.hybrid(tenant, question, top_k, filters, employee=employee)
-        pool, retrieval = self.searcher.hybrid(
+        pool = self.searcher.hybrid(
             tenant, question, max(top_k, self.rerank_candidates), filters, employee=employee
         )
         try:
-            return self.reranker.rerank(question, pool, top_k), retrieval
+            return replace(pool, hits=self.reranker.rerank(question, pool.hits, top_k))
         except RetryableError as err:
             raise GenerationFailed(err, retryable=True) from err
         except PermanentError as err:

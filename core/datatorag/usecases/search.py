@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from threading import Lock
 from typing import Literal
 
 from datatorag.domain.applicability import applies_to, combine_filters, section_applicability
 from datatorag.domain.employees import Employee
+from datatorag.domain.errors import VectorSpaceMismatch
 from datatorag.domain.models import SearchHit, chunk_ordinal
+from datatorag.log import get_logger
 from datatorag.ports import Embeddings, Filters, SearchIndex
+
+log = get_logger(__name__)
 
 Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 60  # the constant from Cormack et al. (2009); dampens the weight of top ranks
@@ -23,32 +29,58 @@ VECTOR_WEIGHT = 1.5
 # Searching for an employee drops the passages of sections that are not for them after the
 # index has ranked them, so each retriever hands over this many times more candidates.
 EMPLOYEE_OVERFETCH = 2
+FRESH_S = 1.0  # a query vector older than this came from the cache
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    values: list[float]
+    space: str  # the embedding space it was embedded in (domain.spaces)
+    at: float = field(default_factory=time.monotonic)  # when
+
+    def stale(self) -> bool:
+        """Embedded before this search (cached): the endpoint may have changed model since."""
+        return time.monotonic() - self.at > FRESH_S
+
+
+@dataclass(frozen=True)
+class Found:
+    hits: list[SearchHit]
+    # Best cosine of the query to a candidate (the answer's confidence gate); None when vector
+    # search was skipped, 0.0 when nothing matched.
+    best: float | None
+    # Why vector search was skipped (the tenant's index is in another embedding space); None
+    # when it ran, or when the caller asked for keyword search.
+    keyword_only: str | None = None
 
 
 class QueryVectorCache:
-    """Repeated queries skip the model: an LRU of (tenant, query text) -> vector.
+    """Repeated queries skip the model: an LRU of (tenant, query text) -> vector and its space.
 
     Keyed by tenant too, although the vector does not depend on it: a shared entry would let a
-    tenant time its search and learn that another tenant asked the very same question.
+    tenant time its search and learn that another tenant asked the very same question. A vector
+    cached before the model changed keeps its old space, so it is never compared across spaces.
     """
 
     def __init__(self, embeddings: Embeddings, size: int = 4096) -> None:
         self.embeddings = embeddings
         self.size = size
-        self._cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], QueryVector] = OrderedDict()
         self._lock = Lock()
 
-    def cached(self, tenant: str, query: str) -> list[float] | None:
+    def cached(self, tenant: str, query: str) -> QueryVector | None:
         with self._lock:
             return self._cache.get((tenant, query))
 
-    def vector(self, tenant: str, query: str) -> list[float]:
+    def vector(self, tenant: str, query: str, *, fresh: bool = False) -> QueryVector:
+        """The cached vector, or (``fresh``, or none cached) one embedded now."""
         key = (tenant, query)
         with self._lock:
-            if key in self._cache:
+            if key in self._cache and not fresh:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        vector: list[float] = self.embeddings.embed([query])[0].tolist()
+        embedded = self.embeddings.embed_in_space([query])
+        vector = QueryVector(embedded.vectors[0].tolist(), embedded.space)
         with self._lock:
             self._cache[key] = vector
             if len(self._cache) > self.size:
@@ -60,6 +92,7 @@ class Searcher:
     def __init__(self, index: SearchIndex, embeddings: Embeddings) -> None:
         self.index = index
         self.query_vectors = QueryVectorCache(embeddings)
+        self._mismatches_logged: set[tuple[str, str, str]] = set()
 
     def search(
         self,
@@ -68,13 +101,13 @@ class Searcher:
         top_k: int,
         mode: Mode = "hybrid",
         filters: Filters | None = None,
-        vector: list[float] | None = None,
+        vector: QueryVector | None = None,
         employee: Employee | None = None,
     ) -> list[SearchHit]:
         """``vector``: the query's embedding when the caller already has it. ``employee``:
         only documents and sections that apply to them (or state no applicability); raises
         ``ValueError`` when ``filters`` also decide applicability."""
-        return self._search(tenant, query, top_k, mode, filters, vector, employee)[0]
+        return self.find(tenant, query, top_k, mode, filters, vector, employee).hits
 
     def hybrid(
         self,
@@ -82,36 +115,37 @@ class Searcher:
         query: str,
         top_k: int,
         filters: Filters | None = None,
-        vector: list[float] | None = None,
+        vector: QueryVector | None = None,
         employee: Employee | None = None,
-    ) -> tuple[list[SearchHit], float]:
+    ) -> Found:
         """Hybrid hits, and the best cosine similarity of the query to any chunk of the documents
         the employee may see (0.0 when none matches): the vector candidates come best first, so
         the answer's confidence gate costs no second search."""
-        return self._search(tenant, query, top_k, "hybrid", filters, vector, employee)
+        return self.find(tenant, query, top_k, "hybrid", filters, vector, employee)
 
-    def _search(
+    def find(
         self,
         tenant: str,
         query: str,
         top_k: int,
-        mode: Mode,
-        filters: Filters | None,
-        vector: list[float] | None,
-        employee: Employee | None,
-    ) -> tuple[list[SearchHit], float]:
+        mode: Mode = "hybrid",
+        filters: Filters | None = None,
+        vector: QueryVector | None = None,
+        employee: Employee | None = None,
+    ) -> Found:
+        """``search``, saying also whether vector search had to be skipped, and why."""
         filters = combine_filters(filters, employee) or None
         depth = max(CANDIDATES, 2 * top_k)  # merging neighbours needs spare candidates
         if employee is not None:
             depth *= EMPLOYEE_OVERFETCH
-        ranked, best = self._ranked(tenant, query, depth, mode, filters, vector)
+        found = self._ranked(tenant, query, depth, mode, filters, vector)
         # Lazily: only the candidates that merging reads get labelled.
         labelled = (
             hit.model_copy(update={"applies_to": section_applicability(hit.heading, hit.text)})
-            for hit in ranked
+            for hit in found.hits
         )
         mine = (h for h in labelled if applies_to(h.applies_to, employee))
-        return merge_neighbours(mine, top_k), best
+        return replace(found, hits=merge_neighbours(mine, top_k))
 
     def _ranked(
         self,
@@ -120,20 +154,60 @@ class Searcher:
         depth: int,
         mode: Mode,
         filters: Filters | None,
-        vector: list[float] | None,
-    ) -> tuple[list[SearchHit], float]:
-        """The candidates best first, and the best vector score among them (0.0: keyword)."""
+        vector: QueryVector | None,
+    ) -> Found:
+        """The candidates best first, and the best vector score among them."""
         if mode == "keyword":
-            return self.index.keyword_search(tenant, query, depth, filters), 0.0
-        semantic = self.index.vector_search(
-            tenant, vector or self.query_vectors.vector(tenant, query), depth, filters
-        )
+            return Found(self.index.keyword_search(tenant, query, depth, filters), 0.0)
+        query_vector = vector or self.query_vectors.vector(tenant, query)
+        try:
+            semantic = self._semantic(tenant, query, query_vector, depth, filters)
+        except VectorSpaceMismatch as err:
+            # Comparing across spaces would rank at random: keywords only until re-embedded.
+            self._log_mismatch(err)
+            keyword = self.index.keyword_search(tenant, query, depth, filters)
+            return Found(keyword, None, str(err))
         best = max((hit.score for hit in semantic), default=0.0)
         if mode == "vector":
-            return semantic, best
+            return Found(semantic, best)
         keyword = self.index.keyword_search(tenant, query, depth, filters)
         fused = reciprocal_rank_fusion([keyword, semantic], depth, weights=[1.0, VECTOR_WEIGHT])
-        return fused, best
+        return Found(fused, best)
+
+    def _semantic(
+        self,
+        tenant: str,
+        query: str,
+        vector: QueryVector,
+        depth: int,
+        filters: Filters | None,
+    ) -> list[SearchHit]:
+        """Vector search; a cached vector of another space than the tenant's is embedded again
+        (the tenant was re-embedded into the endpoint's new space since it was cached)."""
+        try:
+            return self.index.vector_search(
+                tenant, vector.values, depth, filters, space=vector.space
+            )
+        except VectorSpaceMismatch:
+            if not vector.stale():
+                raise
+            fresh = self.query_vectors.vector(tenant, query, fresh=True)
+            if fresh.space == vector.space:
+                raise
+            return self.index.vector_search(tenant, fresh.values, depth, filters, space=fresh.space)
+
+    def _log_mismatch(self, err: VectorSpaceMismatch) -> None:
+        """Once per tenant and pair of spaces in this process: every search would repeat it."""
+        key = (err.tenant, err.index_space, err.given_space)
+        if key not in self._mismatches_logged:
+            self._mismatches_logged.add(key)
+            log.warning(
+                "search.keyword_only",
+                tenant=err.tenant,
+                index_space=err.index_space,
+                query_space=err.given_space,
+                reason="vector space mismatch: run `datatorag reembed`",
+            )
 
 
 def reciprocal_rank_fusion(

@@ -8,15 +8,22 @@ from collections.abc import Sequence
 import numpy as np
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from datatorag.domain.errors import BlobNotFound, PermanentError, RetryableError
+from datatorag.domain.errors import (
+    BlobNotFound,
+    EmbeddingUnavailable,
+    PermanentError,
+    RetryableError,
+)
 from datatorag.domain.messages import ChunksReady, DocumentRemoved, Message
 from datatorag.domain.models import ChunkSet, DocumentFacts, DocumentStatus, IndexedChunk
-from datatorag.domain.text import contextual_text
 from datatorag.log import get_logger
-from datatorag.ports import BlobStore, Embeddings, SearchIndex, Vectors
+from datatorag.ports import BlobStore, Embedded, Embeddings, SearchIndex
+from datatorag.usecases.reembed import embedding_texts
 from datatorag.usecases.removal import remove_document
 
 log = get_logger(__name__)
+
+SPACE_ATTEMPTS = 2
 
 
 class Embedder:
@@ -49,15 +56,13 @@ class Embedder:
             chunk_set = ChunkSet.model_validate_json(self.blobs.get(message.chunks_key))
         except BlobNotFound as err:
             raise PermanentError(f"the chunk set is gone from the blob store ({err})") from err
-        texts = [
-            contextual_text(chunk_set.title, c.heading, c.text, chunk_set.source_label)
-            for c in chunk_set.chunks
-        ]
-        vectors = self.embed(texts)
+        embedded = self.embed(embedding_texts(chunk_set))
         indexed = [
             IndexedChunk(**c.model_dump(), vector=v.tolist())
-            for c, v in zip(chunk_set.chunks, vectors, strict=True)
+            for c, v in zip(chunk_set.chunks, embedded.vectors, strict=True)
         ]
+        # A tenant indexed in another space refuses these (VectorSpaceMismatch, retryable): the
+        # version searchable now stays so until `datatorag reembed` moves the tenant.
         swapped = self.index.replace_chunks(
             message.tenant,
             message.doc_id,
@@ -68,19 +73,24 @@ class Embedder:
                 page_count=chunk_set.page_count,
                 metadata=chunk_set.metadata,
             ),
+            space=embedded.space,
         )
         log.info("document.indexed" if swapped else "document.stale", chunks=len(indexed))
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        batches = [
-            self._embed_batch(texts[i : i + self.batch_size])
-            for i in range(0, len(texts), self.batch_size)
-        ]
-        return (
-            np.concatenate(batches)
-            if batches
-            else np.zeros((0, self.embeddings.dimension), np.float32)
-        )
+    def embed(self, texts: Sequence[str]) -> Embedded:
+        """Every text's vector, all in one embedding space (the model may be swapped between
+        two batches: then all of them are embedded again, in the new one)."""
+        for _ in range(SPACE_ATTEMPTS):
+            batches = [
+                self._embed_batch(texts[i : i + self.batch_size])
+                for i in range(0, len(texts), self.batch_size)
+            ]
+            if not batches:
+                return self.embeddings.embed_in_space([])
+            spaces = {b.space for b in batches}
+            if len(spaces) == 1:
+                return Embedded(np.concatenate([b.vectors for b in batches]), spaces.pop())
+        raise EmbeddingUnavailable(f"the embedding space kept changing: {sorted(spaces)}")
 
     @retry(
         retry=retry_if_exception_type(RetryableError),
@@ -88,11 +98,11 @@ class Embedder:
         stop=stop_after_attempt(5),
         reraise=True,
     )
-    def _embed_batch(self, texts: Sequence[str]) -> Vectors:
+    def _embed_batch(self, texts: Sequence[str]) -> Embedded:
         started = time.perf_counter()
-        vectors = self.embeddings.embed(texts)
+        embedded = self.embeddings.embed_in_space(texts)
         log.info("embed.batch", size=len(texts), seconds=round(time.perf_counter() - started, 4))
-        return vectors
+        return embedded
 
     def record_failure(self, message: Message, reason: str) -> None:
         version = getattr(message, "version", None)

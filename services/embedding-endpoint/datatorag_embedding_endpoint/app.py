@@ -5,11 +5,14 @@ Face DLC runs for a sentence-transformers model with ``HF_TASK=sentence-embeddin
 ``{"embeddings": model.encode(inputs).tolist()}``; this endpoint answers the same. (The TEI-based
 Hugging Face Embedding Container answers a bare ``[[...], ...]``; ``HttpEmbeddings`` reads both.)
 
-- ``GET /ping``: 200 once the model is loaded, with ``{"status": "ready", "model", "dimension",
-  "max_seq_length", "runtime", "precision", "batch_size"}``; 503 while it loads, 500 when
-  loading failed.
+- ``GET /ping``: 200 once the model is loaded, with ``{"status": "ready", "model", "space",
+  "dimension", "max_seq_length", "runtime", "precision", "batch_size"}``; 503 while it loads,
+  500 when loading failed. ``space`` names the embedding space (``datatorag.domain.spaces``).
 - ``POST /invocations`` with ``{"inputs": ["text", ...]}`` (at most 256 texts, 6 MB): 200 with
-  ``{"embeddings": [[float, ...], ...]}``, one L2-normalised vector per input, in order.
+  ``{"embeddings": [[float, ...], ...], "space": "<model>/<weights>/<dimension>"}``, one
+  L2-normalised vector per input, in order. ``space`` travels with every answer, so a client
+  can never file vectors of a swapped model under the old one (readers of the DLC's shape
+  ignore the extra key).
 - ``POST /endpoints/{name}/invocations``: the same handler, so boto3's ``sagemaker-runtime``
   ``invoke_endpoint`` works with ``endpoint_url`` pointed here (the name is ignored).
 - ``GET /stats``: batching counters (requests, texts, batches, forward passes).
@@ -130,8 +133,11 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - the batcher logged the traceback for the batch
             return _error(500, "ModelError", f"embedding failed: {type(exc).__name__}: {exc}")
         rows: list[list[float]] = [] if vectors is None else vectors.tolist()
+        space = state.model.space if state.model is not None else None
         body = (
-            await asyncio.to_thread(_encode, rows) if len(rows) > _JSON_IN_WORKER else _encode(rows)
+            await asyncio.to_thread(_encode, rows, space)
+            if len(rows) > _JSON_IN_WORKER
+            else _encode(rows, space)
         )
         return Response(
             body,
@@ -147,6 +153,7 @@ def create_app(
 def _model_info(model: EmbeddingModel) -> dict[str, Any]:
     return {
         "model": model.name,
+        "space": model.space,
         "dimension": model.dimension,
         "max_seq_length": model.max_seq_length,
         "runtime": model.runtime,
@@ -155,8 +162,8 @@ def _model_info(model: EmbeddingModel) -> dict[str, Any]:
     }
 
 
-def _encode(rows: list[list[float]]) -> bytes:
-    return json.dumps({"embeddings": rows}, separators=(",", ":")).encode()
+def _encode(rows: list[list[float]], space: str | None) -> bytes:
+    return json.dumps({"embeddings": rows, "space": space}, separators=(",", ":")).encode()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

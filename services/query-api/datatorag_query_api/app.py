@@ -89,6 +89,11 @@ class SearchRequest(BaseModel):
 class SearchResponse(BaseModel):
     hits: list[SearchHit]
     took_ms: float
+    keyword_only: str | None = Field(
+        default=None,
+        description="why vector search was skipped and the hits come from keywords alone (the "
+        "tenant's index is in another embedding space until it is re-embedded); null normally",
+    )
 
 
 class AnswerResponse(Answer):
@@ -310,7 +315,7 @@ def create_app(services: Services) -> FastAPI:
                 who.tenant, body.query
             ) or await run_in_threadpool(searcher.query_vectors.vector, who.tenant, body.query)
         search = partial(
-            searcher.search,
+            searcher.find,
             who.tenant,
             body.query,
             body.top_k,
@@ -319,8 +324,9 @@ def create_app(services: Services) -> FastAPI:
             vector,
             employee,
         )
-        hits = await to_thread.run_sync(search, limiter=search_threads)
-        return SearchResponse(hits=hits, took_ms=round(1000 * (time.perf_counter() - started), 2))
+        found = await to_thread.run_sync(search, limiter=search_threads)
+        took_ms = round(1000 * (time.perf_counter() - started), 2)
+        return SearchResponse(hits=found.hits, took_ms=took_ms, keyword_only=found.keyword_only)
 
     @app.post("/v1/query", tags=["search"], responses={**EMPLOYEE_ERRORS, **problems.declared(502)})
     def query(body: QueryRequest, who: ReaderDep) -> AnswerResponse:

@@ -3,6 +3,9 @@
 ``POST {base_url}/invocations`` with ``{"inputs": [...]}``; the answer is
 ``{"embeddings": [[...], ...]}`` (a SageMaker HF DLC with ``HF_TASK=sentence-embeddings``, and
 ``services/embedding-endpoint``) or a bare ``[[...], ...]`` (Text Embeddings Inference).
+``services/embedding-endpoint`` adds ``"space"``, the embedding space of those vectors; for an
+endpoint that does not, the space is ``default_space`` (``DATATORAG_EMBEDDING_SPACE``) or
+``unreported/unknown/<dimension>``.
 
 No retries here: the embedder-client retries ``RetryableError`` with backoff, and the query API
 would rather fail fast.
@@ -19,7 +22,8 @@ import numpy as np
 
 from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable
 from datatorag.domain.http import is_retryable_status
-from datatorag.ports import Vectors
+from datatorag.domain.spaces import check_space, fallback_space
+from datatorag.ports import Embedded, Vectors
 
 
 class HttpEmbeddings:
@@ -32,11 +36,17 @@ class HttpEmbeddings:
     """
 
     def __init__(
-        self, base_url: str, *, timeout: float = 60.0, max_texts_per_request: int = 64
+        self,
+        base_url: str,
+        *,
+        timeout: float = 60.0,
+        max_texts_per_request: int = 64,
+        default_space: str | None = None,
     ) -> None:
         if max_texts_per_request < 1:
             raise ValueError("max_texts_per_request must be at least 1")
         self.max_texts_per_request = max_texts_per_request
+        self.default_space = check_space(default_space) if default_space else None
         url = httpx.URL(base_url.rstrip("/"))
         self._shown_url = str(url.copy_with(username=None, password=None))  # for messages
         self._client = httpx.Client(base_url=url, timeout=timeout)
@@ -60,13 +70,28 @@ class HttpEmbeddings:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_in_space(texts).vectors
+
+    def embed_in_space(self, texts: Sequence[str]) -> Embedded:
         if not texts:
-            return np.empty((0, self.dimension), dtype=np.float32)
+            return Embedded(np.empty((0, self.dimension), dtype=np.float32), self._space(None))
         step = self.max_texts_per_request
         parts = [self._embed_request(texts[i : i + step]) for i in range(0, len(texts), step)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        spaces = {space for _, space in parts}
+        if len(spaces) > 1:  # the model was swapped between two of this call's requests
+            raise self._malformed(f"vectors of one call came in several spaces: {sorted(spaces)}")
+        vectors = parts[0][0] if len(parts) == 1 else np.concatenate([v for v, _ in parts])
+        return Embedded(vectors, spaces.pop())
 
-    def _embed_request(self, texts: Sequence[str]) -> Vectors:
+    def _space(self, reported: object) -> str:
+        if reported is None:
+            return fallback_space(self.default_space, self.dimension)
+        try:
+            return check_space(str(reported))
+        except ValueError as exc:
+            raise self._malformed(str(exc)) from exc
+
+    def _embed_request(self, texts: Sequence[str]) -> tuple[Vectors, str]:
         payload = self._call("POST", "/invocations", json={"inputs": list(texts)})
         rows = payload.get("embeddings") if isinstance(payload, dict) else payload
         try:
@@ -78,8 +103,10 @@ class HttpEmbeddings:
         if self._dimension is None:
             self._dimension = int(vectors.shape[1])
         elif vectors.shape[1] != self._dimension:
-            raise self._malformed(f"{vectors.shape[1]}-dimensional vectors, not {self._dimension}")
-        return vectors
+            # The endpoint now runs another model: learn its dimension, let the space tell.
+            self._dimension = int(vectors.shape[1])
+        reported = payload.get("space") if isinstance(payload, dict) else None
+        return vectors, self._space(reported)
 
     def _ping_dimension(self) -> int | None:
         info = self._call("GET", "/ping")

@@ -3,7 +3,9 @@
 The request and answer are the embedding endpoint's contract (``services/embedding-endpoint``,
 a SageMaker Hugging Face DLC with ``HF_TASK=sentence-embeddings``): ``invoke_endpoint`` with
 ``{"inputs": [...], "truncate": true}`` as JSON, answered by ``{"embeddings": [[...], ...]}`` (or
-a bare matrix, as Text Embeddings Inference answers).
+a bare matrix, as Text Embeddings Inference answers). The local endpoint adds ``"space"``, the
+embedding space of the vectors; for a container that does not, ``DATATORAG_EMBEDDING_SPACE``
+names it (``domain.spaces.fallback_space``).
 
 Texts go out in requests of at most ``max_inputs`` texts and ``MAX_REQUEST_BYTES`` (SageMaker
 refuses real-time payloads over 6 MB). botocore retries in its ``standard`` mode (throttling,
@@ -27,7 +29,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from datatorag.domain.batching import bounded_batches
 from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable
 from datatorag.domain.http import is_retryable_status
-from datatorag.ports import Vectors
+from datatorag.domain.spaces import check_space, fallback_space
+from datatorag.ports import Embedded, Vectors
 from datatorag.settings import Settings
 
 if TYPE_CHECKING:
@@ -89,18 +92,22 @@ class SageMakerEmbeddings:
         *,
         max_inputs: int = MAX_INPUTS_PER_REQUEST,
         dimension: int | None = None,
+        default_space: str | None = None,
     ) -> None:
+        """``default_space``: the embedding space of a container that does not report one in
+        its answers (``domain.spaces.fallback_space``)."""
         if max_inputs < 1:
             raise ValueError("max_inputs must be at least 1")
         self.client = client
         self.endpoint_name = endpoint_name
         self.max_inputs = max_inputs
         self._dimension = dimension
+        self.default_space = check_space(default_space) if default_space else None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, timeout_s: float = 60.0) -> SageMakerEmbeddings:
         client = sagemaker_runtime_client(settings, read_timeout=timeout_s)
-        return cls(client, settings.sagemaker_endpoint_name)
+        return cls(client, settings.sagemaker_endpoint_name, default_space=settings.embedding_space)
 
     @property
     def dimension(self) -> int:
@@ -109,22 +116,26 @@ class SageMakerEmbeddings:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_in_space(texts).vectors
+
+    def embed_in_space(self, texts: Sequence[str]) -> Embedded:
         if not texts:
-            return np.empty((0, self.dimension), dtype=np.float32)
+            dimension = self.dimension
+            empty = np.empty((0, dimension), dtype=np.float32)
+            return Embedded(empty, fallback_space(self.default_space, dimension))
         parts = [self._invoke(batch) for batch in _batches(texts, self.max_inputs)]
-        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if self._dimension is None:
-            self._dimension = int(vectors.shape[1])
-        elif vectors.shape[1] != self._dimension:
-            raise self._malformed(
-                f"vectors have {vectors.shape[1]} dimensions, not {self._dimension}"
-            )
-        return vectors
+        spaces = {space for _, space in parts}
+        if len(spaces) > 1 or len({v.shape[1] for v, _ in parts}) > 1:
+            # The endpoint was updated to another model between two of this call's requests.
+            raise self._malformed(f"vectors of one call came in several spaces: {sorted(spaces)}")
+        vectors = np.concatenate([v for v, _ in parts]) if len(parts) > 1 else parts[0][0]
+        self._dimension = int(vectors.shape[1])  # an endpoint update may change it: the space says
+        return Embedded(vectors, spaces.pop())
 
     def close(self) -> None:
         self.client.close()
 
-    def _invoke(self, texts: list[str]) -> Vectors:
+    def _invoke(self, texts: list[str]) -> tuple[Vectors, str]:
         """One ``invoke_endpoint`` call; every failure becomes a retryable or a permanent error."""
         where = f"SageMaker endpoint {self.endpoint_name!r}"
         try:
@@ -141,7 +152,7 @@ class SageMakerEmbeddings:
             raise EmbeddingUnavailable(f"{where} unreachable: {err}") from err
         return self._vectors(raw, len(texts))
 
-    def _vectors(self, raw: bytes, expected: int) -> Vectors:
+    def _vectors(self, raw: bytes, expected: int) -> tuple[Vectors, str]:
         try:
             payload: Any = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -158,7 +169,13 @@ class SageMakerEmbeddings:
         # The port promises unit vectors; a container that skips normalisation still keeps it.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors /= np.where(norms > 0, norms, 1.0).astype(np.float32)
-        return vectors
+        reported = payload.get("space") if isinstance(payload, dict) else None
+        if reported is None:
+            return vectors, fallback_space(self.default_space, int(vectors.shape[1]))
+        try:
+            return vectors, check_space(str(reported))
+        except ValueError as exc:
+            raise self._malformed(str(exc)) from exc
 
     def _malformed(self, detail: str) -> EmbeddingUnavailable:
         # The endpoint misbehaved, not the input: another attempt (or instance) may do better.

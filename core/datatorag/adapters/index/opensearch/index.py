@@ -81,6 +81,7 @@ from datatorag.adapters.index.opensearch.queries import (
     vector_query,
 )
 from datatorag.adapters.index.opensearch.scope import ChunkRequests, tenant_filters
+from datatorag.domain.errors import VectorSpaceMismatch
 from datatorag.domain.models import (
     DocumentFacts,
     DocumentRecord,
@@ -285,6 +286,7 @@ class OpenSearchIndex:
         chunks: Sequence[IndexedChunk],
         *,
         facts: DocumentFacts | None = None,
+        space: str | None = None,
     ) -> bool:
         validate_tenant(tenant)
         facts = facts or DocumentFacts()
@@ -293,6 +295,8 @@ class OpenSearchIndex:
         current = self._docs.get(self.documents_index, key)
         if current is None or not _is_current(current.source, version):
             return False
+        if space is not None:
+            self._manifests.claim_space(tenant, space)
         wrote = self._manifests.placement(tenant).write_indices
         title = facts.title or current.source["title"]
         # What the document says about itself; the record's own (source) metadata wins.
@@ -381,6 +385,11 @@ class OpenSearchIndex:
         return moved
 
     @translated
+    def vector_space(self, tenant: str) -> str | None:
+        validate_tenant(tenant)
+        return self._manifests.space(tenant)
+
+    @translated
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
         """Delete chunks no search can see any more; returns how many were deleted (see
         ``Manifests.purge``)."""
@@ -408,7 +417,13 @@ class OpenSearchIndex:
 
     @translated
     def vector_search(
-        self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        filters: Filters | None = None,
+        *,
+        space: str | None = None,
     ) -> list[SearchHit]:
         validate_tenant(tenant)
         clauses = filter_clauses(filters)
@@ -429,21 +444,27 @@ class OpenSearchIndex:
             visible = tenant_filters(tenant, [{"terms": {"generation": active}}, *clauses])
             return vector_query(values, top_k, visible)
 
-        hits = self._search_visible(tenant, body)
+        hits = self._search_visible(tenant, body, space)
         return [hit(h, cosine(float(h["_score"]))) for h in hits]
 
     def _search_visible(
-        self, tenant: str, body: Callable[[list[str], str], Body | None]
+        self,
+        tenant: str,
+        body: Callable[[list[str], str], Body | None],
+        space: str | None = None,
     ) -> list[Body]:
         """Hits among the generations the manifest names, in the index it names, read once per
-        attempt (``body`` None: nothing to search).
+        attempt (``body`` None: nothing to search); with ``space``, only when the manifest's
+        space is that one.
 
         An attempt slower than half the retirement grace is repeated: its generations might
         have been purged under it.
         """
         for _ in range(SEARCH_ATTEMPTS):
             started = time.monotonic()
-            active, placement = self._manifests.visible(tenant)
+            active, placement, known = self._manifests.visible(tenant)
+            if space is not None and known is not None and known != space:
+                raise VectorSpaceMismatch(tenant, known, space)
             if not active:
                 return []
             request = body(active, placement.index)

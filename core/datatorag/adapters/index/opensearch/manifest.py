@@ -12,6 +12,10 @@ one document per tenant, the manifest, whose single-document write is the commit
 4. It copies the record's ``active_generation`` into the manifest, again conditional on the
    manifest's ``_seq_no``; the generation it replaces is listed as retired, with the time.
 
+The manifest also names the embedding space of the tenant's vectors (``space``, set by the
+first write that says, ``claim_space``): a write or a vector search in another space raises
+``VectorSpaceMismatch``. Re-embedding into another space is the embedded index's alone so far.
+
 Every search first reads the manifest (a real-time get) and filters chunks on
 ``generation in <active generations>``. Guarantee: a search shows, for each document, the chunks
 of exactly one generation, all of them, namely the one the manifest named when the search read
@@ -53,6 +57,7 @@ from datatorag.adapters.index.opensearch.mappings import (
 )
 from datatorag.adapters.index.opensearch.placement import Layout, Placement
 from datatorag.adapters.index.opensearch.scope import ChunkRequests, tenant_query
+from datatorag.domain.errors import VectorSpaceMismatch
 from datatorag.domain.tenants import validate_tenant
 
 log = logging.getLogger(__name__)
@@ -157,17 +162,40 @@ class Manifests:
             raise PlacementChanged(missing)
         return latest
 
-    def visible(self, tenant: str) -> tuple[list[str], Placement]:
-        """What a search reads: the active generations and the index holding them."""
+    def visible(self, tenant: str) -> tuple[list[str], Placement, str | None]:
+        """What a search reads: the active generations, the index holding them, and the
+        embedding space their vectors are in."""
         response = self.client.get(
             index=self.manifests_index,
             id=tenant,
-            _source_includes="active,placement",
+            _source_includes="active,placement,space",
             ignore=404,
         )
         source = response.get("_source")
         active = (source or {}).get("active") or {}
-        return sorted(set(active.values())), self.layout.placement(tenant, source)
+        space = (source or {}).get("space")
+        return sorted(set(active.values())), self.layout.placement(tenant, source), space
+
+    def space(self, tenant: str) -> str | None:
+        return self.visible(tenant)[2]
+
+    def claim_space(self, tenant: str, space: str) -> None:
+        """Record ``space`` as the tenant's embedding space (``domain.spaces``), or raise
+        ``VectorSpaceMismatch`` when its visible chunks are in another. A tenant with no
+        visible chunks takes the new space; a manifest from before spaces were recorded is
+        taken to hold this one (the only model such a deployment ran)."""
+        self.docs.ensure_index(self.manifests_index, manifests_index_body(replicas=self.replicas))
+
+        def claim(current: Stored | None) -> Body | None:
+            manifest: Body = current.source if current else {"tenant": tenant, "active": {}}
+            known = manifest.get("space")
+            if known == space:
+                return None
+            if known is not None and manifest["active"]:
+                raise VectorSpaceMismatch(tenant, known, space)
+            return {"retired": [], **manifest, "space": space}
+
+        self.docs.occ(self.manifests_index, tenant, claim)
 
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
         """Delete chunks no search can see any more; returns how many were deleted.

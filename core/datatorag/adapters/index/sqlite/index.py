@@ -9,20 +9,21 @@ scores a query with one matrix-vector product. Keyword search ranks with BM25 (F
 postings kept beside the matrix (``bm25.py``): each chunk's weighted term counts are stored when
 it is written (``chunk_terms``), so loading them only decodes arrays. ``snapshot.py`` keeps both
 in step with the file, ``snapshot_cache.py`` holds each tenant's latest within a memory
-budget (the least recently searched tenants are dropped past it).
+budget (the least recently searched tenants are dropped past it). ``spaces.py`` records the
+embedding space of the tenant's vectors, refuses others, and swaps in a re-embed's vectors.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from datatorag.adapters.index.sqlite import bm25
+from datatorag.adapters.index.sqlite import bm25, spaces
 from datatorag.adapters.index.sqlite.connections import ConnectionPool
 from datatorag.adapters.index.sqlite.snapshot import Snapshot, keyword_top_k, vector_top_k
 from datatorag.adapters.index.sqlite.snapshot_cache import (
@@ -196,6 +197,7 @@ class SqliteSearchIndex:
         chunks: Sequence[IndexedChunk],
         *,
         facts: DocumentFacts | None = None,
+        space: str | None = None,
     ) -> bool:
         facts = facts or DocumentFacts()
         vectors = chunk_vectors(doc_id, chunks)
@@ -209,6 +211,8 @@ class SqliteSearchIndex:
             ).fetchone()
             if doc is None or doc[0] != version or doc[1] == DocumentStatus.DELETED:
                 return False
+            if space is not None:
+                spaces.claim_space(conn, tenant, space)
             check_dimension(conn, vectors.shape[1] if len(chunks) else 0)
             title = facts.title or doc[2]
             metadata = json.dumps({**facts.metadata, **json.loads(doc[5])})
@@ -233,6 +237,22 @@ class SqliteSearchIndex:
             )
         return True
 
+    # -- embedding spaces (domain.spaces) ----------------------------------------------------
+
+    def vector_space(self, tenant: str) -> str | None:
+        with self._pool.reading(tenant) as conn:
+            return None if conn is None else spaces.recorded_space(conn)
+
+    def stage_vectors(
+        self, tenant: str, space: str, vectors: Mapping[str, Sequence[float]]
+    ) -> None:
+        with self._pool.writing(tenant) as conn, write(conn):
+            spaces.stage(conn, space, vectors)
+
+    def swap_space(self, tenant: str, space: str) -> list[str]:
+        with self._pool.writing(tenant) as conn, write(conn):
+            return spaces.swap(conn, space)
+
     # -- search ------------------------------------------------------------------------------
 
     def keyword_search(
@@ -254,7 +274,13 @@ class SqliteSearchIndex:
                 return fetch_hits(conn, rowids, scores)
 
     def vector_search(
-        self, tenant: str, vector: Sequence[float], top_k: int, filters: Filters | None = None
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        filters: Filters | None = None,
+        *,
+        space: str | None = None,
     ) -> list[SearchHit]:
         where = parse_filters(filters)
         query = unit_vector(np.asarray(vector, dtype=np.float32), "query vector")
@@ -263,12 +289,19 @@ class SqliteSearchIndex:
         with self._pool.reading(tenant) as conn:
             if conn is None:
                 return []
-            return self._vector_search(tenant, conn, query, top_k, where)
+            return self._vector_search(tenant, conn, query, top_k, where, space)
 
     def _vector_search(
-        self, tenant: str, conn: sqlite3.Connection, query: FloatArray, top_k: int, where: Filter
+        self,
+        tenant: str,
+        conn: sqlite3.Connection,
+        query: FloatArray,
+        top_k: int,
+        where: Filter,
+        space: str | None,
     ) -> list[SearchHit]:
         with self._read_snapshot(tenant, conn) as snapshot:
+            spaces.check_query_space(conn, tenant, space)  # in the snapshot's transaction
             if snapshot.size == 0:
                 return []
             if query.shape[0] != snapshot.matrix.shape[1]:

@@ -15,12 +15,22 @@ from datatorag.adapters.index.sqlite.store import Counted, chunk_terms
 
 # 1 had an FTS5 table, 2 stored the terms of FTS5's tokenizer: opening either re-tokenises
 # its chunks (_retokenise). 4 added chunks.ocr_pages (the pages of a chunk read by OCR).
-SCHEMA_VERSION = 4
+# 5 added ``space`` (the embedding space of the vectors) and ``staged_vectors`` (re-embedding).
+SCHEMA_VERSION = 5
 BACKFILL_BATCH = 2000  # chunks tokenised per step when an older file is migrated
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0), ('tombstone_floor', 0), ('dimension', 0);
+-- The embedding space the tenant's vectors are in (domain.spaces); no row until a write says.
+CREATE TABLE IF NOT EXISTS space (
+    only INTEGER PRIMARY KEY CHECK (only = 1), name TEXT NOT NULL
+);
+-- A re-embed's vectors in the space the tenant is moving to, by chunk id: never searched,
+-- swapped into chunk_vectors all at once (store.swap_space).
+CREATE TABLE IF NOT EXISTS staged_vectors (
+    chunk_id TEXT PRIMARY KEY, space TEXT NOT NULL, vector BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
     source_id TEXT NOT NULL,
