@@ -187,7 +187,9 @@ class Manifests:
         self.docs.ensure_index(self.manifests_index, manifests_index_body(replicas=self.replicas))
 
         def claim(current: Stored | None) -> Body | None:
-            manifest: Body = current.source if current else {"tenant": tenant, "active": {}}
+            placement = self.layout.placement(tenant, None).body()  # where a new tenant starts
+            empty: Body = {"tenant": tenant, "active": {}, "placement": placement}
+            manifest: Body = current.source if current else empty
             known = manifest.get("space")
             if known == space:
                 return None
