@@ -55,7 +55,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import CORPUS, ingest, questions, running_stack
-from bench.load import chunks_of, copy_chunk_id, indexed_documents, whitespace
+from bench.load import chunks_of, copy_chunk_id, indexed_documents, process_cpu_s, whitespace
 from datatorag import wiring
 from datatorag.adapters.index.sqlite import bm25
 from datatorag.domain.models import DocumentRecord, DocumentStatus, IndexedChunk
@@ -170,15 +170,19 @@ def build_tenants(
 # -- processes -------------------------------------------------------------------------------
 
 
-def children(pid: int) -> list[int]:
+def api_workers(pid: int) -> list[int]:
+    """The API's worker processes: uvicorn's spawned children (not multiprocessing's resource
+    tracker), or the API process itself when it runs one worker."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            if b"spawn_main" in (stat.parent / "cmdline").read_bytes():
                 found.append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    return sorted(found)
+    return sorted(found) or [pid]
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -287,6 +291,7 @@ class Phase:
     load_ms: list[float] = field(default_factory=list)  # the index's own load time, p50/p95
     loads: int = 0  # over the whole phase, warm-up included
     evictions: int = 0
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, warm-up included
     processes: list[dict[str, Any]] = field(default_factory=list)
     load_average: list[float] = field(default_factory=list)  # min, mean, max of the 1-min load
 
@@ -296,20 +301,25 @@ def run_phase(
 ) -> Phase:
     stack.restart("query-api")  # fresh processes: memory and caches from nothing
     stack.wait_ready(timeout=300)
-    workers = children(stack.processes["query-api"].pid) or [stack.processes["query-api"].pid]
+    workers = api_workers(stack.processes["query-api"].pid)
     ranks = random.Random(args.seed).sample(range(len(keys)), len(keys))
     weights = [1 / (rank + 1) ** ZIPF_S for rank in ranks]
     sampler = Sampler(workers)
+    pids = {"api": stack.processes["query-api"].pid}
+    pids["endpoint"] = stack.processes["embedding-endpoint"].pid
+    cpu = {k: process_cpu_s(pid) for k, pid in pids.items()}
     sampler.start()
     sent = asyncio.run(drive(stack.settings.api_url, keys, weights, asked, args, name))
     sampler.stop.set()
     sampler.join()
+    cpu = {k: process_cpu_s(pid) - cpu[k] for k, pid in pids.items()}
     events = loads_logged(stack, {s.request_id for s in sent})
     cold_ids = {e["request_id"] for e in events}
     counted = [s for s in sent if s.started >= args.warmup_s]
     good = [s for s in counted if s.status == 200]
     phase = Phase(name, len(keys), requests=len(counted), errors=len(counted) - len(good))
     phase.per_s = round(len(counted) / args.duration_s, 1)
+    phase.cpu_ms = {k: round(1000 * v / len(sent), 2) for k, v in cpu.items()}
     phase.all_ms = p50_p95([s.ms for s in good])
     phase.hot_ms = p50_p95([s.ms for s in good if s.request_id not in cold_ids])
     cold = [s.ms for s in good if s.request_id in cold_ids]
@@ -350,14 +360,16 @@ def report(phases: list[Phase], budget_mb: int, setup: dict[str, Any]) -> str:
         f"{setup['think_ms']} ms; {setup['duration_s']} s measured after {setup['warmup_s']} s",
         "",
         "| phase | requests/s | errors | p50 / p95 ms | hot p50 / p95 ms | cold p50 / p95 ms "
-        "| cold searches | snapshot load p50 / p95 ms | loads | evictions | load average |",
-        "| --- |" + " ---: |" * 10,
+        "| cold searches | snapshot load p50 / p95 ms | loads | evictions "
+        "| CPU ms per request: API / endpoint | load average |",
+        "| --- |" + " ---: |" * 11,
     ]
     for p in phases:
         lines.append(
             f"| {p.name} | {p.per_s} | {p.errors} | {pair(p.all_ms)} | {pair(p.hot_ms)} "
             f"| {pair(p.cold_ms)} | {p.cold:,} ({p.cold_share:.1%}) | {pair(p.load_ms)} "
-            f"| {p.loads:,} | {p.evictions:,} | {p.load_average[1]} ({p.load_average[0]}-"
+            f"| {p.loads:,} | {p.evictions:,} | {p.cpu_ms['api']} / {p.cpu_ms['endpoint']} "
+            f"| {p.load_average[1]} ({p.load_average[0]}-"
             f"{p.load_average[2]}) |"
         )
     lines += [
