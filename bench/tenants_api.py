@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -186,9 +187,13 @@ def api_workers(pid: int) -> list[int]:
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    """VmRSS and VmHWM; zeros once the process has exited (a zombie has neither)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        lines = []
     fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+    return {k: int(fields.get(k, "0 kB").split()[0]) for k in ("VmRSS", "VmHWM")}
 
 
 class Sampler(threading.Thread):
@@ -231,7 +236,7 @@ async def drive(
     tenants = list(keys)
     rng = random.Random(f"{phase}-{args.seed}")
     sent: list[Sent] = []
-    counter = iter(range(10**9))
+    counter, run = iter(range(10**9)), uuid.uuid4().hex[:8]
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     begin = time.perf_counter()
     end = begin + args.warmup_s + args.duration_s
@@ -242,15 +247,19 @@ async def drive(
                 n = next(counter)
                 tenant = rng.choices(tenants, weights)[0]
                 query = asked[n % len(asked)] + whitespace(n)
-                request_id = f"{phase}-{n}"
+                request_id = f"{run}-{phase}-{n}"  # the API's log outlives runs
                 started = time.perf_counter()
-                response = await http.post(
-                    "/v1/search",
-                    json={"query": query, "top_k": TOP_K, "mode": "hybrid"},
-                    headers={"X-API-Key": keys[tenant], "X-Request-ID": request_id},
-                )
+                try:
+                    response = await http.post(
+                        "/v1/search",
+                        json={"query": query, "top_k": TOP_K, "mode": "hybrid"},
+                        headers={"X-API-Key": keys[tenant], "X-Request-ID": request_id},
+                    )
+                    status = response.status_code
+                except httpx.TransportError:  # counted as an error (a worker that died, say)
+                    status = 0
                 ms = 1000 * (time.perf_counter() - started)
-                sent.append(Sent(request_id, tenant, started - begin, ms, response.status_code))
+                sent.append(Sent(request_id, tenant, started - begin, ms, status))
                 if args.think_ms:
                     await asyncio.sleep(rng.expovariate(1000 / args.think_ms))
 
@@ -282,6 +291,7 @@ class Phase:
     tenants: int
     requests: int = 0
     errors: int = 0
+    error_statuses: dict[int, int] = field(default_factory=dict)  # 0: no response
     per_s: float = 0.0
     all_ms: list[float] = field(default_factory=list)
     hot_ms: list[float] = field(default_factory=list)
@@ -318,6 +328,7 @@ def run_phase(
     counted = [s for s in sent if s.started >= args.warmup_s]
     good = [s for s in counted if s.status == 200]
     phase = Phase(name, len(keys), requests=len(counted), errors=len(counted) - len(good))
+    phase.error_statuses = dict(Counter(s.status for s in sent if s.status != 200))
     phase.per_s = round(len(counted) / args.duration_s, 1)
     phase.cpu_ms = {k: round(1000 * v / len(sent), 2) for k, v in cpu.items()}
     phase.all_ms = p50_p95([s.ms for s in good])
@@ -335,6 +346,7 @@ def run_phase(
         phase.processes.append(
             {
                 "pid": pid,
+                "alive": mem["VmRSS"] > 0,
                 "rss_end_mb": round(mem["VmRSS"] / 1024),
                 "rss_peak_mb": round(max(mem["VmHWM"], sampler.rss_max[pid]) / 1024),
                 "snapshots_mb": last.get(pid, {}).get("resident_mb", 0.0),
@@ -380,8 +392,9 @@ def report(phases: list[Phase], budget_mb: int, setup: dict[str, Any]) -> str:
     ]
     for p in phases:
         for i, proc in enumerate(p.processes):
+            end = f"{proc['rss_end_mb']} MB" if proc["alive"] else "exited"
             lines.append(
-                f"| {p.name} | worker {i + 1} | {proc['rss_peak_mb']} MB | {proc['rss_end_mb']} MB "
+                f"| {p.name} | worker {i + 1} | {proc['rss_peak_mb']} MB | {end} "
                 f"| {proc['snapshots_mb']:.0f} MB | {proc['tenants_resident']:,} |"
             )
     return "\n".join(lines)
@@ -400,7 +413,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="datatorag-tenants-"))
-    with running_stack(data_dir) as stack:
+    with running_stack(data_dir, PYTHONFAULTHANDLER="1") as stack:  # a crash shows its stack
         library, ingest_s = ingest_corpus(stack.settings)
         plans = tenant_plans(library, args.tenants, args.seed)
         written, build_s = build_tenants(stack.settings, library, plans, args.jobs)
