@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.index_latency import CHUNKS_PER_DOC, TENANT, build_document, questions, sentences
 from datatorag.adapters.index.sqlite import SqliteSearchIndex
+from datatorag.log import configure
 
 ZIPF_S = 1.1
 
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--worker", nargs=2, metavar=("ROOT", "BUDGET_MB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        configure("bench", "WARNING")  # stdout carries the result alone (loads log at info)
         root = Path(args.worker[0])
         names = json.loads((root / "names.json").read_text())
         print(json.dumps(worker(root, names, int(args.worker[1]), args.searches)))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from datatorag import wiring
 from datatorag.adapters.index.sqlite import SqliteSearchIndex, bm25
@@ -579,6 +580,66 @@ def test_a_swap_in_an_evicted_tenant_is_seen_on_reload(root: Path) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def test_the_kept_totals_match_a_recount_while_tenants_come_and_go(root: Path) -> None:
+    """``snapshot_stats`` keeps its totals as snapshots load, catch up and leave (it is read per
+    search, so it never sums); threads searching and a writer swapping must not skew them."""
+    tenants = _tenants_with_one_document(root, 12)
+    probe = SqliteSearchIndex(root)
+    probe.keyword_search(tenants[0], "holiday", 5)
+    one = probe.snapshot_stats().nbytes
+    probe.close()
+    index = SqliteSearchIndex(root, snapshot_memory_bytes=int(4.5 * one))
+    writer = SqliteSearchIndex(root)
+    errors: list[BaseException] = []
+
+    def search(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(150):
+                index.keyword_search(tenants[rng.integers(len(tenants))], "holiday", 5)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=search, args=(seed,)) for seed in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for version in range(2, 8):  # swaps: resident snapshots catch up and grow
+            index_doc(
+                writer, "d1", ["Holiday rules."] * version, version=f"v{version}", tenant=tenants[1]
+            )
+        for thread in threads:
+            thread.join()
+        assert not errors
+        resident = [s.snapshot for s in index._snapshots._slots.values() if s.snapshot]
+        stats = index.snapshot_stats()
+        assert (stats.tenants, stats.nbytes) == (len(resident), sum(s.nbytes for s in resident))
+        assert stats.nbytes <= 4.5 * one * 2  # within the budget but for the one in use
+        assert stats.loads - stats.evictions == stats.tenants
+    finally:
+        index.close()
+        writer.close()
+
+
+def test_each_load_is_logged_with_what_it_cost_and_evicted(root: Path) -> None:
+    a, b = _tenants_with_one_document(root, 2)
+    index = SqliteSearchIndex(root, snapshot_memory_bytes=1)
+    try:
+        with capture_logs() as logs:
+            index.keyword_search(a, "holiday", 5)
+            index.keyword_search(a, "holiday", 5)  # resident: no load
+            index.vector_search(b, unit(0), 1)  # evicts a
+    finally:
+        index.close()
+    loads = [e for e in logs if e["event"] == "index.snapshot_loaded"]
+    assert [(e["tenant"], e["chunks"], e["evicted"], e["loads"]) for e in loads] == [
+        (a, 2, 0, 1),
+        (b, 2, 1, 2),
+    ]
+    assert all(e["ms"] >= 0 and e["pid"] == os.getpid() for e in loads)
+    assert "Holiday" not in repr(loads)  # counts and names, never document text
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")

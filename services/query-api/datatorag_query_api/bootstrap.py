@@ -10,6 +10,7 @@ from datatorag import wiring
 from datatorag.domain.messages import DOCUMENTS_QUEUE
 from datatorag.lifeline import end_with_parent
 from datatorag.log import configure
+from datatorag.memory import bound_malloc
 from datatorag.ports import BlobStore, Embeddings, SearchIndex
 from datatorag.settings import Settings
 from datatorag.usecases.activity import ActivityRecorder
@@ -103,6 +104,7 @@ def bootstrap(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process: each builds its own from the environment."""
+    bound_malloc()  # before any thread: snapshots come and go (datatorag/memory.py)
     configure("query-api")
     end_with_parent()
     return bootstrap(Settings())
