@@ -77,10 +77,10 @@ def resolve_small_batch_runtime(
     precision: RequestedPrecision,
     flags: frozenset[str] | None = None,
 ) -> Runtime | None:
-    """Where ``auto`` runs torch in bf16, passes of a few texts (lone questions) go to ONNX
+    """Where ``auto`` runs torch in bf16, passes of a few short texts (lone questions) go to ONNX
     Runtime in fp32 instead: bf16 autocast casts the weights on every pass, which one question
     does not amortise (on an AMX Xeon: 21.6 ms of CPU for a lone question against 10.0 in ONNX
-    Runtime; torch wins from 8 texts, see docs/benchmarks.md). None: one runtime for all."""
+    Runtime; torch wins from 8 questions, see docs/benchmarks.md). None: one runtime for all."""
     if requested == "auto" and resolve_precision(precision, flags) == "bf16":
         return "onnx"
     return None

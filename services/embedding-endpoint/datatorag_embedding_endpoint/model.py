@@ -2,8 +2,9 @@
 
 Torch runs in fp32 or bf16 autocast (``cpu`` says when bf16 pays off); the ``onnx`` runtime
 runs the transformer through ONNX Runtime in fp32 (``onnx_export``: the export and its cache).
-Where ``auto`` picks torch in bf16, passes of up to ``SMALL_BATCH`` texts run in ONNX Runtime
-(``cpu.resolve_small_batch_runtime``): a lone question costs half the CPU there.
+Where ``auto`` picks torch in bf16, passes of up to ``SMALL_BATCH_CHARS`` characters (a few
+questions) run in ONNX Runtime (``cpu.resolve_small_batch_runtime``): a lone question costs half
+the CPU there.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
-# Most texts a pass may hold to run in the small-pass runtime: ONNX Runtime fp32 costs less CPU
-# per question than torch bf16 up to 4 questions a pass, more from 8 (docs/benchmarks.md).
-SMALL_BATCH = 4
+# Most characters a pass may hold to run in the small-batch runtime. bf16 autocast casts the
+# weights on every pass, a fixed cost that only enough tokens amortise: ONNX Runtime fp32 costs
+# less CPU than torch bf16 up to 4 questions a pass (~300 characters), more from 8 (~600), and
+# 3x more per full-window chunk (docs/benchmarks.md); a lone chunk is ~1,000 characters.
+SMALL_BATCH_CHARS = 400
 
 
 @dataclass
@@ -61,7 +64,7 @@ class EmbeddingModel:
     onnx_file: Path | None = None  # the cached export the onnx runtime runs
     onnx_exported: bool = False  # True when this load exported it (False: reused the cache)
     _onnx: OrtForward | None = field(default=None, repr=False)
-    # Passes of up to SMALL_BATCH texts run here instead (None: every pass runs in ``runtime``).
+    # Passes of up to SMALL_BATCH_CHARS run here instead (None: every pass runs in ``runtime``).
     small_batch_runtime: Runtime | None = None
     _small_batch: OrtForward | None = field(default=None, repr=False)
 
@@ -110,7 +113,7 @@ class EmbeddingModel:
         import torch
 
         context: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-        if self._small_batch is not None and len(texts) <= SMALL_BATCH:
+        if self._small_batch is not None and sum(map(len, texts)) <= SMALL_BATCH_CHARS:
             context = forward_replaced(self._model, self._small_batch)  # fp32: no autocast
         elif self.precision == "bf16" and self.runtime == "torch":
             context = torch.autocast("cpu", dtype=torch.bfloat16)
@@ -144,8 +147,8 @@ def load_model(
     explicit ``bf16`` is a ``ValueError``. ONNX Runtime uses as many threads as torch
     (``torch.get_num_threads()``, i.e. ``OMP_NUM_THREADS`` or the core count). ``runtime="auto"``
     picks one (``resolve_runtime``); where it picks torch in bf16 it also loads the ONNX export
-    for passes of up to ``SMALL_BATCH`` texts (``resolve_small_batch_runtime``; ``cache_dir``
-    required then too).
+    for passes of up to ``SMALL_BATCH_CHARS`` characters (``resolve_small_batch_runtime``;
+    ``cache_dir`` required then too).
     """
     if runtime not in ("auto", "torch", "onnx"):
         raise ValueError(f"unknown embedding runtime {runtime!r}; use 'auto', 'torch' or 'onnx'")
@@ -179,15 +182,15 @@ def load_model(
         model.small_batch_runtime = small_batch
     log.info(
         "loaded embedding model %s: dimension %d, window %d word pieces, runtime %s "
-        "(requested %s, %d threads; passes of up to %d texts: %s), precision %s (requested %s, "
-        "CPU %s, native bf16 %s)",
+        "(requested %s, %d threads; passes of up to %d characters: %s), precision %s "
+        "(requested %s, CPU %s, native bf16 %s)",
         model.name,
         model.dimension,
         model.max_seq_length,
         resolved,
         runtime,
         model.threads,
-        SMALL_BATCH,
+        SMALL_BATCH_CHARS,
         small_batch or resolved,
         chosen,
         precision,
