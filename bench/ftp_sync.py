@@ -1,6 +1,7 @@
 """The plan's success metric: a sync of N documents (default 1,000) from FTP through the stack.
 
-    python bench/ftp_sync.py [--documents 1000] [--bare-sample 640] [--json out.json]
+    python bench/ftp_sync.py [--documents 1000] [--bare-sample 640] [--bare-repeats 3]
+                             [--json out.json]
 
 The corpus's PDFs (both producers) are replicated to N files, each with distinct bytes: copy i is
 the original with a PDF comment line (``%datatorag-bench copy i``) appended after its ``%%EOF``,
@@ -10,7 +11,9 @@ use (pyftpdlib on loopback, ``tests/fixtures/file_servers.py``), synced with ``f
 tenant of the running stack on the embedded default, and timed until every document is indexed
 or failed. Reports documents/s, chunks/s and the pipeline/bare-model ratio exactly as
 ``bench/ingestion.py`` does; the bare model embeds a random sample (``--bare-sample`` texts) of
-the very contextual texts the pipeline embedded, in the same process and run.
+the very contextual texts the pipeline embedded, in the same process and run, in the runtime and
+precision the endpoint ran full batches in, ``--bare-repeats`` times (the best run counts). The
+endpoint's ``/stats`` give the mean number of texts per forward pass.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,6 +65,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--bare-sample", type=int, default=640)
+    parser.add_argument("--bare-repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     # pyftpdlib configures logging at INFO (a line per file sent) unless its logger has a handler.
@@ -76,18 +82,31 @@ def main() -> None:
             peaks = {name: round(peak_rss_mib(p.pid), 1) for name, p in stack.processes.items()}
             batches = batch_seconds(stack.log("embedder-client"))
             texts = indexed_texts(stack.settings.data_dir / "index" / "bench.db")
+            passes = httpx.get(f"{stack.settings.embedding_url}/stats").json()
+    chunks = sum(d.chunk_count for d in docs)
+    print(
+        f"synced {len(docs)} documents, {chunks} chunks in {elapsed:.0f} s "
+        f"({chunks / elapsed:.1f} chunks/s); load {load_before} -> {load_after}; "
+        f"endpoint {passes}",
+        file=sys.stderr,
+        flush=True,
+    )
     from bench.model_throughput import fastest_chunks_per_second
-    from datatorag_embedding_endpoint.cpu import resolve_runtime
+    from datatorag_embedding_endpoint.cpu import resolve_precision, resolve_runtime
 
-    settings = stack.settings  # the bare model runs as the endpoint did
+    settings = stack.settings  # the bare model runs as the endpoint ran full batches
     runtime = resolve_runtime(settings.embedding_runtime, settings.embedding_precision)
+    precision = "fp32" if runtime == "onnx" else resolve_precision(settings.embedding_precision)
     sample = random.Random(15).sample(texts, min(args.bare_sample, len(texts)))
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
         bare = fastest_chunks_per_second(
-            passages=sample, runtime=runtime, cache_dir=Path(cache)
+            passages=sample,
+            runtime=runtime,
+            precisions=[precision],
+            cache_dir=Path(cache),
+            repeats=args.bare_repeats,
         ).chunks_per_s
-    chunks = sum(d.chunk_count for d in docs)
     result = {
         "source": "ftp (pyftpdlib on loopback)",
         "documents": len(docs),
@@ -102,8 +121,12 @@ def main() -> None:
         "batch32_p50_s": round(pct(batches, 50), 3) if batches else None,
         "batch32_p95_s": round(pct(batches, 95), 3) if batches else None,
         "peak_rss_mib": peaks,
+        "endpoint_stats": passes,
+        "texts_per_pass_mean": round(passes["texts"] / max(passes["batches"], 1), 1),
         "bare_model_runtime": runtime,
+        "bare_model_precision": precision,
         "bare_model_texts": len(sample),
+        "bare_model_repeats": args.bare_repeats,
         "bare_model_chunks_per_s": round(bare, 1),
         "pipeline_to_model_ratio": round(chunks / elapsed / bare, 3),
         "load_average_before_sync_during_sync_after_bare": [

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 32
     embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
     # "auto": ONNX Runtime in fp32 (a question costs 40-50% less CPU than in torch, chunks the
-    # same), torch where the precision resolves to bf16. The export is cached in <data_dir>/models.
+    # same), torch where the precision resolves to bf16, with passes of up to 4 texts (lone
+    # questions) still in ONNX Runtime fp32. The export is cached in <data_dir>/models.
     embedding_runtime: Literal["auto", "torch", "onnx"] = "auto"
     tokenizer_path: Path | None = None  # defaults to <embedding_model>/tokenizer.json
     # The embedding space (<model>/<weights>/<dimension>, datatorag.domain.spaces) of an

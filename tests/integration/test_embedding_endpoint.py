@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 from datatorag.adapters.embeddings.http import HttpEmbeddings
 from datatorag.domain.errors import EmbeddingRequestRejected, EmbeddingUnavailable, PermanentError
 from datatorag_embedding_endpoint.app import create_app
-from datatorag_embedding_endpoint.batcher import Batcher, BatcherStopped, Overloaded
 from datatorag_embedding_endpoint.cpu import resolve_precision
 from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
 from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
@@ -398,99 +397,6 @@ def test_adapter_hides_credentials_in_messages() -> None:
     with client, pytest.raises(EmbeddingUnavailable) as caught:
         client.embed(["x"])
     assert "s3cret" not in str(caught.value)
-
-
-# --- The batcher on its own, with plain functions standing in for the model -----------------
-
-
-class RecordingEmbed:
-    """An embed function that records each batch and can hold the worker until released."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.release.set()
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        self.batches.append(list(texts))
-        self.entered.set()
-        assert self.release.wait(10)
-        # Each text's vector holds its own number, so results can be traced back to inputs.
-        return np.array([[float(t.split()[-1]), 1.0] for t in texts], dtype=np.float32)
-
-
-@pytest.fixture
-def recording() -> Iterator[tuple[RecordingEmbed, Batcher]]:
-    embed = RecordingEmbed()
-    batcher = Batcher(embed, max_batch=8, max_wait_s=0.05, max_queued_texts=64)
-    batcher.start()
-    yield embed, batcher
-    embed.release.set()
-    batcher.stop()
-
-
-def test_batcher_merges_requests_and_keeps_their_order(
-    recording: tuple[RecordingEmbed, Batcher],
-) -> None:
-    embed, batcher = recording
-    embed.release.clear()
-    blocker = batcher.submit(["text 0"])
-    assert embed.entered.wait(5)
-    queued = [batcher.submit([f"text {i}", f"text {i + 100}"]) for i in range(1, 7)]
-    embed.release.set()
-    assert blocker[0].result(5)[0, 0] == 0.0
-    for i, futures in enumerate(queued, start=1):
-        (future,) = futures
-        np.testing.assert_array_equal(future.result(5)[:, 0], [i, i + 100])
-    assert [len(batch) for batch in embed.batches] == [1, 8, 4]  # 4 requests fill 8; 2 left
-    assert batcher.stats()["max_requests_per_batch"] == 4
-
-
-def test_batcher_cuts_large_requests_and_lets_queries_ahead(
-    recording: tuple[RecordingEmbed, Batcher],
-) -> None:
-    embed, batcher = recording
-    embed.release.clear()
-    batcher.submit(["first 0"])
-    assert embed.entered.wait(5)
-    document = batcher.submit([f"chunk {i}" for i in range(20)])  # jobs of 8, 8, 4
-    query = batcher.submit(["query 99"])
-    embed.release.set()
-    vectors = np.concatenate([f.result(5) for f in document])
-    np.testing.assert_array_equal(vectors[:, 0], range(20))
-    assert query[0].result(5)[0, 0] == 99.0
-    assert embed.batches[1][0] == "query 99"  # right after the pass in progress
-    assert all(len(batch) <= 8 for batch in embed.batches)
-
-
-def test_batcher_refuses_work_past_its_queue_limit(
-    recording: tuple[RecordingEmbed, Batcher],
-) -> None:
-    embed, batcher = recording
-    embed.release.clear()
-    batcher.submit(["first 0"])
-    assert embed.entered.wait(5)
-    batcher.submit([f"t {i}" for i in range(60)])
-    with pytest.raises(Overloaded, match="retry later"):
-        batcher.submit([f"t {i}" for i in range(10)])
-
-
-def test_batcher_passes_model_errors_to_every_request_in_the_batch() -> None:
-    def broken(texts: Sequence[str]) -> np.ndarray:
-        raise RuntimeError("out of memory")
-
-    batcher = Batcher(broken, max_batch=8, max_wait_s=0.05)
-    batcher.start()
-    try:
-        futures = [batcher.submit([f"t {i}"])[0] for i in range(3)]
-        for future in futures:
-            with pytest.raises(RuntimeError, match="out of memory"):
-                future.result(5)
-    finally:
-        batcher.stop()
-    with pytest.raises(BatcherStopped):
-        batcher.submit(["late"])
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from datatorag.settings import bundled_model_dir
-from datatorag_embedding_endpoint.model import EmbeddingModel, load_model
+from datatorag_embedding_endpoint.model import SMALL_BATCH_CHARS, EmbeddingModel, load_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,6 +121,30 @@ def test_second_load_reuses_the_cached_export(onnx_model: EmbeddingModel, cache_
     assert cache_entries(cache_dir) == [onnx_model.onnx_file.parent]
     text = ["How many vacation days do I get?"]
     assert row_cosines(again.embed(text), onnx_model.embed(text))[0] > MIN_COSINE
+
+
+def test_auto_in_bf16_runs_small_batches_in_onnx_and_the_rest_in_torch(
+    onnx_model: EmbeddingModel, cache_dir: Path, questions: list[str], chunks: list[str]
+) -> None:
+    hybrid = load_model(model_dir(), precision="bf16", runtime="auto", cache_dir=cache_dir)
+    assert (hybrid.runtime, hybrid.precision, hybrid.small_batch_runtime) == (
+        "torch",
+        "bf16",
+        "onnx",
+    )
+    assert not hybrid.onnx_exported  # the module's export is reused
+    bf16 = load_model(model_dir(), precision="bf16", runtime="torch")
+    assert bf16.small_batch_runtime is None
+    few, many = questions[:3], questions[:8]
+    lone_chunk = [max(chunks, key=len)]
+    assert sum(map(len, few)) <= SMALL_BATCH_CHARS < min(sum(map(len, many)), len(lone_chunk[0]))
+    # bf16 and fp32 vectors differ enough to tell which runtime ran, and agree as vectors.
+    assert np.abs(bf16.embed(few) - onnx_model.embed(few)).max() > 1e-4
+    assert row_cosines(bf16.embed(few), onnx_model.embed(few)).min() > 0.999
+    np.testing.assert_allclose(hybrid.embed(few), onnx_model.embed(few), atol=1e-6)
+    np.testing.assert_allclose(hybrid.embed(many), bf16.embed(many), atol=1e-6)
+    np.testing.assert_allclose(hybrid.embed(few[:1]), onnx_model.embed(few[:1]), atol=1e-6)
+    np.testing.assert_allclose(hybrid.embed(lone_chunk), bf16.embed(lone_chunk), atol=1e-6)
 
 
 def test_onnx_threads_follow_torch(onnx_model: EmbeddingModel, cache_dir: Path) -> None:

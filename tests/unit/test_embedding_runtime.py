@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datatorag_embedding_endpoint.cpu import resolve_runtime
+from datatorag_embedding_endpoint.cpu import resolve_runtime, resolve_small_batch_runtime
 from datatorag_embedding_endpoint.model import load_model
 from datatorag_embedding_endpoint.onnx_export import model_fingerprint
 
@@ -37,6 +37,19 @@ def test_auto_runtime_is_torch_only_where_it_runs_bf16() -> None:
     assert resolve_runtime("auto", "fp32", AMX) == "onnx"
     assert resolve_runtime("torch", "fp32", AVX2) == "torch"
     assert resolve_runtime("onnx", "auto", AMX) == "onnx"
+
+
+def test_auto_sends_small_batches_to_onnx_only_where_it_runs_torch_in_bf16() -> None:
+    assert resolve_small_batch_runtime("auto", "auto", AMX) == "onnx"
+    assert resolve_small_batch_runtime("auto", "bf16", AVX2) == "onnx"
+    assert resolve_small_batch_runtime("auto", "auto", AVX2) is None  # all onnx already
+    assert resolve_small_batch_runtime("auto", "fp32", AMX) is None
+    assert resolve_small_batch_runtime("torch", "auto", AMX) is None  # torch asked for: torch
+
+
+def test_auto_in_bf16_needs_a_cache_dir_for_its_small_batches() -> None:
+    with pytest.raises(ValueError, match="cache_dir"):
+        load_model("unused", precision="bf16", runtime="auto")
 
 
 def test_unknown_runtime_is_refused(tmp_path: Path) -> None:

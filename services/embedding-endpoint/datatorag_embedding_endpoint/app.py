@@ -6,8 +6,10 @@ Face DLC runs for a sentence-transformers model with ``HF_TASK=sentence-embeddin
 Hugging Face Embedding Container answers a bare ``[[...], ...]``; ``HttpEmbeddings`` reads both.)
 
 - ``GET /ping``: 200 once the model is loaded, with ``{"status": "ready", "model", "space",
-  "dimension", "max_seq_length", "runtime", "precision", "batch_size"}``; 503 while it loads,
-  500 when loading failed. ``space`` names the embedding space (``datatorag.domain.spaces``).
+  "dimension", "max_seq_length", "runtime", "precision", "batch_size", "small_batch_runtime"}``
+  (``small_batch_runtime``: the runtime, fp32, of passes of a few texts where it differs, else
+  null; both runtimes embed in the same space); 503 while it loads, 500 when loading failed.
+  ``space`` names the embedding space (``datatorag.domain.spaces``).
 - ``POST /invocations`` with ``{"inputs": ["text", ...]}`` (at most 256 texts, 6 MB): 200 with
   ``{"embeddings": [[float, ...], ...], "space": "<model>/<weights>/<dimension>"}``, one
   L2-normalised vector per input, in order. ``space`` travels with every answer, so a client
@@ -159,6 +161,7 @@ def _model_info(model: EmbeddingModel) -> dict[str, Any]:
         "runtime": model.runtime,
         "precision": model.precision,
         "batch_size": model.batch_size,
+        "small_batch_runtime": model.small_batch_runtime,
     }
 
 

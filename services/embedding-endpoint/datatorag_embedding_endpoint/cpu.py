@@ -70,3 +70,17 @@ def resolve_runtime(
     if requested != "auto":
         return requested
     return "torch" if resolve_precision(precision, flags) == "bf16" else "onnx"
+
+
+def resolve_small_batch_runtime(
+    requested: RequestedRuntime,
+    precision: RequestedPrecision,
+    flags: frozenset[str] | None = None,
+) -> Runtime | None:
+    """Where ``auto`` runs torch in bf16, passes of a few short texts (lone questions) go to ONNX
+    Runtime in fp32 instead: bf16 autocast casts the weights on every pass, which one question
+    does not amortise (on an AMX Xeon: 21.6 ms of CPU for a lone question against 10.0 in ONNX
+    Runtime; torch wins from 8 questions, see docs/benchmarks.md). None: one runtime for all."""
+    if requested == "auto" and resolve_precision(precision, flags) == "bf16":
+        return "onnx"
+    return None

@@ -2,6 +2,9 @@
 
 Torch runs in fp32 or bf16 autocast (``cpu`` says when bf16 pays off); the ``onnx`` runtime
 runs the transformer through ONNX Runtime in fp32 (``onnx_export``: the export and its cache).
+Where ``auto`` picks torch in bf16, passes of up to ``SMALL_BATCH_CHARS`` characters (a few
+questions) run in ONNX Runtime (``cpu.resolve_small_batch_runtime``): a lone question costs half
+the CPU there.
 """
 
 from __future__ import annotations
@@ -30,8 +33,14 @@ from datatorag_embedding_endpoint.cpu import (
     cpu_supports_bf16,
     resolve_precision,
     resolve_runtime,
+    resolve_small_batch_runtime,
 )
-from datatorag_embedding_endpoint.onnx_export import OrtForward, use_onnx
+from datatorag_embedding_endpoint.onnx_export import (
+    OrtForward,
+    forward_replaced,
+    onnx_forward,
+    use_onnx,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -39,6 +48,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
+
+# Most characters a pass may hold to run in the small-batch runtime. bf16 autocast casts the
+# weights on every pass, a fixed cost that only enough tokens amortise: ONNX Runtime fp32 costs
+# less CPU than torch bf16 up to 4 questions a pass (~300 characters), more from 8 (~600), and
+# 3x more per full-window chunk (docs/benchmarks.md); a lone chunk is ~1,000 characters.
+SMALL_BATCH_CHARS = 400
 
 
 @dataclass
@@ -57,6 +72,9 @@ class EmbeddingModel:
     onnx_file: Path | None = None  # the cached export the onnx runtime runs
     onnx_exported: bool = False  # True when this load exported it (False: reused the cache)
     _onnx: OrtForward | None = field(default=None, repr=False)
+    # Passes of up to SMALL_BATCH_CHARS run here instead (None: every pass runs in ``runtime``).
+    small_batch_runtime: Runtime | None = None
+    _small_batch: OrtForward | None = field(default=None, repr=False)
 
     @property
     def threads(self) -> int:
@@ -112,12 +130,12 @@ class EmbeddingModel:
             return np.empty((0, self.dimension), dtype=np.float32)
         import torch
 
-        autocast = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
-            if self.precision == "bf16" and self.runtime == "torch"
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
+        context: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if self._small_batch is not None and sum(map(len, texts)) <= SMALL_BATCH_CHARS:
+            context = forward_replaced(self._model, self._small_batch)  # fp32: no autocast
+        elif self.precision == "bf16" and self.runtime == "torch":
+            context = torch.autocast("cpu", dtype=torch.bfloat16)
+        with torch.inference_mode(), context:
             out = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -173,7 +191,9 @@ def load_model(
     ``cache_dir`` (required then). Its precision is always fp32: ``auto`` resolves to fp32, an
     explicit ``bf16`` is a ``ValueError``. ONNX Runtime uses as many threads as torch
     (``torch.get_num_threads()``, i.e. ``OMP_NUM_THREADS`` or the core count). ``runtime="auto"``
-    picks one (``resolve_runtime``).
+    picks one (``resolve_runtime``); where it picks torch in bf16 it also loads the ONNX export
+    for passes of up to ``SMALL_BATCH_CHARS`` characters (``resolve_small_batch_runtime``;
+    ``cache_dir`` required then too).
     """
     if runtime not in ("auto", "torch", "onnx"):
         raise ValueError(f"unknown embedding runtime {runtime!r}; use 'auto', 'torch' or 'onnx'")
@@ -183,7 +203,8 @@ def load_model(
             "precision bf16 applies to the torch runtime only; the onnx runtime runs fp32 "
             "(set the precision to auto or fp32, or the runtime to torch or auto)"
         )
-    if resolved == "onnx" and cache_dir is None:
+    small_batch = resolve_small_batch_runtime(runtime, precision)
+    if (resolved == "onnx" or small_batch == "onnx") and cache_dir is None:
         raise ValueError("the onnx runtime needs a cache_dir to keep its exported model in")
     # Before the import: huggingface_hub reads it once. An operator may still set it to 0.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -204,9 +225,15 @@ def load_model(
         model._onnx, model.onnx_file, model.onnx_exported = use_onnx(
             st, str(name_or_path), Path(cache_dir)
         )
+    elif small_batch == "onnx" and cache_dir is not None:
+        model._small_batch, model.onnx_file, model.onnx_exported = onnx_forward(
+            st, str(name_or_path), Path(cache_dir)
+        )
+        model.small_batch_runtime = small_batch
     log.info(
         "loaded embedding model %s (space %s): dimension %d, window %d word pieces, runtime %s "
-        "(requested %s, %d threads), precision %s (requested %s, CPU %s, native bf16 %s)",
+        "(requested %s, %d threads; passes of up to %d characters: %s), precision %s "
+        "(requested %s, CPU %s, native bf16 %s)",
         model.name,
         model.space,
         model.dimension,
@@ -214,6 +241,8 @@ def load_model(
         resolved,
         runtime,
         model.threads,
+        SMALL_BATCH_CHARS,
+        small_batch or resolved,
         chosen,
         precision,
         cpu_name(),

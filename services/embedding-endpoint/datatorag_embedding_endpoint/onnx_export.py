@@ -256,10 +256,10 @@ def _checked_forward(st: SentenceTransformer, file: Path) -> OrtForward:
     return forward
 
 
-def use_onnx(
+def onnx_forward(
     st: SentenceTransformer, name_or_path: str, cache_dir: Path
 ) -> tuple[OrtForward, Path, bool]:
-    """Swap ``st``'s transformer forward for ONNX Runtime; returns it, its file and whether this
+    """An ONNX Runtime forward for ``st``'s transformer; returns it, its file and whether this
     call exported the file. A cached file that does not load or disagrees with torch is rebuilt.
     """
     model_dir = _model_dir(name_or_path)
@@ -275,8 +275,27 @@ def use_onnx(
         _discard(entry)
         exported = _cached_export(st, entry)
         forward = _checked_forward(st, entry / _ONNX_FILE)
-    transformer = _text_transformer(st)
+    return forward, entry / _ONNX_FILE, exported
+
+
+def use_onnx(
+    st: SentenceTransformer, name_or_path: str, cache_dir: Path
+) -> tuple[OrtForward, Path, bool]:
+    """Swap ``st``'s transformer forward for ONNX Runtime for good (``onnx_forward``)."""
+    forward, file, exported = onnx_forward(st, name_or_path, cache_dir)
     # nn.Module.__call__ looks ``forward`` up on the instance first: everything else in
     # sentence-transformers' encode (tokenising, sorting, batching, pooling) stays as it is.
+    _text_transformer(st).forward = forward
+    return forward, file, exported
+
+
+@contextlib.contextmanager
+def forward_replaced(st: SentenceTransformer, forward: OrtForward) -> Iterator[None]:
+    """Run ``st``'s transformer through ``forward`` inside the block only (one thread at a time:
+    the swap is an attribute of the shared module)."""
+    transformer = _text_transformer(st)
     transformer.forward = forward
-    return forward, entry / _ONNX_FILE, exported
+    try:
+        yield
+    finally:
+        del transformer.forward  # back to the class's own forward
