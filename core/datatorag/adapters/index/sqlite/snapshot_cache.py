@@ -24,6 +24,7 @@ class CacheStats:
     nbytes: int  # their snapshots' estimated memory
     loads: int  # full loads from a file (a tenant's first search, or after eviction)
     evictions: int
+    graphs: int = 0  # of those tenants, how many have an ANN graph (counted in nbytes)
 
 
 class _Slot:
@@ -81,7 +82,8 @@ class SnapshotCache:
         with self._lock:
             snapshots = [s.snapshot for s in self._slots.values() if s.snapshot is not None]
             nbytes = sum(s.nbytes for s in snapshots)
-            return CacheStats(len(snapshots), nbytes, self._loads, self._evictions)
+            graphs = sum(1 for s in snapshots if s.graphs.graph is not None)
+            return CacheStats(len(snapshots), nbytes, self._loads, self._evictions, graphs)
 
     def clear(self) -> None:
         with self._lock:
