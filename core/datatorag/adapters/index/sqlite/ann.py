@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ DEFAULT_MIN_CHUNKS = 20_000  # DATATORAG_ANN_MIN_CHUNKS
 M = 16  # links per node (32 on the bottom layer)
 EF_CONSTRUCTION = 100
 EF_SEARCH = 96  # candidates kept while searching; a larger k raises it to k
-OVERSAMPLE = 1.5  # extra candidates asked for, beyond top_k / (share of the graph that passes)
+OVERSAMPLE = 2.0  # extra candidates asked for, beyond top_k / (share of the graph that passes)
 MIN_SHARE = 0.1  # a filter letting fewer of the graph's rows through is searched exactly
 REBUILD_FRACTION = 0.1  # tail or dead rows, relative to the graph, that start a rebuild
 
@@ -118,8 +119,11 @@ def build(snapshot: Snapshot, config: AnnConfig) -> Graph:
 class Approximate:
     """Answers vector searches from a tenant's graph where it has one; builds graphs."""
 
-    def __init__(self, config: AnnConfig) -> None:
+    def __init__(self, config: AnnConfig, built: Callable[[], object] = lambda: None) -> None:
+        """``built`` runs after a background build published a graph (the snapshot budget
+        re-checks what it holds)."""
         self.config = config
+        self.built = built
         # Vector searches over the threshold, and those a graph answered (unlocked: a gauge).
         self.asked = self.answered = 0
 
@@ -194,3 +198,4 @@ class Approximate:
         slot.graph = graph
         slot.building = False
         log.info("ann graph built", rows=graph.count)
+        self.built()

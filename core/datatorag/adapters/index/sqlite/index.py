@@ -79,7 +79,9 @@ class SqliteSearchIndex:
         self.tombstone_window = tombstone_window  # generations a lagging reader can catch up on
         self._pool = ConnectionPool(self.root)
         self._snapshots = SnapshotCache(snapshot_memory_bytes)
-        self.approximate = Approximate(ann or AnnConfig())  # its ``answered`` counts graph answers
+        # Its ``answered`` counts graph answers; a graph built in the background grows its
+        # snapshot, so the budget is checked again then.
+        self.approximate = Approximate(ann or AnnConfig(), built=self._snapshots.trim)
 
     def snapshot_stats(self) -> CacheStats:
         """Tenants in memory, their estimated bytes, loads and evictions so far."""

@@ -98,6 +98,13 @@ class SnapshotCache:
             self._slots.move_to_end(tenant)
             return slot
 
+    def trim(self) -> None:
+        """Evict down to the budget after a snapshot grew in place (its ANN graph arrived)."""
+        with self._lock:
+            newest = next(reversed(self._slots.values()), None)
+        if newest is not None:
+            self._evict(keep=newest)
+
     def _evict(self, keep: _Slot) -> None:
         """Drop the least recently used snapshots until the rest fit the budget; never ``keep``
         (the one a search is about to use), even when it alone is larger."""

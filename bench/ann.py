@@ -1,0 +1,291 @@
+"""Approximate vector search (hnswlib) against exact search, at 1x, 10x and 100x one tenant.
+
+    python bench/ann.py [--data-dir DIR] [--sizes 10 100] [--repeats 5] [--json out.json]
+
+Ingests the corpus's LibreOffice PDFs through the running stack into tenant ``eval`` (a reused
+``--data-dir`` keeps it) and embeds the dev questions with the same endpoint; then stops the
+stack. The 10x and 100x tenants hold each 1x document ``n`` times through the port
+(``upsert_document`` + ``replace_chunks``): copy 0 as it is, copy i > 0 under the document id
+``<id>-copy-<i>`` with every chunk vector moved by a small random perturbation (cosine ~0.95 to
+the original, renormalised) and the same text. That is all real text and real embeddings, but
+near-duplicates, which are the hardest input for HNSW; distinct texts would need 118k passages
+embedded (~2 hours on this CPU).
+
+For each size, in this process and on the real index code (``SqliteSearchIndex``): latency of
+``vector_search`` (top 10, through the port: snapshot, graph or matrix, SQLite row fetch) p50 /
+p95 exact and approximate; the graph's build time (1 thread, as in the background) and memory
+(RSS growth, and the estimate the snapshot budget counts); recall@10 of the graph's answers
+against exact search, over the dev questions and 200 queries near random chunks, for several
+``ef``; and retrieval on the dev set (hit@5, evidence@5, vector and hybrid) with the graph
+forced on and off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import CORPUS, ingest, manifest_id, questions, running_stack
+from bench.load import chunks_of, copy_chunk_id, indexed_documents
+from bench.retrieval_eval import TOP, corpus_loose, score
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
+from datatorag.adapters.index.sqlite.ann import AnnConfig, build
+from datatorag.domain.models import DocumentFacts, DocumentStatus, IndexedChunk
+from datatorag.settings import Settings
+
+BASE = "eval"
+EFS = (32, 64, 96, 128, 256)
+NOISE = 0.3  # perturbation of a copy's vectors: cosine ~0.95 to the original
+
+
+def prepare(data_dir: Path | None) -> tuple[Settings, np.ndarray]:
+    """The ingested 1x tenant and the dev questions' vectors (cached in the data directory)."""
+    with running_stack(data_dir) as stack:
+        from datatorag import wiring
+
+        settings = stack.settings
+        index = wiring.search_index(settings)
+        if not indexed_documents(index, BASE):
+            docs, seconds = ingest(settings, CORPUS / "pdf" / "libreoffice", BASE)
+            print(f"ingested {len(docs)} documents in {seconds:.0f} s", file=sys.stderr)
+        cached = settings.data_dir / "dev-questions.npy"
+        if not cached.exists():
+            texts = [str(q["question"]) for q in questions(CORPUS / "questions-dev.jsonl")]
+            np.save(cached, wiring.embeddings(settings).embed(texts))
+        index.close()
+        return settings, np.load(cached)
+
+
+def replicate(root: Path, copies: int) -> str:
+    """Tenant ``ann-<copies>x``: every 1x document ``copies`` times, copies perturbed."""
+    import sqlite3
+
+    target = f"ann-{copies}x"
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
+    originals = indexed_documents(index, BASE)
+    if len(indexed_documents(index, target)) == len(originals) * copies:
+        return target
+    rng = np.random.default_rng(copies)
+    with closing(sqlite3.connect(f"file:{root / BASE}.db?mode=ro", uri=True)) as db:
+        for doc in originals:
+            chunks = chunks_of(db, doc.doc_id)
+            for i in range(copies):
+                doc_id = doc.doc_id + (f"-copy-{i}" if i else "")
+                index.upsert_document(
+                    doc.model_copy(
+                        update={
+                            "tenant": target,
+                            "doc_id": doc_id,
+                            "source_uri": doc.source_uri + (f"#copy-{i}" if i else ""),
+                            "status": DocumentStatus.FETCHED,
+                            "chunk_count": 0,
+                        }
+                    )
+                )
+                copied = []
+                for c in chunks:
+                    vector = np.asarray(c["vector"], np.float32)
+                    if i:
+                        vector = vector + rng.normal(size=vector.shape) * NOISE / np.sqrt(
+                            vector.shape[0]
+                        )
+                        vector /= np.linalg.norm(vector)
+                    copied.append(
+                        IndexedChunk(
+                            **{
+                                **c,
+                                "doc_id": doc_id,
+                                "chunk_id": copy_chunk_id(c["chunk_id"], doc.doc_id, doc_id),
+                                "vector": vector.tolist(),
+                            }
+                        )
+                    )
+                facts = DocumentFacts(title=doc.title, page_count=doc.page_count)
+                index.replace_chunks(target, doc_id, doc.version, copied, facts=facts)
+    index.close()
+    return target
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+    }
+
+
+def latencies(index: SqliteSearchIndex, tenant: str, queries: np.ndarray, repeats: int) -> dict:
+    index.vector_search(tenant, queries[0].tolist(), TOP)  # load the snapshot
+    ms = []
+    for _ in range(repeats):
+        for q in queries:
+            vector = q.tolist()
+            began = time.perf_counter()
+            index.vector_search(tenant, vector, TOP)
+            ms.append((time.perf_counter() - began) * 1000)
+    return percentiles(ms)
+
+
+def near_chunks(matrix: np.ndarray, count: int) -> np.ndarray:
+    """Queries near random chunks (the dev questions are few)."""
+    rng = np.random.default_rng(0)
+    picked = matrix[rng.choice(matrix.shape[0], count, replace=False)]
+    moved = picked + rng.normal(size=picked.shape) * 0.5 / np.sqrt(picked.shape[1])
+    return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall(
+    exact: SqliteSearchIndex, ann: SqliteSearchIndex, tenant: str, queries: np.ndarray
+) -> float:
+    found = 0
+    for q in queries:
+        truth = {h.chunk_id for h in exact.vector_search(tenant, q.tolist(), TOP)}
+        found += len(truth & {h.chunk_id for h in ann.vector_search(tenant, q.tolist(), TOP)})
+    return round(found / (TOP * len(queries)), 4)
+
+
+class CachedQuestions:
+    """The dev questions' real vectors, embedded once by the endpoint (not a fake: a cache)."""
+
+    def __init__(self, texts: list[str], vectors: np.ndarray) -> None:
+        self.rows = dict(zip(texts, vectors, strict=True))
+        self.dimension = vectors.shape[1]
+
+    def embed(self, texts: Any) -> np.ndarray:
+        return np.stack([self.rows[t] for t in texts])
+
+
+def dev_retrieval(index: SqliteSearchIndex, tenant: str, embeddings: CachedQuestions) -> dict:
+    from datatorag.usecases.search import Searcher
+
+    qs = questions(CORPUS / "questions-dev.jsonl")
+    loose = corpus_loose(CORPUS)
+    searcher = Searcher(index, embeddings)  # type: ignore[arg-type]
+    out = {}
+    for mode in ("vector", "hybrid"):
+        scored = score(
+            qs,
+            lambda q, mode=mode: [
+                (manifest_id(h.source_uri), h.text)
+                for h in searcher.search(tenant, q, TOP, mode)  # type: ignore[arg-type]
+            ],
+            loose,
+        )
+        out[mode] = {"hit@5": scored["hit@5"], "evidence@5": scored["evidence@5"]}
+    return out
+
+
+def measure(root: Path, tenant: str, dev: np.ndarray, repeats: int) -> dict[str, Any]:
+    exact = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
+    result: dict[str, Any] = {"tenant": tenant}
+    before = rss_bytes()
+    result["exact"] = latencies(exact, tenant, dev, repeats)
+    snapshot = exact._snapshots.peek(tenant)
+    assert snapshot is not None
+    result["chunks"] = snapshot.size - snapshot.dead
+    result["snapshot_mb"] = round(snapshot.nbytes / 2**20, 1)
+    result["snapshot_rss_mb"] = round((rss_bytes() - before) / 2**20, 1)
+    config = AnnConfig(min_chunks=1, background=False)
+    began, before = time.perf_counter(), rss_bytes()
+    graph = build(snapshot, config)
+    result["build_s"] = round(time.perf_counter() - began, 2)
+    result["graph_rss_mb"] = round((rss_bytes() - before) / 2**20, 1)
+    result["graph_estimate_mb"] = round(graph.nbytes / 2**20, 1)
+    del graph
+    ann = SqliteSearchIndex(root, ann=config)
+    ann.vector_search(tenant, dev[0].tolist(), TOP)  # loads the snapshot, builds its graph
+    queries = np.concatenate([dev, near_chunks(snapshot.matrix, 200)])
+    ann_snapshot = ann._snapshots.peek(tenant)
+    assert ann_snapshot is not None and ann_snapshot.graphs.graph is not None
+    sweep = {}
+    for ef in EFS:
+        ann_snapshot.graphs.graph.index.set_ef(ef)
+        sweep[ef] = {"recall@10": recall(exact, ann, tenant, queries)}
+        sweep[ef].update(latencies(ann, tenant, dev, repeats))
+    ann_snapshot.graphs.graph.index.set_ef(config.ef_search)
+    result["ann_by_ef"] = sweep
+    result["answered"] = (ann.approximate.answered, ann.approximate.asked)
+    texts = [str(q["question"]) for q in questions(CORPUS / "questions-dev.jsonl")]
+    embeddings = CachedQuestions(texts, dev)
+    result["dev_exact"] = dev_retrieval(exact, tenant, embeddings)
+    result["dev_ann"] = dev_retrieval(ann, tenant, embeddings)
+    exact.close()
+    ann.close()
+    return result
+
+
+def report(results: list[dict[str, Any]], ef: int) -> str:
+    lines = [
+        "| tenant | chunks | exact p50 / p95 ms | ANN p50 / p95 ms | recall@10 | build (1 thread) "
+        "| snapshot MB | graph MB (RSS / estimate) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        a = r["ann_by_ef"][ef]
+        lines.append(
+            f"| {r['tenant']} | {r['chunks']:,} | {r['exact']['p50']} / {r['exact']['p95']} "
+            f"| {a['p50']} / {a['p95']} | {a['recall@10']} | {r['build_s']} s "
+            f"| {r['snapshot_mb']} | {r['graph_rss_mb']} / {r['graph_estimate_mb']} |"
+        )
+    lines += ["", "| tenant | " + " | ".join(f"ef {e}: recall, p50 ms" for e in EFS) + " |"]
+    lines.append("| --- |" + " ---: |" * len(EFS))
+    for r in results:
+        cells = [f"{r['ann_by_ef'][e]['recall@10']}, {r['ann_by_ef'][e]['p50']}" for e in EFS]
+        lines.append(f"| {r['tenant']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| tenant | vector hit@5 / evidence@5: exact | ANN | hybrid: exact | ANN |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        cells = [
+            f"{r[k][mode]['hit@5']:.3f} / {r[k][mode]['evidence@5']:.3f}"
+            for mode in ("vector", "hybrid")
+            for k in ("dev_exact", "dev_ann")
+        ]
+        lines.append(f"| {r['tenant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="reuse an ingested data directory")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    settings, dev = prepare(args.data_dir)
+    root = settings.data_dir / "index"
+    tenants = [BASE]
+    for copies in args.sizes:
+        began = time.perf_counter()
+        tenants.append(replicate(root, copies))
+        print(f"{tenants[-1]}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    results = []
+    for tenant in tenants:
+        results.append(measure(root, tenant, dev, args.repeats))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print(report(results, AnnConfig().ef_search))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
