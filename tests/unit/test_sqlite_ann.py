@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from datatorag.adapters.index.sqlite import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import ann as ann_module
 from datatorag.adapters.index.sqlite.ann import REBUILD_FRACTION, AnnConfig, graph_nbytes
 from datatorag.domain.models import SearchHit
 from tests.contracts.search_index import TENANT, index_doc
@@ -205,3 +206,26 @@ def test_a_graph_is_dropped_with_its_evicted_tenant(root: Path) -> None:
     stats = index.snapshot_stats()
     assert (stats.tenants, stats.graphs, stats.evictions) == (1, 1, 1)  # globex's own graph
     index.close()
+
+
+def test_a_saved_graph_is_read_back_instead_of_built(
+    root: Path, ann: SqliteSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    want = ids(ann.vector_search(TENANT, QUERIES[0], 10))
+    saved = list(root.glob(f"{TENANT}.*.hnsw"))
+    assert len(saved) == 1  # beside acme.db, named by the file's epoch
+    monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built instead of loaded"))
+    again = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    assert ids(again.vector_search(TENANT, QUERIES[0], 10)) == want
+    assert again.approximate.answered == 1
+    again.close()
+
+
+def test_an_unreadable_saved_graph_is_built_again(root: Path, ann: SqliteSearchIndex) -> None:
+    want = ids(ann.vector_search(TENANT, QUERIES[0], 10))
+    (saved,) = root.glob(f"{TENANT}.*.hnsw")
+    saved.write_bytes(b"not a graph")
+    again = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    assert ids(again.vector_search(TENANT, QUERIES[0], 10)) == want
+    assert again.approximate.answered == 1 and saved.stat().st_size > 1000  # saved anew
+    again.close()

@@ -20,9 +20,11 @@ without being mutated:
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +42,7 @@ log = get_logger(__name__)
 DEFAULT_MIN_CHUNKS = 20_000  # DATATORAG_ANN_MIN_CHUNKS
 M = 16  # links per node (32 on the bottom layer)
 EF_CONSTRUCTION = 100
-EF_SEARCH = 96  # candidates kept while searching; a larger k raises it to k
+EF_SEARCH = 128  # candidates kept while searching; a larger k raises it to k
 OVERSAMPLE = 2.0  # extra candidates asked for, beyond top_k / (share of the graph that passes)
 MIN_SHARE = 0.1  # a filter letting fewer of the graph's rows through is searched exactly
 REBUILD_FRACTION = 0.1  # tail or dead rows, relative to the graph, that start a rebuild
@@ -116,27 +118,67 @@ def build(snapshot: Snapshot, config: AnnConfig) -> Graph:
     return Graph(index, int(labels[-1]), count, graph_nbytes(count, dimension, config.m))
 
 
-class Approximate:
-    """Answers vector searches from a tenant's graph where it has one; builds graphs."""
+def load(path: Path, dimension: int, config: AnnConfig) -> Graph:
+    """A graph saved by ``save`` (this process or another one serving the same files)."""
+    import hnswlib
 
-    def __init__(self, config: AnnConfig, built: Callable[[], object] = lambda: None) -> None:
+    index = hnswlib.Index(space="ip", dim=dimension)
+    index.load_index(str(path))
+    index.set_ef(config.ef_search)
+    labels = index.get_ids_list()
+    count = len(labels)
+    return Graph(index, max(labels), count, graph_nbytes(count, dimension, config.m))
+
+
+def save(graph: Graph, path: Path) -> None:
+    """Write ``graph`` whole, then rename it into place (another process may be loading it);
+    drop the tenant's graphs of older files (epochs)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        graph.index.save_index(str(partial))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    tenant = path.name.split(".", 1)[0]
+    for old in path.parent.glob(f"{tenant}.*.hnsw"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
+class Approximate:
+    """Answers vector searches from a tenant's graph where it has one; builds graphs, and keeps
+    them beside the tenant's database file when given its ``folder`` (``<tenant>.<epoch>.hnsw``)
+    so that a process loading a tenant again reads its graph instead of building it."""
+
+    def __init__(
+        self,
+        config: AnnConfig,
+        folder: Path | None = None,
+        built: Callable[[], object] = lambda: None,
+    ) -> None:
         """``built`` runs after a background build published a graph (the snapshot budget
         re-checks what it holds)."""
         self.config = config
+        self.folder = folder
         self.built = built
         # Vector searches over the threshold, and those a graph answered (unlocked: a gauge).
         self.asked = self.answered = 0
 
     def top_k(
-        self, snapshot: Snapshot, query: FloatArray, top_k: int, allowed: npt.NDArray[np.bool_]
-    ) -> tuple[npt.NDArray[np.intp], FloatArray] | None:
-        """Positions and cosine scores of the best ``top_k`` allowed rows, or None when this
+        self,
+        tenant: str,
+        snapshot: Snapshot,
+        query: FloatArray,
+        top_k: int,
+        allowed: npt.NDArray[np.bool_],
+    ) -> tuple[list[int], list[float]] | None:
+        """Row ids and cosine scores of the best ``top_k`` allowed rows, or None when this
         search should be exact (small tenant, no graph yet, a selective filter)."""
         live = snapshot.size - snapshot.dead
         if not self.config.min_chunks or live < self.config.min_chunks:
             return None
         self.asked += 1
-        graph = self._graph(snapshot)
+        graph = self._graph(tenant, snapshot)
         if graph is None:
             return None
         tail = int(np.searchsorted(snapshot.rowids, graph.last_rowid, side="right"))
@@ -161,25 +203,47 @@ class Approximate:
         scores = np.einsum("ij,j->i", snapshot.matrix[candidates], query)
         best = np.argsort(-scores, kind="stable")[:top_k]
         self.answered += 1
-        return candidates[best], scores[best]
+        return snapshot.rowids[candidates[best]].tolist(), scores[best].tolist()
 
-    def _graph(self, snapshot: Snapshot) -> Graph | None:
+    def _graph(self, tenant: str, snapshot: Snapshot) -> Graph | None:
         """The tenant's graph, after starting a build if it has none or it fell behind."""
         slot = snapshot.graphs
         graph = slot.graph
-        if graph is None or self._stale(graph, snapshot):
-            if not self.config.background:
-                with slot.lock:
-                    if slot.graph is graph:
-                        slot.graph = build(snapshot, self.config)
-                return slot.graph
+        if graph is not None and not self._stale(graph, snapshot):
+            return graph
+        if not self.config.background:
             with slot.lock:
-                if slot.building:
-                    return graph
-                slot.building = True
-            threading.Thread(
-                target=self._build, args=(slot, snapshot), name="ann-build", daemon=True
-            ).start()
+                if slot.graph is graph:
+                    slot.graph = self._fresh(tenant, snapshot, graph)
+            return slot.graph
+        with slot.lock:
+            if slot.building:
+                return graph
+            slot.building = True
+        threading.Thread(
+            target=self._build, args=(tenant, slot, snapshot), name="ann-build", daemon=True
+        ).start()
+        return graph
+
+    def _fresh(self, tenant: str, snapshot: Snapshot, current: Graph | None) -> Graph:
+        """A graph that keeps up with ``snapshot``: the saved one if it does, else a new one
+        (then saved)."""
+        path = self.folder / f"{tenant}.{snapshot.epoch}.hnsw" if self.folder else None
+        if current is None and path is not None and path.is_file():
+            try:
+                saved = load(path, snapshot.matrix.shape[1], self.config)
+            except (OSError, RuntimeError, MemoryError):  # cut short or foreign: build anew
+                log.warning("ann graph unreadable", path=str(path))
+            else:
+                if not self._stale(saved, snapshot):
+                    return saved
+        with _BUILDS:
+            graph = build(snapshot, self.config)
+        if path is not None:
+            try:
+                save(graph, path)
+            except (OSError, RuntimeError):  # a cache: the graph serves from memory anyway
+                log.warning("ann graph not saved", path=str(path), exc_info=True)
         return graph
 
     @staticmethod
@@ -188,14 +252,13 @@ class Approximate:
         dead_in_graph = graph.count - int(np.count_nonzero(snapshot.alive[:tail]))
         return max(snapshot.size - tail, dead_in_graph) > REBUILD_FRACTION * graph.count
 
-    def _build(self, slot: GraphSlot, snapshot: Snapshot) -> None:
+    def _build(self, tenant: str, slot: GraphSlot, snapshot: Snapshot) -> None:
         try:
-            with _BUILDS:
-                graph = build(snapshot, self.config)
+            graph = self._fresh(tenant, snapshot, slot.graph)
         except Exception:  # the tenant stays on exact search until it is reloaded
             log.exception("ann graph build failed")
             return
         slot.graph = graph
         slot.building = False
-        log.info("ann graph built", rows=graph.count)
+        log.info("ann graph ready", rows=graph.count)
         self.built()

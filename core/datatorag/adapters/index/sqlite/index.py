@@ -81,7 +81,7 @@ class SqliteSearchIndex:
         self._snapshots = SnapshotCache(snapshot_memory_bytes)
         # Its ``answered`` counts graph answers; a graph built in the background grows its
         # snapshot, so the budget is checked again then.
-        self.approximate = Approximate(ann or AnnConfig(), built=self._snapshots.trim)
+        self.approximate = Approximate(ann or AnnConfig(), self.root, self._snapshots.trim)
 
     def snapshot_stats(self) -> CacheStats:
         """Tenants in memory, their estimated bytes, loads and evictions so far."""
@@ -284,7 +284,8 @@ class SqliteSearchIndex:
                     f"query vector has {query.shape[0]} dimensions; "
                     f"the index holds {snapshot.matrix.shape[1]}"
                 )
-            rowids, scores = vector_top_k(snapshot, query, top_k, where, self.approximate)
+            found = self.approximate.top_k(tenant, snapshot, query, top_k, snapshot.allowed(where))
+            rowids, scores = found or vector_top_k(snapshot, query, top_k, where)
             return fetch_hits(conn, rowids, scores)
 
     @contextmanager

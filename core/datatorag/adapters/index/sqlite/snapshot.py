@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datatorag.adapters.index.sqlite import bm25
-from datatorag.adapters.index.sqlite.ann import Approximate, GraphSlot
+from datatorag.adapters.index.sqlite.ann import GraphSlot
 from datatorag.domain.filters import DocAttrs, Filter
 from datatorag.domain.vectors import FloatArray
 
@@ -249,18 +249,9 @@ def _compact(snapshot: Snapshot) -> Snapshot:
 
 
 def vector_top_k(
-    snapshot: Snapshot,
-    query: FloatArray,
-    top_k: int,
-    where: Filter,
-    approximate: Approximate | None = None,
+    snapshot: Snapshot, query: FloatArray, top_k: int, where: Filter
 ) -> tuple[list[int], list[float]]:
-    """Row ids and cosine scores of the best ``top_k`` rows that pass the filter: from the
-    tenant's ANN graph where ``approximate`` has one for it, exactly otherwise."""
-    if approximate is not None:
-        found = approximate.top_k(snapshot, query, top_k, snapshot.allowed(where))
-        if found is not None:
-            return snapshot.rowids[found[0]].tolist(), found[1].tolist()
+    """Row ids and cosine scores of the best ``top_k`` rows that pass the filter, exactly."""
     # einsum, not matmul: OpenBLAS would spread this memory-bound product over threads, which on
     # a small busy machine costs more than it saves (12 ms instead of 0.2 ms for 2k rows).
     if where.conditions or snapshot.dead:
