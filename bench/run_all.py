@@ -26,6 +26,7 @@ STEPS = [
     ("1,000-document sync from FTP", ["bench/ftp_sync.py", "--json", "ftp_sync.json"]),
     ("int8 against fp32: retrieval and query CPU", ["bench/int8_eval.py", "--json", "int8.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
+    ("approximate vector search at 10x and 100x", ["bench/ann.py", "--json", "ann.json"]),
     ("1,000 tenants: memory and hot/cold search", ["bench/tenant_snapshots.py"]),
     ("HTTP load", ["bench/load.py", "--json", "load.json"]),
     ("portal first paint", ["bench/portal.py", "--json", "portal.json"]),
