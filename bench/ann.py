@@ -18,7 +18,8 @@ p95 exact and approximate; the graph's build time (1 thread, as in the backgroun
 recall@10 of the graph's answers
 against exact search, over the dev questions and 200 queries near random chunks, for several
 ``ef``; and retrieval on the dev set (hit@5, evidence@5, vector and hybrid) with the graph
-forced on and off.
+forced on and off. ``--direct`` adds hnswlib alone on the largest tenant's vectors, and on as
+many copies moved along the corpus's own spread instead, by M, ef_construction and ef.
 """
 
 from __future__ import annotations
@@ -265,6 +266,53 @@ def measure(root: Path, tenant: str, dev: np.ndarray, repeats: int) -> dict[str,
     return result
 
 
+def direct(root: Path, dev: np.ndarray, tenant: str) -> list[dict[str, Any]]:
+    """hnswlib alone on ``tenant``'s vectors (its near-copies) and on the same number of copies
+    moved along the corpus's own spread (``v + 0.35 (x_j - x_k)``, random chunks j, k): recall@10
+    of the dev questions against numpy's exact top 10, by M / ef_construction and ef."""
+    import sqlite3
+
+    import hnswlib
+
+    def vectors(name: str) -> np.ndarray:
+        with closing(sqlite3.connect(f"file:{root / name}.db?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT vector FROM chunk_vectors ORDER BY id").fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), np.float32).reshape(len(rows), -1)
+
+    copies, base = vectors(tenant), vectors(BASE)
+    rng = np.random.default_rng(1)
+    spread = [base]
+    while sum(len(p) for p in spread) < len(copies):
+        j, k = rng.integers(len(base), size=len(base)), rng.integers(len(base), size=len(base))
+        moved = base + 0.35 * (base[j] - base[k])
+        spread.append(moved / np.linalg.norm(moved, axis=1, keepdims=True))
+    runs = []
+    for data, m, efc in (
+        ("near-copies", 16, 100),
+        ("near-copies", 32, 200),
+        ("corpus spread", 16, 100),
+    ):
+        matrix = copies if data == "near-copies" else np.concatenate(spread)[: len(copies)]
+        matrix = np.ascontiguousarray(matrix, np.float32)
+        truth = np.argsort(-(dev @ matrix.T), axis=1)[:, :TOP]
+        began = time.perf_counter()
+        graph = hnswlib.Index(space="ip", dim=matrix.shape[1])
+        graph.init_index(max_elements=len(matrix), M=m, ef_construction=efc, random_seed=100)
+        graph.add_items(matrix, np.arange(len(matrix)), num_threads=2)
+        run: dict[str, Any] = {"data": data, "M": m, "ef_construction": efc}
+        run["build_s_2_threads"] = round(time.perf_counter() - began, 1)
+        for ef in (64, 128, 512, 2048):
+            graph.set_ef(ef)
+            labels, _ = graph.knn_query(dev, k=TOP, num_threads=1)
+            found = sum(
+                len(set(a.tolist()) & set(b.tolist())) for a, b in zip(labels, truth, strict=True)
+            )
+            run[f"recall@10 ef {ef}"] = round(found / truth.size, 3)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+        runs.append(run)
+    return runs
+
+
 def report(results: list[dict[str, Any]], ef: int) -> str:
     lines = [
         "| tenant | chunks | exact: wall p50 / p95, CPU p50 ms | ANN: wall p50 / p95, CPU p50 ms "
@@ -329,6 +377,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--direct", action="store_true", help="also hnswlib alone on the largest tenant"
+    )
     args = parser.parse_args()
     settings, dev = prepare(args.data_dir)
     root = settings.data_dir / "index"
@@ -342,6 +393,13 @@ def main() -> None:
         results.append(measure(root, tenant, dev, args.repeats))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(report(results, AnnConfig().ef_search))
+    if args.direct:
+        runs = direct(root, dev, tenants[-1])
+        keys = list(runs[0])
+        print("\n| " + " | ".join(keys) + " |\n|" + " --- |" * len(keys))
+        for run in runs:
+            print("| " + " | ".join(str(run[k]) for k in keys) + " |")
+        results.append({"direct": runs})
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
