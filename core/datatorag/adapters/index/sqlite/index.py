@@ -9,9 +9,9 @@ matrix-vector product; tenants above a size threshold are searched on an HNSW gr
 (``ann.py``), and exactly while it is being built or when a filter lets few rows through.
 Keyword search ranks with BM25 (FTS5's formula) from postings kept beside the matrix
 (``bm25.py``): each chunk's weighted term counts are stored when it is written (``chunk_terms``),
-so loading them only decodes arrays. ``snapshot.py`` keeps both
-in step with the file, ``snapshot_cache.py`` holds each tenant's latest within a memory
-budget (the least recently searched tenants are dropped past it).
+so loading them only decodes arrays. ``snapshot.py`` keeps both in step with the file,
+``snapshot_cache.py`` holds each tenant's latest within a memory budget (the least recently
+searched tenants are dropped past it).
 """
 
 from __future__ import annotations
