@@ -8,9 +8,16 @@
 
 # ---------------------------------------------------------------------------- build stages
 FROM python:3.11-slim AS builder
+# hnswlib (the embedded index's ANN graphs) ships only as an sdist: it compiles, for any x86-64
+# rather than the build machine's CPU (HNSWLIB_NO_NATIVE). Its module needs only libstdc++.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    HNSWLIB_NO_NATIVE=1 \
     PATH=/opt/venv/bin:$PATH
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 WORKDIR /src
 # Dependencies are installed from pyproject.toml alone (pip builds an empty `datatorag` from it),
@@ -68,6 +75,10 @@ RUN pip install --no-deps .
 
 # ---------------------------------------------------------------------------- runtime stages
 FROM python:3.11-slim AS runtime
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libstdc++6 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 datatorag \
     && useradd --system --uid 10001 --gid datatorag --home-dir /home/datatorag --create-home datatorag \
     && install --directory --owner datatorag --group datatorag /home/datatorag/data

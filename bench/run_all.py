@@ -28,6 +28,7 @@ STEPS = [
     ("embedding spaces", ["bench/vector_spaces.py", "--json", "vector_spaces.json"]),
     ("re-embedding under search", ["bench/reembed.py", "--json", "reembed.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
+    ("approximate vector search at 10x and 100x", ["bench/ann.py", "--json", "ann.json"]),
     ("1,000 tenants in one index: memory and hot/cold search", ["bench/tenant_snapshots.py"]),
     (
         "1,000 tenants behind the API: memory and hot/cold /v1/search",

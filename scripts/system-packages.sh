@@ -6,9 +6,11 @@
 #   wrk             HTTP load generator for the query API benchmark (bench/)
 #   chromium        the real browser: the portal tests (tests/browser, Playwright) and /docs offline
 #   tesseract-ocr tesseract-ocr-eng  OCR of scanned PDF pages (datatorag.adapters.ocr.tesseract)
+#   g++             compiles hnswlib (an sdist) in `make install`, which runs this script first
+#                   when no C++ compiler is found
 set -euo pipefail
 
-PACKAGES=(openssh-server openssh-client wrk chromium tesseract-ocr tesseract-ocr-eng)
+PACKAGES=(openssh-server openssh-client wrk chromium tesseract-ocr tesseract-ocr-eng g++)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # BM25 postings, about 2 KB a chunk); past it the least recently searched tenants are
     # dropped and reloaded from their file when searched again (docs/benchmarks.md).
     snapshot_memory_mb: int = Field(default=512, ge=1)
+    # Tenants with at least this many live chunks are vector-searched on an HNSW graph (hnswlib,
+    # built in the background, counted in the budget above; about 1.8 KB a chunk); smaller ones
+    # exactly. 0: always exact. docs/benchmarks.md, "Approximate vector search".
+    ann_min_chunks: int = Field(default=20_000, ge=0)
 
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.

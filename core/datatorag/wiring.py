@@ -64,9 +64,12 @@ def search_index(settings: Settings) -> SearchIndex:
 
         return OpenSearchIndex.from_settings(settings)
     from datatorag.adapters.index.sqlite import SqliteSearchIndex
+    from datatorag.adapters.index.sqlite.ann import AnnConfig
 
     return SqliteSearchIndex(
-        settings.data_dir / "index", snapshot_memory_bytes=settings.snapshot_memory_mb * 2**20
+        settings.data_dir / "index",
+        snapshot_memory_bytes=settings.snapshot_memory_mb * 2**20,
+        ann=AnnConfig(min_chunks=settings.ann_min_chunks),
     )
 
 

@@ -47,7 +47,9 @@ def running_stack(
     yield from start_stack(tmp_path_factory, env)
     client = OpenSearch(hosts=[opensearch_url], timeout=60)
     names = client.indices.get(index=f"{prefix}*", ignore=404)
-    assert f"{prefix}pool-0" in names, sorted(names)  # both tenants were in the one pool, and only there
+    assert f"{prefix}pool-0" in names, sorted(
+        names
+    )  # both tenants were in the one pool, and only there
     assert not [n for n in names if n.startswith(f"{prefix}chunks-")]
     for name in names if "error" not in names else []:
         client.indices.delete(index=name)

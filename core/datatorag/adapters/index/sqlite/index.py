@@ -4,13 +4,15 @@ Isolation is physical: ``<root>/<tenant>.db`` holds one tenant's documents and c
 can only ever read its own tenant's file (``connections.py``; the file's layout and migrations
 are ``schema.py``, its rows ``store.py``).
 
-Vector search is exact: each process keeps a tenant's vectors as a float32 matrix in memory and
-scores a query with one matrix-vector product. Keyword search ranks with BM25 (FTS5's formula) from
-postings kept beside the matrix (``bm25.py``): each chunk's weighted term counts are stored when
-it is written (``chunk_terms``), so loading them only decodes arrays. ``snapshot.py`` keeps both
-in step with the file, ``snapshot_cache.py`` holds each tenant's latest within a memory
-budget (the least recently searched tenants are dropped past it). ``spaces.py`` records the
-embedding space of the tenant's vectors, refuses others, and swaps in a re-embed's vectors.
+Each process keeps a tenant's vectors as a float32 matrix in memory and scores a query with one
+matrix-vector product; tenants above a size threshold are searched on an HNSW graph beside it
+(``ann.py``), and exactly while it is being built or when a filter lets few rows through.
+Keyword search ranks with BM25 (FTS5's formula) from postings kept beside the matrix
+(``bm25.py``): each chunk's weighted term counts are stored when it is written (``chunk_terms``),
+so loading them only decodes arrays. ``snapshot.py`` keeps both in step with the file,
+``snapshot_cache.py`` holds each tenant's latest within a memory budget (the least recently
+searched tenants are dropped past it). ``spaces.py`` records the embedding space of the tenant's
+vectors, refuses others, and swaps in a re-embed's vectors.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from datatorag.adapters.index.sqlite import bm25, spaces
+from datatorag.adapters.index.sqlite.ann import AnnConfig, Approximate
 from datatorag.adapters.index.sqlite.connections import ConnectionPool
 from datatorag.adapters.index.sqlite.snapshot import Snapshot, keyword_top_k, vector_top_k
 from datatorag.adapters.index.sqlite.snapshot_cache import (
@@ -67,14 +70,19 @@ class SqliteSearchIndex:
         *,
         tombstone_window: int = 1000,
         snapshot_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        ann: AnnConfig | None = None,
     ) -> None:
         """``snapshot_memory_bytes`` bounds the tenants' snapshots this process keeps in memory
-        (the least recently searched are dropped past it; see ``snapshot_cache.py``)."""
+        (the least recently searched are dropped past it; see ``snapshot_cache.py``); ``ann``
+        says which tenants get an approximate index (by default those of 20k chunks or more)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.tombstone_window = tombstone_window  # generations a lagging reader can catch up on
         self._pool = ConnectionPool(self.root)
         self._snapshots = SnapshotCache(snapshot_memory_bytes)
+        # Its ``answered`` counts graph answers; a graph built in the background grows its
+        # snapshot, so the budget is checked again then.
+        self.approximate = Approximate(ann or AnnConfig(), self.root, self._snapshots.trim)
 
     def snapshot_stats(self) -> CacheStats:
         """Tenants in memory, their estimated bytes, loads and evictions so far."""
@@ -309,7 +317,8 @@ class SqliteSearchIndex:
                     f"query vector has {query.shape[0]} dimensions; "
                     f"the index holds {snapshot.matrix.shape[1]}"
                 )
-            rowids, scores = vector_top_k(snapshot, query, top_k, where)
+            found = self.approximate.top_k(tenant, snapshot, query, top_k, snapshot.allowed(where))
+            rowids, scores = found or vector_top_k(snapshot, query, top_k, where)
             return fetch_hits(conn, rowids, scores)
 
     @contextmanager

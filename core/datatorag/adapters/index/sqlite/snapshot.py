@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datatorag.adapters.index.sqlite import bm25
+from datatorag.adapters.index.sqlite.ann import GraphSlot
 from datatorag.domain.filters import DocAttrs, Filter
 from datatorag.domain.vectors import FloatArray
 
@@ -54,6 +55,8 @@ class Snapshot:
     codes: dict[str, int]  # doc_id -> doc code
     masks: dict[Filter, npt.NDArray[np.bool_]] = field(default_factory=dict, compare=False)
     norms: list[bm25.FloatArray] = field(default_factory=list, compare=False)  # computed once
+    # The tenant's ANN graph (large tenants only): shared along one file's generations.
+    graphs: GraphSlot = field(default_factory=GraphSlot, compare=False)
 
     @property
     def matrix(self) -> FloatArray:
@@ -76,7 +79,7 @@ class Snapshot:
         """About the memory this snapshot holds (what the snapshot cache budgets): its buffers
         whole, headroom included."""
         buffers = self.vectors.nbytes + self.ids.nbytes + self.doc_codes.nbytes
-        buffers += self.lengths.nbytes + self.postings.nbytes
+        buffers += self.lengths.nbytes + self.postings.nbytes + self.graphs.nbytes
         return int(buffers) + self.size * ROW_BYTES + len(self.docs) * DOC_BYTES
 
     @property
@@ -195,6 +198,7 @@ def _append(base: Snapshot, rows: list[Any], generation: int) -> Snapshot:
         live_tokens=base.live_tokens + int(lengths[n : n + k].sum()),
         docs=docs,
         codes=code_of,
+        graphs=base.graphs,
     )
 
 
@@ -240,21 +244,25 @@ def _compact(snapshot: Snapshot) -> Snapshot:
         live_tokens=snapshot.live_tokens,
         docs=snapshot.docs,
         codes=snapshot.codes,
+        graphs=snapshot.graphs,  # its labels are row ids, which compaction keeps
     )
 
 
 def vector_top_k(
     snapshot: Snapshot, query: FloatArray, top_k: int, where: Filter
 ) -> tuple[list[int], list[float]]:
-    """Row ids and cosine scores of the best ``top_k`` rows that pass the filter."""
+    """Row ids and cosine scores of the best ``top_k`` rows that pass the filter, exactly."""
     # einsum, not matmul: OpenBLAS would spread this memory-bound product over threads, which on
     # a small busy machine costs more than it saves (12 ms instead of 0.2 ms for 2k rows).
-    scores = np.einsum("ij,j->i", snapshot.matrix, query)
     if where.conditions or snapshot.dead:
         candidates = np.flatnonzero(snapshot.allowed(where))
-        scores = scores[candidates]
+        if candidates.shape[0] < snapshot.size // 4:  # a selective filter: score its rows only
+            scores = np.einsum("ij,j->i", snapshot.matrix[candidates], query)
+        else:
+            scores = np.einsum("ij,j->i", snapshot.matrix, query)[candidates]
     else:
         candidates = np.arange(snapshot.size)
+        scores = np.einsum("ij,j->i", snapshot.matrix, query)
     k = min(top_k, candidates.shape[0])
     if k == 0:
         return [], []

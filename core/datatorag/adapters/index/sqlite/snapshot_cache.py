@@ -32,6 +32,7 @@ class CacheStats:
     nbytes: int  # their snapshots' estimated memory
     loads: int  # full loads from a file (a tenant's first search, or after eviction)
     evictions: int
+    graphs: int = 0  # of those tenants, how many have an ANN graph (counted in nbytes)
 
 
 class _Slot:
@@ -40,6 +41,10 @@ class _Slot:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.snapshot: Snapshot | None = None
+        # What the cache's totals hold for this slot: a snapshot grows in place when its ANN
+        # graph arrives, so its ``nbytes`` now may differ from what was counted.
+        self.counted_bytes = 0
+        self.counted_graph = False
 
 
 class SnapshotCache:
@@ -54,6 +59,7 @@ class SnapshotCache:
         # Of the loaded snapshots in ``_slots``, kept up to date as they change, never summed.
         self._resident = 0
         self._nbytes = 0
+        self._graphs = 0
         self._loads = 0
         self._evictions = 0
 
@@ -91,7 +97,7 @@ class SnapshotCache:
             self._loads += loaded
             if self._slots.get(tenant) is slot:
                 self._resident += old is None
-                self._nbytes += fresh.nbytes - (old.nbytes if old else 0)
+                self._count(slot)
             elif old is None:  # evicted while it loaded: this search uses it, then it is gone
                 self._evictions += 1
 
@@ -119,12 +125,14 @@ class SnapshotCache:
     def stats(self) -> CacheStats:
         """In constant time: searches may ask it (a sum over a thousand tenants cost ~1 ms)."""
         with self._lock:
-            return CacheStats(self._resident, self._nbytes, self._loads, self._evictions)
+            return CacheStats(
+                self._resident, self._nbytes, self._loads, self._evictions, self._graphs
+            )
 
     def clear(self) -> None:
         with self._lock:
             self._slots.clear()
-            self._resident = self._nbytes = 0
+            self._resident = self._nbytes = self._graphs = 0
 
     def _slot(self, tenant: str) -> _Slot:
         """The tenant's slot, now the most recently used."""
@@ -134,6 +142,25 @@ class SnapshotCache:
                 slot = self._slots[tenant] = _Slot()
             self._slots.move_to_end(tenant)
             return slot
+
+    def _count(self, slot: _Slot) -> None:
+        """Bring the totals up to date with the slot's snapshot (under ``_lock``)."""
+        snapshot = slot.snapshot
+        nbytes = snapshot.nbytes if snapshot else 0
+        graph = snapshot is not None and snapshot.graphs.graph is not None
+        self._nbytes += nbytes - slot.counted_bytes
+        self._graphs += graph - slot.counted_graph
+        slot.counted_bytes, slot.counted_graph = nbytes, graph
+
+    def trim(self) -> None:
+        """Recount and evict down to the budget after a snapshot grew in place (its ANN graph
+        arrived): rare, so it may walk every slot."""
+        with self._lock:
+            for slot in self._slots.values():
+                self._count(slot)
+            newest = next(reversed(self._slots.values()), None)
+        if newest is not None:
+            self._evict(keep=newest)
 
     def _evict(self, keep: _Slot) -> int:
         """Drop the least recently used snapshots until the rest fit the budget; never ``keep``
@@ -149,8 +176,10 @@ class SnapshotCache:
                     continue
                 del self._slots[tenant]
                 if slot.snapshot is not None:
-                    self._nbytes -= slot.snapshot.nbytes
                     dropped += 1
+                self._nbytes -= slot.counted_bytes
+                self._graphs -= slot.counted_graph
+                slot.counted_bytes, slot.counted_graph = 0, False
             self._resident -= dropped
             self._evictions += dropped
         return dropped

@@ -1,0 +1,231 @@
+"""The embedded index's HNSW graphs (``datatorag.adapters.index.sqlite.ann``): what the graph
+answers is what exact search answers, with filters, deletions, appended rows and compaction,
+while the graph is built, rebuilt and counted in the snapshot budget."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datatorag.adapters.index.sqlite import SqliteSearchIndex
+from datatorag.adapters.index.sqlite import ann as ann_module
+from datatorag.adapters.index.sqlite.ann import REBUILD_FRACTION, AnnConfig, graph_nbytes
+from datatorag.domain.models import SearchHit
+from tests.contracts.search_index import TENANT, index_doc
+
+pytestmark = pytest.mark.unit
+
+DIMENSION = 32
+DOCS = 30
+CHUNKS = 20  # 600 rows
+
+
+def unit_rows(seed: int, n: int) -> list[list[float]]:
+    rows = np.random.default_rng(seed).normal(size=(n, DIMENSION))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).tolist()
+
+
+def add_doc(index: SqliteSearchIndex, doc: int, vectors: list[list[float]] | None = None) -> None:
+    vectors = vectors or unit_rows(doc, CHUNKS)
+    texts = [f"document {doc} passage {i}" for i in range(len(vectors))]
+    index_doc(index, f"d{doc}", texts, vectors, metadata={"country": "FR" if doc % 3 else "US"})
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "index"
+    writer = SqliteSearchIndex(root)
+    for doc in range(DOCS):
+        add_doc(writer, doc)
+    writer.close()
+    return root
+
+
+@pytest.fixture
+def exact(root: Path) -> Iterator[SqliteSearchIndex]:
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
+    yield index
+    index.close()
+
+
+@pytest.fixture
+def ann(root: Path) -> Iterator[SqliteSearchIndex]:
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    yield index
+    index.close()
+
+
+def ids(hits: list[SearchHit]) -> list[str]:
+    return [h.chunk_id for h in hits]
+
+
+QUERIES = unit_rows(999, 20)
+
+
+def graph_of(index: SqliteSearchIndex) -> object:
+    snapshot = index._snapshots.peek(TENANT)
+    assert snapshot is not None
+    return snapshot.graphs.graph
+
+
+def test_the_graph_answers_what_exact_search_answers(
+    exact: SqliteSearchIndex, ann: SqliteSearchIndex
+) -> None:
+    for q in QUERIES:
+        got, want = ann.vector_search(TENANT, q, 10), exact.vector_search(TENANT, q, 10)
+        assert ids(got) == ids(want)
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
+    assert ann.approximate.answered == ann.approximate.asked == len(QUERIES)
+    assert exact.approximate.asked == 0
+
+
+def test_below_the_threshold_search_stays_exact(root: Path, exact: SqliteSearchIndex) -> None:
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=DOCS * CHUNKS + 1, background=False))
+    assert ids(index.vector_search(TENANT, QUERIES[0], 10)) == ids(
+        exact.vector_search(TENANT, QUERIES[0], 10)
+    )
+    assert index.approximate.asked == 0 and index.snapshot_stats().graphs == 0
+    index.close()
+
+
+def test_a_filter_is_applied_to_the_graphs_answer(
+    exact: SqliteSearchIndex, ann: SqliteSearchIndex
+) -> None:
+    where = {"metadata.country": "US"}  # a third of the rows
+    for q in QUERIES:
+        got = ann.vector_search(TENANT, q, 10, where)
+        assert ids(got) == ids(exact.vector_search(TENANT, q, 10, where))
+        assert all(int(h.doc_id[1:]) % 3 == 0 for h in got)
+    assert ann.approximate.answered == len(QUERIES)
+
+
+def test_a_selective_filter_is_searched_exactly(
+    exact: SqliteSearchIndex, ann: SqliteSearchIndex
+) -> None:
+    where = {"doc_id": "d7"}  # 1 row in 30
+    got = ann.vector_search(TENANT, QUERIES[0], 5, where)
+    assert ids(got) == ids(exact.vector_search(TENANT, QUERIES[0], 5, where))
+    assert {h.doc_id for h in got} == {"d7"} and len(got) == 5
+    assert ann.approximate.asked == 1 and ann.approximate.answered == 0
+
+
+def test_deleted_chunks_never_come_back(ann: SqliteSearchIndex) -> None:
+    target = unit_rows(4, CHUNKS)[3]  # a chunk of d4 is the best match for itself
+    assert ann.vector_search(TENANT, target, 1)[0].doc_id == "d4"
+    graph = graph_of(ann)
+    ann.delete_document(TENANT, "d4")
+    hits = ann.vector_search(TENANT, target, 50)
+    assert len(hits) == 50 and "d4" not in {h.doc_id for h in hits}
+    assert graph_of(ann) is graph  # 20 dead rows of 600: the graph is kept, not rebuilt
+    assert ann.approximate.answered == 2
+
+
+def test_appended_chunks_are_found_before_the_graph_is_rebuilt(ann: SqliteSearchIndex) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)
+    graph = graph_of(ann)
+    add_doc(ann, 100, [QUERIES[0], *unit_rows(100, 4)])
+    hits = ann.vector_search(TENANT, QUERIES[0], 10)
+    assert hits[0].chunk_id == "d100:v1:0" and hits[0].score == pytest.approx(1.0)
+    assert graph_of(ann) is graph  # a 5-row tail is scored exactly
+    assert ann.approximate.answered == 2
+
+
+def test_the_graph_is_rebuilt_once_the_tail_grows_past_a_tenth(ann: SqliteSearchIndex) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)
+    first = graph_of(ann)
+    for doc in range(100, 100 + int(DOCS * REBUILD_FRACTION) + 1):
+        add_doc(ann, doc)
+    ann.vector_search(TENANT, QUERIES[0], 10)
+    rebuilt = graph_of(ann)
+    assert rebuilt is not first
+    assert rebuilt.count == (DOCS + int(DOCS * REBUILD_FRACTION) + 1) * CHUNKS  # type: ignore[attr-defined]
+
+
+def test_an_older_graph_still_serves_a_compacted_snapshot(tmp_path: Path) -> None:
+    """Compaction moves rows; the graph's labels are row ids, so it keeps answering right."""
+    root = tmp_path / "index"
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    exact = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
+    for doc in range(120):
+        add_doc(index, doc)  # 2,400 rows
+    index.vector_search(TENANT, QUERIES[0], 10)
+    snapshot = index._snapshots.peek(TENANT)
+    assert snapshot is not None
+    graph, slot = snapshot.graphs.graph, snapshot.graphs
+    slot.building = True  # hold the rebuild: the old graph must serve the compacted rows
+    object.__setattr__(index.approximate, "config", AnnConfig(min_chunks=1))
+    for doc in range(0, 120, 2):
+        index.delete_document(TENANT, f"d{doc}")  # 1,200 dead rows: past the compaction point
+    for q in QUERIES:
+        got = index.vector_search(TENANT, q, 10)
+        assert ids(got) == ids(exact.vector_search(TENANT, q, 10))
+    compacted = index._snapshots.peek(TENANT)
+    assert compacted is not None and compacted.dead == 0 and compacted.size == 1200
+    assert compacted.graphs.graph is graph
+    index.close()
+    exact.close()
+
+
+def test_a_graph_is_built_in_the_background_while_exact_search_serves(
+    root: Path, exact: SqliteSearchIndex
+) -> None:
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1))
+    want = ids(exact.vector_search(TENANT, QUERIES[0], 10))
+    assert ids(index.vector_search(TENANT, QUERIES[0], 10)) == want
+    deadline = time.monotonic() + 60
+    while index.snapshot_stats().graphs == 0:
+        assert time.monotonic() < deadline, "the background build never finished"
+        time.sleep(0.05)
+    answered = index.approximate.answered
+    assert ids(index.vector_search(TENANT, QUERIES[0], 10)) == want
+    assert index.approximate.answered == answered + 1
+    index.close()
+
+
+def test_the_graph_counts_in_the_snapshot_budget(ann: SqliteSearchIndex) -> None:
+    ann.keyword_search(TENANT, "passage", 1)
+    without = ann.snapshot_stats()
+    ann.vector_search(TENANT, QUERIES[0], 1)
+    with_graph = ann.snapshot_stats()
+    assert without.graphs == 0 and with_graph.graphs == 1
+    assert with_graph.nbytes - without.nbytes == graph_nbytes(DOCS * CHUNKS, DIMENSION, 16)
+
+
+def test_a_graph_is_dropped_with_its_evicted_tenant(root: Path) -> None:
+    index = SqliteSearchIndex(root, snapshot_memory_bytes=1, ann=AnnConfig(1, background=False))
+    add_doc_other = SqliteSearchIndex(root)
+    index_doc(add_doc_other, "x", ["other tenant"], unit_rows(5, 1), tenant="globex")
+    add_doc_other.close()
+    index.vector_search(TENANT, QUERIES[0], 1)
+    assert index.snapshot_stats().graphs == 1
+    assert index.vector_search("globex", QUERIES[0], 5)[0].doc_id == "x"
+    stats = index.snapshot_stats()
+    assert (stats.tenants, stats.graphs, stats.evictions) == (1, 1, 1)  # globex's own graph
+    index.close()
+
+
+def test_a_saved_graph_is_read_back_instead_of_built(
+    root: Path, ann: SqliteSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    want = ids(ann.vector_search(TENANT, QUERIES[0], 10))
+    saved = list(root.glob(f"{TENANT}.*.hnsw"))
+    assert len(saved) == 1  # beside acme.db, named by the file's epoch
+    monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built instead of loaded"))
+    again = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    assert ids(again.vector_search(TENANT, QUERIES[0], 10)) == want
+    assert again.approximate.answered == 1
+    again.close()
+
+
+def test_an_unreadable_saved_graph_is_built_again(root: Path, ann: SqliteSearchIndex) -> None:
+    want = ids(ann.vector_search(TENANT, QUERIES[0], 10))
+    (saved,) = root.glob(f"{TENANT}.*.hnsw")
+    saved.write_bytes(b"not a graph")
+    again = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    assert ids(again.vector_search(TENANT, QUERIES[0], 10)) == want
+    assert again.approximate.answered == 1 and saved.stat().st_size > 1000  # saved anew
+    again.close()
