@@ -156,8 +156,8 @@ class Approximate:
         folder: Path | None = None,
         built: Callable[[], object] = lambda: None,
     ) -> None:
-        """``built`` runs after a background build published a graph (the snapshot budget
-        re-checks what it holds)."""
+        """``built`` runs after a build published a graph (the snapshot budget re-checks what
+        it holds)."""
         self.config = config
         self.folder = folder
         self.built = built
@@ -215,6 +215,7 @@ class Approximate:
             with slot.lock:
                 if slot.graph is graph:
                     slot.graph = self._fresh(tenant, snapshot, graph)
+            self.built()
             return slot.graph
         with slot.lock:
             if slot.building:
