@@ -52,34 +52,20 @@ def dump(args: argparse.Namespace) -> None:
 
 def score(args: argparse.Namespace) -> None:
     from bench.answer_eval import _judge, _summary
-    from datatorag.adapters.generators.extractive import ExtractiveGenerator
-    from datatorag.domain.models import SearchHit
-    from datatorag.usecases.answers import abstention, compose
 
     data = json.loads(args.dump.read_text())
     loose = corpus_loose(args.corpus)
-    generator = ExtractiveGenerator()
     for name, rows in data["sets"].items():
         judged, lengths = [], []
         for q in rows:
-            hits = [SearchHit(**h) for h in q["hits"]]
-            if not hits or q["retrieval"] < data["abstain_below"]:
-                answer = abstention(hits)
-            else:
-                generated = generator.generate(str(q["question"]), hits)
-                answer = (
-                    abstention(hits, generated.confidence or 0.0)
-                    if generated.abstained
-                    else compose(generated.sentences, hits, generated.confidence or 0.0)
-                )
-            row = _judge(q, answer.model_dump(), loose)
+            answer = _answer(q, data["abstain_below"])
+            row = _judge(q, answer, loose)
             judged.append(row)
-            if not answer.abstained:
-                lengths.append(len(answer.answer))
+            if not answer["abstained"]:
+                lengths.append(len(answer["answer"]))
             if args.verbose:
-                mark = "OK " if row["evidence"] else ("-- " if q["doc_ids"] else "?? ")
-                mark = "ABS" if answer.abstained else mark
-                print(f"{mark} {q['id']} {answer.confidence:.2f} {q['question']}\n    {answer.answer}")
+                mark = "ABS" if answer["abstained"] else "OK " if row["evidence"] else "-- "
+                print(f"{mark} {q['id']} {q['question']}\n    {answer['answer']}")
         for half, part in (
             ("all", judged),
             ("even", [r for r in judged if r["number"] % 2 == 0]),
@@ -87,10 +73,23 @@ def score(args: argparse.Namespace) -> None:
         ):
             print(name, half, json.dumps(_summary(part)))
         if lengths:
-            print(
-                f"{name} answer length (chars): median {statistics.median(lengths):.0f}, "
-                f"max {max(lengths)}"
-            )
+            print(f"{name} answer length (chars): median {statistics.median(lengths):.0f}")
+
+
+def _answer(q: dict[str, Any], abstain_below: float) -> dict[str, Any]:
+    """What ``/v1/query`` would answer: the same retrieval gate, generator and composition."""
+    from datatorag.adapters.generators.extractive import ExtractiveGenerator
+    from datatorag.domain.models import SearchHit
+    from datatorag.usecases.answers import abstention, compose
+
+    hits = [SearchHit(**h) for h in q["hits"]]
+    if not hits or q["retrieval"] < abstain_below:
+        return abstention(hits).model_dump()
+    generated = ExtractiveGenerator().generate(str(q["question"]), hits)
+    confidence = generated.confidence or 0.0
+    if generated.abstained:
+        return abstention(hits, confidence).model_dump()
+    return compose(generated.sentences, hits, confidence).model_dump()
 
 
 def main() -> None:

