@@ -292,6 +292,16 @@ class TestAnswerShape:
             "Q. Can I carry over unused PTO?\nYes, up to five days carry over."
         )
 
+    def test_a_list_item_is_read_with_its_list(self) -> None:
+        intro = "The People team sends these amounts per teammate:\n"
+        items = "Year 2 anniversary gift: $100 USD\nYear 3 anniversary gift: $150 USD\n"
+        text = "Gifts celebrate milestones at work.\n" + intro + items
+        answer = ExtractiveGenerator().generate(
+            "What is the anniversary gift for year 3?", [_passage("gifts", text)]
+        )
+        # The lead is the Year 3 item; its list's introducing line says what the amounts are.
+        assert answer.sentences[0].quotes == ((intro + items).strip(),)
+
     def test_possessives_meet_their_noun(self) -> None:
         assert terms("Sourcegraph's laptop's policy") == terms("Sourcegraph laptop policy")
 

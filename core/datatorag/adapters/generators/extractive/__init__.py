@@ -13,11 +13,11 @@ The answer leads with the best sentence that covers at least ``min_support`` of 
 weighted terms and states the kind of fact asked; up to two more follow, in reading order, from
 the same document only (one policy per answer) unless the question compares. With no such
 sentence the generator abstains. The lead is quoted with the rest of its paragraph and the
-paragraphs after it, up to ``QUOTE_CAP`` (800) characters and never past a FAQ's next question:
-the fact asked for is often the sentence beside the one whose words match the question. Each
-further sentence quotes itself (neighbours as one quote), and the answer's confidence is the
-lead's coverage. Words every handbook uses ("employee", "policy",
-"paid") weigh less, so sharing only those is not support.
+paragraphs after it (a list item from its list's introducing line), up to ``QUOTE_CAP`` (800)
+characters and never past a FAQ's next question: the fact asked for is often the sentence
+beside the one whose words match the question. Each further sentence quotes itself (neighbours
+as one quote), and the answer's confidence is the lead's coverage. Words every handbook uses
+("employee", "policy", "paid") weigh less, so sharing only those is not support.
 
 The package follows those seams: ``vocabulary`` (word lists), ``terms`` (stemmer and synonym
 folding), ``sentences`` (the splitter), ``answer_type`` (what a question asks for),

@@ -21,6 +21,7 @@ REDUNDANT_OVERLAP = 0.7  # Jaccard overlap above which a further sentence repeat
 # The lead is quoted with its paragraph and the paragraphs after it, up to this many characters
 # (measured in docs/benchmarks.md: evidence in the answer against answer length).
 QUOTE_CAP = 800
+LIST_LINE = 80  # a list item quoted with its list is a short line that ends no sentence
 # A question that compares may be answered from two documents; any other keeps to one.
 _COMPARES = re.compile(
     r"\b(?:compare[sd]?|comparison|differ(?:s|ence|ent)?|versus|vs\.?|both|between\b.+\band)\b",
@@ -145,14 +146,16 @@ def _span(run: list[Sentence], passages: Sequence[SearchHit]) -> _Span:
 def _paragraph(span: _Span, passages: Sequence[SearchHit]) -> _Span:
     """The lead quoted with the rest of its paragraph (a line of the passage) and the
     paragraphs after it, while the quote stays within ``QUOTE_CAP`` characters: the fact asked
-    for is often the sentence after the one that matches the question's words. It stops before
-    a question (a FAQ's next item); a table row, or a paragraph longer than the cap, stays as it
-    is."""
+    for is often the sentence after the one that matches the question's words. A list item
+    starts from its list's introducing line; the quote stops before a question (a FAQ's next
+    item); a table row, or a paragraph longer than the cap, stays as it is."""
     if span.header:
         return span
     text = passages[span.passage].text
-    begin = text.rfind("\n", 0, span.begin) + 1
+    begin = _list_start(text, text.rfind("\n", 0, span.begin) + 1)
     end = _line_end(text, span.end)
+    if end - begin > QUOTE_CAP:
+        begin = text.rfind("\n", 0, span.begin) + 1
     if end - begin > QUOTE_CAP:
         return span
     while end < len(text) and _line_end(text, end + 1) - begin <= QUOTE_CAP:
@@ -160,6 +163,22 @@ def _paragraph(span: _Span, passages: Sequence[SearchHit]) -> _Span:
             break  # a FAQ's next question: another answer starts there
         end = _line_end(text, end + 1)
     return _Span(span.passage, begin, end)
+
+
+def _list_start(text: str, begin: int) -> int:
+    """Where the list that the line at ``begin`` belongs to starts: its introducing line (one
+    that ends with ":"), found above short lines that end no sentence; ``begin`` when the line
+    is in no such list."""
+    cursor = begin
+    while cursor > 0:
+        start = text.rfind("\n", 0, cursor - 1) + 1
+        line = text[start : cursor - 1].rstrip()
+        if line.endswith(":"):
+            return start
+        if len(line) > LIST_LINE or line.endswith((".", "?", "!")):
+            return begin
+        cursor = start
+    return begin
 
 
 def _line_end(text: str, index: int) -> int:
