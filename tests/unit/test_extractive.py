@@ -301,6 +301,11 @@ class TestAnswerShape:
         )
         # The lead is the Year 3 item; its list's introducing line says what the amounts are.
         assert answer.sentences[0].quotes == ((intro + items).strip(),)
+        sentence = "Every teammate gets an anniversary gift of $150 USD in year 3 of service."
+        prose = ExtractiveGenerator().generate(
+            "What is the anniversary gift for year 3?", [_passage("g", intro + sentence)]
+        )
+        assert prose.sentences[0].quotes == (sentence,)  # a sentence is no list item
 
     def test_possessives_meet_their_noun(self) -> None:
         assert terms("Sourcegraph's laptop's policy") == terms("Sourcegraph laptop policy")

@@ -169,16 +169,22 @@ def _list_start(text: str, begin: int) -> int:
     """Where the list that the line at ``begin`` belongs to starts: its introducing line (one
     that ends with ":"), found above short lines that end no sentence; ``begin`` when the line
     is in no such list."""
+    if not _list_like(text[begin : _line_end(text, begin)]):
+        return begin
     cursor = begin
     while cursor > 0:
         start = text.rfind("\n", 0, cursor - 1) + 1
         line = text[start : cursor - 1].rstrip()
         if line.endswith(":"):
             return start
-        if len(line) > LIST_LINE or line.endswith((".", "?", "!")):
+        if not _list_like(line):
             return begin
         cursor = start
     return begin
+
+
+def _list_like(line: str) -> bool:
+    return len(line.strip()) <= LIST_LINE and not line.rstrip().endswith((".", "?", "!"))
 
 
 def _line_end(text: str, index: int) -> int:
