@@ -2,7 +2,7 @@
 
     python bench/retrieval_eval.py [--corpus ../shared/corpus] [--questions FILE] [--out docs/]
         [--generator extractive|openai|bedrock] [--openai-base-url URL --openai-model NAME]
-        [--bedrock-model-id ID]
+        [--bedrock-model-id ID] [--extra-questions FILE ...]
 
 Ingests the corpus's LibreOffice PDFs (one per document) through the running stack, then scores
 every search mode plus two baselines computed on the same chunks: plain BM25 (bm25s, chunk text
@@ -12,8 +12,10 @@ Then the answers, through the running API (`bench/answer_eval.py`): evidence in 
 answers blending documents, abstention, and `/v1/query` p95 against `/v1/search`, for the
 generator chosen (the extractive one by default; `--generator openai` measures any
 OpenAI-compatible endpoint, with `DATATORAG_OPENAI_API_KEY` from the environment, and
-`--generator bedrock` Amazon Bedrock with the usual AWS credentials). Writes Markdown tables and a
-PNG chart.
+`--generator bedrock` Amazon Bedrock with the usual AWS credentials), on the dev set and on our
+own questions nobody tuned on (`--extra-questions`: `bench/unanswerable-extra.jsonl`, near misses
+over the corpus's three organisations, and `bench/answerable-extra.jsonl`). Writes Markdown
+tables and a PNG chart.
 """
 
 from __future__ import annotations
@@ -168,6 +170,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--questions", type=Path)
+    parser.add_argument(
+        "--extra-questions",
+        type=Path,
+        nargs="*",
+        default=[
+            REPO / "bench" / "unanswerable-extra.jsonl",
+            REPO / "bench" / "answerable-extra.jsonl",
+        ],
+        help="answers only: our own near-miss unanswerable and held-out answerable questions",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--data-dir", type=Path, help="reuse an ingested data directory")
     parser.add_argument("--generator", choices=["extractive", "openai", "bedrock"])
@@ -217,6 +229,11 @@ def main() -> None:
         key = key_store(settings).create("eval")
         generator = settings.generator_backend
         answers = {generator: answer_eval.evaluate(settings.api_url, key, qs, loose)}
+        if args.extra_questions:  # questions nobody tuned on: do the figures hold?
+            extra = [q for path in args.extra_questions for q in questions(path)]
+            answers[f"{generator}, own held-out"] = answer_eval.evaluate(
+                settings.api_url, key, extra, loose
+            )
     chosen = calibrate(curve)
     print(f"abstention: calibrated threshold {chosen}", file=sys.stderr)
     print(f"answers at abstain_below={settings.abstain_below}: {answers}", file=sys.stderr)

@@ -11,11 +11,13 @@ from datatorag.adapters.generators.extractive import (
     terms,
 )
 from datatorag.adapters.generators.extractive.answer_type import expected_type
+from datatorag.adapters.generators.extractive.generator import QUOTE_CAP
 from datatorag.domain.models import SearchHit
 from tests.contracts.answer_generator import (
     ANSWERABLE,
     HR_PASSAGES,
     UNANSWERABLE,
+    assert_grounded,
 )
 
 pytestmark = pytest.mark.unit
@@ -95,9 +97,9 @@ class TestExtractiveDetails:
             score=1.0,
         )
         answer = ExtractiveGenerator().generate("How much vacation do I get?", [passage])
-        assert [s.text for s in answer.sentences] == [
+        assert answer.sentences[0].text.startswith(
             "Team members accrue 20 days of paid time off each year."
-        ]
+        )
 
     def test_faq_answer_follows_its_question(self) -> None:
         passage = SearchHit(
@@ -258,3 +260,89 @@ class TestAnswersStateTheFact:
 )
 def test_the_kind_of_fact_a_question_asks_for(question: str, kind: str) -> None:
     assert expected_type(question).value == kind
+
+
+class TestAnswerShape:
+    """The lead is quoted with its paragraph and the paragraphs after it (``QUOTE_CAP``)."""
+
+    def test_the_lead_brings_its_paragraph_and_the_next_ones_within_the_cap(self) -> None:
+        text = (
+            "Counselling\n"
+            "Counsellors help with stress and grief. You can receive six free sessions a year.\n"
+            "Referrals beyond that depend on your insurance.\n"
+            + "Unrelated filler sentence about the office plants and their watering. "
+            * 20
+        )
+        answer = ExtractiveGenerator().generate(
+            "How many free counselling sessions do I get?", [_passage("eap", text)]
+        )
+        (lead, *_) = answer.sentences
+        assert lead.text.startswith("Counsellors help with stress and grief. You can receive six")
+        assert "Referrals beyond that depend on your insurance." in lead.text
+        assert "office plants" not in lead.text  # the next paragraph would pass the cap
+        assert len(lead.quotes[0]) <= QUOTE_CAP and lead.quotes[0] in text
+
+    def test_the_quote_stops_before_the_next_faq_question(self) -> None:
+        text = (
+            "Q. Can I carry over unused PTO?\nYes, up to five days carry over.\n"
+            "Q. Who approves PTO?\nYour manager approves it in the HR system."
+        )
+        answer = ExtractiveGenerator().generate("Can unused PTO carry over?", [_passage("f", text)])
+        assert answer.sentences[0].text == (
+            "Q. Can I carry over unused PTO?\nYes, up to five days carry over."
+        )
+
+    def test_a_list_item_is_read_with_its_list(self) -> None:
+        intro = "The People team sends these amounts per teammate:\n"
+        items = "Year 2 anniversary gift: $100 USD\nYear 3 anniversary gift: $150 USD\n"
+        text = "Gifts celebrate milestones at work.\n" + intro + items
+        answer = ExtractiveGenerator().generate(
+            "What is the anniversary gift for year 3?", [_passage("gifts", text)]
+        )
+        # The lead is the Year 3 item; its list's introducing line says what the amounts are.
+        assert answer.sentences[0].quotes == ((intro + items).strip(),)
+        sentence = "Every teammate gets an anniversary gift of $150 USD in year 3 of service."
+        prose = ExtractiveGenerator().generate(
+            "What is the anniversary gift for year 3?", [_passage("g", intro + sentence)]
+        )
+        assert prose.sentences[0].quotes == (sentence,)  # a sentence is no list item
+
+    def test_possessives_meet_their_noun(self) -> None:
+        assert terms("Sourcegraph's laptop's policy") == terms("Sourcegraph laptop policy")
+
+
+def test_a_real_policy_answer_quotes_the_fact_with_its_paragraph(corpus_pdf):
+    """A real corpus PDF through the processor's extractor and chunker: the answer states the
+    fact, quoted with the rest of its paragraph (what the counselors can do beyond the free
+    sessions), every quote found in the passage it cites."""
+    from datatorag.settings import Settings
+    from datatorag_processor.bootstrap import build_chunker
+    from datatorag_processor.extract import extract
+
+    path = corpus_pdf("libreoffice/18f/benefits-overview")
+    doc = extract(path.read_bytes(), path.name, max_bytes=50 * 1024 * 1024, max_pages=1000)
+    chunks = build_chunker(Settings(_env_file=None)).chunk("eap", "v" * 12, "Benefits", doc)
+    passages = [
+        SearchHit(
+            chunk_id=c.chunk_id,
+            doc_id="18f/benefits-overview",
+            title="Benefits",
+            source_uri=path.as_uri(),
+            pages=c.pages,
+            heading=c.heading,
+            text=c.text,
+            score=1.0,
+        )
+        for c in chunks
+        if "Employee Assistance Program" in c.heading
+    ]
+    assert passages
+    answer = ExtractiveGenerator().generate(
+        "How many free counseling sessions can I get through the Employee Assistance Program?",
+        passages,
+    )
+    assert not answer.abstained
+    text = " ".join(" ".join(s.text.split()) for s in answer.sentences)
+    assert "You can receive six free sessions for you or family members" in text
+    assert "EAP counselors can provide referrals for assistance beyond the six sessions" in text
+    assert_grounded(answer, passages)

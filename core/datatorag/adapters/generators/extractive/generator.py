@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from datatorag.adapters.generators.extractive.scorer import Scorer
 from datatorag.adapters.generators.extractive.sentences import Sentence
@@ -17,6 +18,10 @@ from datatorag.ports import AnswerSentence, GeneratedAnswer
 DEFAULT_MIN_SUPPORT = 0.15
 FOLLOWER_SHARE = 0.3  # a further sentence must score at least this share of the best one
 REDUNDANT_OVERLAP = 0.7  # Jaccard overlap above which a further sentence repeats a chosen one
+# The lead is quoted with its paragraph and the paragraphs after it, up to this many characters
+# (measured in docs/benchmarks.md: evidence in the answer against answer length).
+QUOTE_CAP = 800
+LIST_LINE = 80  # a list item quoted with its list is a short line that ends no sentence
 # A question that compares may be answered from two documents; any other keeps to one.
 _COMPARES = re.compile(
     r"\b(?:compare[sd]?|comparison|differ(?:s|ence|ent)?|versus|vs\.?|both|between\b.+\band)\b",
@@ -41,8 +46,11 @@ class ExtractiveGenerator:
         if not chosen:
             return GeneratedAnswer(sentences=(), abstained=True, confidence=scored.support())
         lead, rest = chosen[0], sorted(chosen[1:], key=lambda s: (s.passage, s.position))
+        spans = [_span(run, passages) for run in _runs([lead, *rest])]
+        spans[0] = _paragraph(spans[0], passages)
+        spans = [spans[0], *(s for s in spans[1:] if not _within(s, spans[0]))]
         return GeneratedAnswer(
-            sentences=tuple(_answer_sentence(run, passages) for run in _runs([lead, *rest])),
+            sentences=tuple(_answer_sentence(span, passages) for span in spans),
             abstained=False,
             confidence=round(scored.coverage(lead), 3),
         )
@@ -118,16 +126,81 @@ def _runs(sentences: list[Sentence]) -> list[list[Sentence]]:
     return runs
 
 
-def _answer_sentence(run: list[Sentence], passages: Sequence[SearchHit]) -> AnswerSentence:
-    """A run of sentences quoting itself, as the passage has it; a table row is read with its
-    header row."""
+@dataclass(frozen=True)
+class _Span:
+    """Where a quote lies: its passage and character range; ``header`` for a table row."""
+
+    passage: int
+    begin: int
+    end: int
+    header: str = ""
+
+
+def _span(run: list[Sentence], passages: Sequence[SearchHit]) -> _Span:
     first, last = run[0], run[-1]
     begin = first.question_start if first.question_start >= 0 else first.start  # FAQ: Q and A
-    quote = passages[first.passage].text[begin : last.start + len(last.text)]
-    text = quote
-    if len(run) == 1 and first.header:
-        text = f"{_cells(quote)} (columns: {_cells(first.header)})"
-    return AnswerSentence(text, (first.passage,), (quote,))
+    header = first.header if len(run) == 1 else ""
+    return _Span(first.passage, begin, last.start + len(last.text), header)
+
+
+def _paragraph(span: _Span, passages: Sequence[SearchHit]) -> _Span:
+    """The lead quoted with the rest of its paragraph (a line of the passage) and the
+    paragraphs after it, while the quote stays within ``QUOTE_CAP`` characters: the fact asked
+    for is often the sentence after the one that matches the question's words. A list item
+    starts from its list's introducing line; the quote stops before a question (a FAQ's next
+    item); a table row, or a paragraph longer than the cap, stays as it is."""
+    if span.header:
+        return span
+    text = passages[span.passage].text
+    begin = _list_start(text, text.rfind("\n", 0, span.begin) + 1)
+    end = _line_end(text, span.end)
+    if end - begin > QUOTE_CAP:
+        begin = text.rfind("\n", 0, span.begin) + 1
+    if end - begin > QUOTE_CAP:
+        return span
+    while end < len(text) and _line_end(text, end + 1) - begin <= QUOTE_CAP:
+        if text[end + 1 : _line_end(text, end + 1)].rstrip().endswith("?"):
+            break  # a FAQ's next question: another answer starts there
+        end = _line_end(text, end + 1)
+    return _Span(span.passage, begin, end)
+
+
+def _list_start(text: str, begin: int) -> int:
+    """Where the list that the line at ``begin`` belongs to starts: its introducing line (one
+    that ends with ":"), found above short lines that end no sentence; ``begin`` when the line
+    is in no such list."""
+    if not _list_like(text[begin : _line_end(text, begin)]):
+        return begin
+    cursor = begin
+    while cursor > 0:
+        start = text.rfind("\n", 0, cursor - 1) + 1
+        line = text[start : cursor - 1].rstrip()
+        if line.endswith(":"):
+            return start
+        if not _list_like(line):
+            return begin
+        cursor = start
+    return begin
+
+
+def _list_like(line: str) -> bool:
+    return len(line.strip()) <= LIST_LINE and not line.rstrip().endswith((".", "?", "!"))
+
+
+def _line_end(text: str, index: int) -> int:
+    end = text.find("\n", index)
+    return len(text) if end < 0 else end
+
+
+def _within(inner: _Span, outer: _Span) -> bool:
+    return inner.passage == outer.passage and outer.begin <= inner.begin and inner.end <= outer.end
+
+
+def _answer_sentence(span: _Span, passages: Sequence[SearchHit]) -> AnswerSentence:
+    """A quote as the passage has it; a table row is read with its header row."""
+    quote = passages[span.passage].text[span.begin : span.end].strip()
+    text = f"{_cells(quote)} (columns: {_cells(span.header)})" if span.header else quote
+    return AnswerSentence(text, (span.passage,), (quote,))
 
 
 def _cells(row: str) -> str:

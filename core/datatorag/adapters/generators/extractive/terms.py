@@ -20,7 +20,10 @@ _FOUR_O_ONE_K = re.compile(r"\b(40[13])\s*(?:\(\s*([kb])\s*\)|([kb])\b)", re.I)
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix stripper: "leaves"/"leave", "accrued"/"accrues", "taking"/"take" meet."""
+    """A light suffix stripper: "leaves"/"leave", "accrued"/"accrues", "taking"/"take" meet;
+    a possessive is its noun ("Sourcegraph's"/"Sourcegraph")."""
+    if word.endswith("'s"):
+        word = word[:-2]
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:
