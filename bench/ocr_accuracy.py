@@ -90,7 +90,9 @@ def summarise(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "similarity_min": min(r["similarity"] for r in rows),
         "recall_mean": statistics.fmean(r["recall"] for r in rows),
         "precision_mean": statistics.fmean(r["precision"] for r in rows),
-        "block_match_mean": 0.0,
+        "block_match_mean": 0.0,  # block and break scores need the text layer's blocks
+        "false_breaks_per_100": 0.0,
+        "missed_breaks_per_100": 0.0,
         "table_rows_exact": 0.0,
         "pages_per_second": pages / seconds if seconds else 0.0,
         "ms_per_page": 1000 * seconds / pages if pages else 0.0,

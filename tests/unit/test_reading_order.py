@@ -105,6 +105,26 @@ def test_a_column_ending_under_a_table_row_leaves_the_row_to_the_table() -> None
     ]
 
 
+def test_a_table_whose_column_gap_lines_up_with_the_gutter_keeps_its_rows() -> None:
+    """A table spanning both columns, its second column starting where the right column does:
+    the gutter runs down through it, but its rows fill little of either column."""
+    words: list[Word] = []
+    for i in range(4):  # two columns above the table, then four rows, then two columns again
+        words += _words(LEFT[i], 200, 400 + 60 * i, i) + _words(RIGHT[i], 1330, 400 + 60 * i, i)
+    cells = [("Day", "Hours"), ("Monday", "10"), ("Tuesday", "9"), ("Friday", "8")]
+    for i, (a, b) in enumerate(cells):
+        words += _words(a, 200, 700 + 60 * i, f"t{i}") + _words(b, 1330, 700 + 60 * i, f"t{i}")
+    for i in range(4, 8):
+        words += _words(LEFT[i], 200, 760 + 60 * i, i) + _words(RIGHT[i], 1330, 760 + 60 * i, i)
+    assert _texts(in_reading_order(words)) == [
+        *LEFT[:4],
+        *RIGHT[:4],
+        *[f"{a} {b}" for a, b in cells],
+        *LEFT[4:],
+        *RIGHT[4:],
+    ]
+
+
 def _block(block_id: str, text: str, left: float, top: float) -> dict[str, Any]:
     return {
         "BlockType": "LINE",

@@ -21,6 +21,7 @@ MIN_GUTTER = 1.2  # narrowest gutter, in word heights (a justified line's widest
 MIN_ROWS = 3  # lines needed on each side of a gutter
 MIN_WORDS = 3.5  # mean words per line on each side: prose columns, not a table's cells
 MAX_LEAP = 4.0  # a gutter ends at a blank stretch this many word heights tall (above a footer)
+CELL_FILL = 0.6  # a row filling less of each column's width than this may be a table's
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,50 @@ def _gutters(rows: list[list[Word]], unit: float) -> list[_Run]:
             going += narrowed
         going += [_Run(a, b, i, i + 1) for a, b in free]
         active = _undominated(going)
-    found = [_trim(rows, run) for run in closed + active if _columns(rows, run)]
+    parts = [part for run in closed + active for part in _around_tables(rows, run)]
+    found = [_trim(rows, run) for run in parts if _columns(rows, run)]
     chosen: list[_Run] = []
     for run in sorted(found, key=lambda r: r.start - r.end):
         if all(run.end <= c.start or run.start >= c.end for c in chosen):
             chosen.append(run)
     return chosen
+
+
+def _around_tables(rows: list[list[Word]], run: _Run) -> list[_Run]:
+    """The band less the stretches where it runs between a table's cells (a table spanning both
+    columns whose column gap lines up with the gutter): three or more rows as seen on the page
+    (lines side by side, whoever read them as one) whose text fills little of either column, two
+    of them with text on both sides. Lines of prose fill their column but for the last of a
+    paragraph."""
+    low = min(w.left for row in rows[run.start : run.end] for w in row)
+    high = max(w.right for row in rows[run.start : run.end] for w in row)
+    seen: list[tuple[int, int, bool, bool]] = []  # a row on the page: start, end, short, both
+    i = run.start
+    while i < run.end:
+        j, bottom = i + 1, max(w.bottom for w in rows[i])
+        while j < run.end and min(w.top for w in rows[j]) < bottom:
+            bottom = max(bottom, max(w.bottom for w in rows[j]))
+            j += 1
+        words = [w for row in rows[i:j] for w in row]
+        left = _extent([w for w in words if w.right <= run.left]) / ((run.left - low) or 1.0)
+        right = _extent([w for w in words if w.left >= run.right]) / ((high - run.right) or 1.0)
+        seen.append((i, j, max(left, right) < CELL_FILL, left > 0 and right > 0))
+        i = j
+    parts, start, k = [], run.start, 0
+    while k < len(seen):
+        m = k
+        while m < len(seen) and seen[m][2]:
+            m += 1
+        if m - k >= 3 and sum(both for *_, both in seen[k:m]) >= 2:
+            parts.append(_Run(run.left, run.right, start, seen[k][0]))
+            start = seen[m - 1][1]
+        k = max(m, k + 1)
+    parts.append(_Run(run.left, run.right, start, run.end))
+    return [part for part in parts if part.end > part.start]
+
+
+def _extent(words: list[Word]) -> float:
+    return max(w.right for w in words) - min(w.left for w in words) if words else 0.0
 
 
 def _free(row: list[Word], low: float, high: float, min_gap: float) -> list[tuple[float, float]]:
