@@ -6,8 +6,9 @@ the page. ``in_reading_order`` finds gutters, bands of whitespace that run down 
 page with lines of prose on both sides, cuts the engine's lines there and reads that stretch
 column by column; everywhere else the engine's own order is kept. A table's column gap is such a
 band too: it is told from a gutter by what lies beside it, since the lines of a prose column hold
-several words each while a table's cells mostly hold one to three, so tables keep being read row
-by row. Shared by the OCR adapters (each gives its words with the engine line they came in).
+several words and fill their column while a table's cells mostly hold a few words, so tables keep
+being read row by row. Shared by the OCR adapters (each gives its words with the engine line they
+came in). Measured on the corpus's scans in docs/benchmarks.md ("Columns read in order").
 """
 
 from __future__ import annotations
