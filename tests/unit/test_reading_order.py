@@ -125,6 +125,23 @@ def test_a_table_whose_column_gap_lines_up_with_the_gutter_keeps_its_rows() -> N
     ]
 
 
+def test_a_table_of_dates_and_wrapped_descriptions_keeps_its_rows() -> None:
+    """A narrow first column (dates) beside long descriptions wrapped over two lines: a band of
+    whitespace with several words a line on both sides, but the columns are far from equal."""
+    rows = [
+        ("April 1 - May 27, 2025", "Employees complete their mid-year self assessment before a"),
+        ("", "one to one conversation with their supervisor"),
+        ("May 28, 2025 at the latest", "Supervisor signs and submits the mid-year evaluation in"),
+        ("", "HR Links for direct reports to review and acknowledge"),
+        ("June 2, 2025 for everyone", "Mid-year due date for the fiscal year: the supervisor"),
+        ("", "must override the review if the employee cannot act"),
+    ]
+    words: list[Word] = []
+    for i, (a, b) in enumerate(rows):
+        words += _words(a, 200, 400 + 60 * i, i) + _words(b, 1000, 400 + 60 * i, i)
+    assert _texts(in_reading_order(words)) == [f"{a} {b}".strip() for a, b in rows]
+
+
 def _block(block_id: str, text: str, left: float, top: float) -> dict[str, Any]:
     return {
         "BlockType": "LINE",

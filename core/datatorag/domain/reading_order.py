@@ -23,6 +23,7 @@ MIN_ROWS = 3  # lines needed on each side of a gutter
 MIN_WORDS = 3.5  # mean words per line on each side: prose columns, not a table's cells
 MAX_LEAP = 4.0  # a gutter ends at a blank stretch this many word heights tall (above a footer)
 CELL_FILL = 0.6  # a row filling less of each column's width than this may be a table's
+MIN_BALANCE = 2 / 3  # columns of prose are about as wide as each other; a table's often are not
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,15 @@ def _distance(a: list[Word], b: list[Word]) -> float:
 
 def _columns(rows: list[list[Word]], run: _Run) -> bool:
     """Whether the band separates two columns of prose (not a margin, a list's bullets or a
-    table's column gap)."""
+    table's column gap): of about the same width, with lines of several words on both sides."""
     left, right = _split(rows[run.start : run.end], run)
-    return all(
+    if not left or not right:
+        return False
+    widths = (
+        run.left - min(w.left for p in left for w in p),
+        _extent([w for p in right for w in p]),
+    )
+    return min(widths) >= MIN_BALANCE * max(widths) and all(
         len(side) >= MIN_ROWS
         and statistics.fmean(sum(len(w.text.split()) for w in part) for part in side) >= MIN_WORDS
         for side in (left, right)
