@@ -19,6 +19,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 MIN_GUTTER = 1.2  # narrowest gutter, in word heights (a justified line's widest word space is less)
+MAX_GUTTER = 5.0  # widest: 0.5 inch (Word's default) is about 4; a table's short cells leave more
 MIN_ROWS = 3  # lines needed on each side of a gutter
 MIN_WORDS = 3.5  # mean words per line on each side: prose columns, not a table's cells
 MAX_LEAP = 4.0  # a gutter ends at a blank stretch this many word heights tall (above a footer)
@@ -107,7 +108,7 @@ def _gutters(rows: list[list[Word]], unit: float) -> list[_Run]:
         going += [_Run(a, b, i, i + 1) for a, b in free]
         active = _undominated(going)
     parts = [part for run in closed + active for part in _around_tables(rows, run)]
-    found = [_trim(rows, run) for run in parts if _columns(rows, run)]
+    found = [_trim(rows, run) for run in parts if _columns(rows, run, unit)]
     chosen: list[_Run] = []
     for run in sorted(found, key=lambda r: r.start - r.end):
         if all(run.end <= c.start or run.start >= c.end for c in chosen):
@@ -215,11 +216,12 @@ def _distance(a: list[Word], b: list[Word]) -> float:
     )
 
 
-def _columns(rows: list[list[Word]], run: _Run) -> bool:
+def _columns(rows: list[list[Word]], run: _Run, unit: float) -> bool:
     """Whether the band separates two columns of prose (not a margin, a list's bullets or a
-    table's column gap): of about the same width, with lines of several words on both sides."""
+    table's column gap): a gutter no wider than a column layout leaves, columns of about the same
+    width, lines of several words on both sides."""
     left, right = _split(rows[run.start : run.end], run)
-    if not left or not right:
+    if not left or not right or run.right - run.left > MAX_GUTTER * unit:
         return False
     widths = (
         run.left - min(w.left for p in left for w in p),
