@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from datatorag.domain.errors import OcrTimeout, PermanentError
+from datatorag.domain.reading_order import Word, in_reading_order
 from datatorag.ports import OcrLine
 
 _WORD_LEVEL = "5"
@@ -62,35 +63,42 @@ class TesseractOcr:
 def parse_tsv(tsv: str) -> list[OcrLine]:
     """Tesseract's TSV (one row per page, block, paragraph, line and word) as lines of words.
 
-    Words come in reading order; a line is the words sharing its block, paragraph and line
-    numbers, its box their union in fractions of the page. A table's ruling lines come out as
-    words of ``|`` only: they are dropped, so they neither show in the text nor make the line
-    box (the font size the layout infers) taller.
+    A line is the words sharing its block, paragraph and line numbers, its box their union in
+    fractions of the page; lines come in Tesseract's order, except that where it ran lines across
+    the gutter of two columns they are cut there and read column by column
+    (``domain.reading_order``). A table's ruling lines come out as words of ``|`` only: they are
+    dropped, so they neither show in the text nor make the line box (the font size the layout
+    infers) taller.
     """
     rows = list(csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE))
     page = next((r for r in rows if r["level"] == "1"), None)
     if page is None:
         return []
     width, height = float(page["width"]), float(page["height"])
-    grouped: dict[tuple[str, str, str], list[dict[str, str]]] = {}
-    for row in rows:
-        if row["level"] == _WORD_LEVEL and (row.get("text") or "").strip(" |"):
-            key = (row["block_num"], row["par_num"], row["line_num"])
-            grouped.setdefault(key, []).append(row)
-    return [_line(words, width, height) for words in grouped.values()]
+    words = [
+        Word(
+            text=row["text"].strip(),
+            left=int(row["left"]),
+            top=int(row["top"]),
+            right=int(row["left"]) + int(row["width"]),
+            bottom=int(row["top"]) + int(row["height"]),
+            confidence=max(0.0, float(row["conf"])),
+            line=(row["block_num"], row["par_num"], row["line_num"]),
+        )
+        for row in rows
+        if row["level"] == _WORD_LEVEL and (row.get("text") or "").strip(" |")
+    ]
+    return [_line(line, width, height) for line in in_reading_order(words)]
 
 
-def _line(words: list[dict[str, str]], width: float, height: float) -> OcrLine:
-    x0 = min(int(w["left"]) for w in words)
-    y0 = min(int(w["top"]) for w in words)
-    x1 = max(int(w["left"]) + int(w["width"]) for w in words)
-    y1 = max(int(w["top"]) + int(w["height"]) for w in words)
-    confidence = sum(max(0.0, float(w["conf"])) for w in words) / len(words)
+def _line(words: list[Word], width: float, height: float) -> OcrLine:
+    """The words of one line as an ``OcrLine`` (their box in pixels becomes page fractions)."""
+    left, top = min(w.left for w in words), min(w.top for w in words)
     return OcrLine(
-        text=" ".join(w["text"].strip() for w in words),
-        left=x0 / width,
-        top=y0 / height,
-        width=(x1 - x0) / width,
-        height=(y1 - y0) / height,
-        confidence=confidence,
+        text=" ".join(w.text for w in words),
+        left=left / width,
+        top=top / height,
+        width=(max(w.right for w in words) - left) / width,
+        height=(max(w.bottom for w in words) - top) / height,
+        confidence=sum(w.confidence for w in words) / len(words),
     )

@@ -4,7 +4,8 @@ A few pages go one by one through ``DetectDocumentText`` (the page image in the 
 document with ``async_min_pages`` scanned pages or more is uploaded to S3 as one multi-page TIFF
 and read by ``StartDocumentTextDetection``, polled with ``GetDocumentTextDetection`` until its
 ``JobStatus`` is final, then paged through with ``NextToken``. Lines come from the LINE blocks,
-ordered as their PAGE block lists them, with Textract's ``Geometry.BoundingBox`` as the box.
+ordered as their PAGE block lists them except that columns are read one after the other
+(``domain.reading_order``), with Textract's ``Geometry.BoundingBox`` as the box.
 API reference: https://docs.aws.amazon.com/textract/latest/dg/API_Reference.html
 """
 
@@ -21,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from datatorag.domain.errors import OcrTimeout, PermanentError, RetryableError
+from datatorag.domain.reading_order import Word, in_reading_order
 from datatorag.ports import OcrLine
 from datatorag.settings import Settings
 
@@ -149,18 +151,34 @@ def _lines(blocks: Sequence[Mapping[str, Any]]) -> dict[int, list[OcrLine]]:
             if relation["Type"] == "CHILD"
             for child in relation["Ids"]
         ]
-        lines = [by_id[i] for i in children if by_id.get(i, {}).get("BlockType") == "LINE"]
-        pages[int(block.get("Page", 1))] = [_line(line) for line in lines]
+        lines = [_word(by_id[i]) for i in children if by_id.get(i, {}).get("BlockType") == "LINE"]
+        pages[int(block.get("Page", 1))] = [_line(group) for group in in_reading_order(lines)]
     return pages
 
 
-def _line(block: Mapping[str, Any]) -> OcrLine:
+def _word(block: Mapping[str, Any]) -> Word:
+    """A LINE block as one unit for the column order (Textract does not run lines across a
+    gutter, but it lists the lines of two columns top to bottom, interleaved)."""
     box = block["Geometry"]["BoundingBox"]
-    return OcrLine(
+    left, top = float(box["Left"]), float(box["Top"])
+    return Word(
         text=block.get("Text", ""),
-        left=float(box["Left"]),
-        top=float(box["Top"]),
-        width=float(box["Width"]),
-        height=float(box["Height"]),
+        left=left,
+        top=top,
+        right=left + float(box["Width"]),
+        bottom=top + float(box["Height"]),
         confidence=float(block.get("Confidence", 0.0)),
+        line=block["Id"],
+    )
+
+
+def _line(group: list[Word]) -> OcrLine:
+    [line] = group  # a LINE block is never cut
+    return OcrLine(
+        text=line.text,
+        left=line.left,
+        top=line.top,
+        width=line.right - line.left,
+        height=line.bottom - line.top,
+        confidence=line.confidence,
     )
