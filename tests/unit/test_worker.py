@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -201,3 +202,35 @@ def test_a_worker_backing_off_stops_promptly(queue):
         worker.stop.set()
         thread.join(timeout=5)
         assert not thread.is_alive() and time.monotonic() - started < 1
+
+
+def test_sigterm_that_lands_on_a_worker_thread_still_stops_the_worker(queue):
+    """The kernel may hand a process's SIGTERM to any thread; Python runs the handler on the
+    main thread only, so the main thread must not sit in an untimed join (a stack's supervisor
+    once died and left a processor running for good)."""
+    recorder = Recorder()
+    worker = Worker(
+        queue, recorder.handle, recorder.record_failure, max_receives=2, poll_wait_s=0.1
+    )
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    worker.install_signal_handlers()
+    stuck = threading.Event()
+
+    def signal_a_worker_thread() -> None:
+        assert wait_for(lambda: any(t.name.endswith("(_loop)") for t in threading.enumerate()))
+        loop = next(t for t in threading.enumerate() if t.name.endswith("(_loop)"))
+        assert loop.ident is not None
+        signal.pthread_kill(loop.ident, signal.SIGTERM)
+        if not worker.stop.wait(10):  # never stopped: end the run so the test can fail
+            stuck.set()
+            worker.stop.set()
+
+    sender = threading.Thread(target=signal_a_worker_thread)
+    try:
+        sender.start()
+        worker.run(concurrency=2)
+        sender.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert not stuck.is_set(), "SIGTERM on a worker thread did not stop the worker"

@@ -113,8 +113,12 @@ class Worker:
         threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(concurrency)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        # Joined with a timeout: Python runs signal handlers on the main thread only, and when
+        # the kernel hands SIGTERM to a worker thread, an untimed join is never woken to run
+        # the handler that stops the workers (a stopped supervisor then left a service behind).
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(timeout=0.5)
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
