@@ -302,8 +302,25 @@ def test_adp_token_renewed_after_expiry_and_throttling_waited_out(fake_adp: Fake
 
 def test_adp_refuses_to_run_without_a_client_certificate(fake_adp: FakeADP) -> None:
     uri = fake_adp.uri().split("&cert_file=")[0] + f"&ca_file={fake_adp.pki.ca_cert}"
-    with pytest.raises(SourceError, match="cert_file"):
-        open_source(uri)
+    with pytest.raises(SourceError, match=r"\?cert_file=.* or set DATATORAG_ADP_CERT_FILE"):
+        open_source(uri, environ={})
+
+
+def test_adp_client_certificate_from_the_files_the_environment_names(fake_adp: FakeADP) -> None:
+    # How the connector task on ECS gets it: written from its secret, named by the environment.
+    fake_adp.workers = [adp_worker("G3Q1", "US", "CA", "Full Time", "Sales")]
+    uri = fake_adp.uri().split("&cert_file=")[0] + f"&ca_file={fake_adp.pki.ca_cert}"
+    env = {
+        "DATATORAG_ADP_CERT_FILE": str(fake_adp.pki.client_cert),
+        "DATATORAG_ADP_KEY_FILE": str(fake_adp.pki.client_key),
+    }
+    with closing(open_source(uri, environ=env)) as source:
+        assert isinstance(source, EmployeeFeed)
+        assert [e.id for e in source.employees()] == ["G3Q1"]
+    # The URI's own files win over the environment's, as a pair.
+    env["DATATORAG_ADP_CERT_FILE"] = env["DATATORAG_ADP_KEY_FILE"] = "/nonexistent"
+    with closing(open_source(fake_adp.uri(), environ=env)) as source:
+        assert len(list(source.employees())) == 1
 
 
 def test_adp_tls_failures_are_clear_and_not_retried(fake_adp: FakeADP) -> None:

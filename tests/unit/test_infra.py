@@ -516,44 +516,77 @@ def test_the_services_that_embed_name_the_endpoints_space(monkeypatch: pytest.Mo
 
 
 def test_connector_secret_keys_exist_in_the_secret() -> None:
-    (secret,) = [
-        s
-        for s in resources("secrets.yaml", "AWS::SecretsManager::Secret").values()
-        if "SecretString" in s["Properties"]
-    ]
-    keys = set(json.loads(secret["Properties"]["SecretString"]))
-    wanted = set()
+    secrets = resources("secrets.yaml", "AWS::SecretsManager::Secret")
+    outputs = template("secrets.yaml")["Outputs"]
+    keys = {  # the ARN parameter the tasks get -> the keys its secret holds
+        name: set(json.loads(secrets[out["Value"]["Ref"]]["Properties"]["SecretString"]))
+        for name, out in outputs.items()
+        if "SecretString" in secrets[out["Value"]["Ref"]]["Properties"]
+    }
+    assert set(keys) == {"ConnectorCredentialsArn", "AdpClientCertificateArn"}
+    wanted: dict[str, set[str]] = {}
     for container in containers().values():
         for value in (s["ValueFrom"] for s in container["Secrets"]):
             if isinstance(value, dict) and "Fn::Sub" in value:
                 arn, key = value["Fn::Sub"].split(":", 1)
-                assert arn == "${ConnectorCredentialsArn}"
-                wanted.add(key.split(":")[0])
-    assert wanted and wanted == keys  # ECS will not start a task whose secret lacks a key
+                wanted.setdefault(arn.strip("${}"), set()).add(key.split(":")[0])
+    assert wanted == keys  # ECS will not start a task whose secret lacks a key
+    # The execution role injects them; the ADP certificate reaches no other task.
+    injected = role_actions("TaskExecutionRole")["secretsmanager:GetSecretValue"]
+    assert set(keys) <= refs(injected)
+    for name, container in containers().items():
+        uses = {s["Name"] for s in container["Secrets"] if "AdpClientCertificateArn" in str(s)}
+        assert uses == ({"ADP_CLIENT_CERT", "ADP_CLIENT_KEY"} if name == "connector" else set())
 
 
-def test_connector_wrapper_writes_sftp_files_privately(tmp_path: Path) -> None:
+def run_wrapper(script: str, env: dict[str, str]) -> list[str]:
+    return subprocess.run(
+        ["sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+
+
+def test_connector_wrapper_writes_sftp_and_adp_files_privately(tmp_path: Path) -> None:
     (script,) = [c["Command"][2] for c in containers().values() if "Command" in c]
     scratch = tmp_path / "scratch"
-    probe = f"exec sh -c 'echo key=$DATATORAG_SFTP_KEY_FILE; stat -c %a {scratch}/known_hosts'"
+    probe = (
+        "exec sh -c 'echo key=$DATATORAG_SFTP_KEY_FILE cert=$DATATORAG_ADP_CERT_FILE"
+        f" certkey=$DATATORAG_ADP_KEY_FILE left=$ADP_CLIENT_CERT$SFTP_PRIVATE_KEY;"
+        f" stat -c %a {scratch}/*'"
+    )
     script = script.replace("/tmp/datatorag", str(scratch)).replace(
         "exec python -m datatorag_connector", probe
     )
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----"
-    env = {"PATH": "/usr/bin:/bin", "SFTP_PRIVATE_KEY": key, "SFTP_KNOWN_HOSTS": "h ssh-ed25519 A"}
+    cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    cert_key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SFTP_PRIVATE_KEY": key,
+        "SFTP_KNOWN_HOSTS": "h ssh-ed25519 A",
+        "ADP_CLIENT_CERT": cert,
+        "ADP_CLIENT_KEY": cert_key,
+    }
 
-    out = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=30
-    ).stdout.split()
-    assert out == [f"key={scratch}/sftp_key", "600"]
+    out = run_wrapper(script, env)
+    assert out == [
+        f"key={scratch}/sftp_key",
+        f"cert={scratch}/adp_client.pem",
+        f"certkey={scratch}/adp_client.key",
+        "left=",  # the secrets' text is not left in the service's environment
+        *["600"] * 4,
+    ]
     assert (scratch / "sftp_key").read_text() == key + "\n"
     assert (scratch / "known_hosts").read_text() == "h ssh-ed25519 A\n"
+    assert (scratch / "adp_client.pem").read_text() == cert + "\n"
+    assert (scratch / "adp_client.key").read_text() == cert_key + "\n"
 
-    env["SFTP_PRIVATE_KEY"] = ""  # no key: no key file setting (password logins)
-    out = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=30
-    ).stdout.split()
-    assert out[0] == "key="
+    # Empty values: no file settings (password logins; no ADP source, or a key inside the cert).
+    out = run_wrapper(script, {**env, "SFTP_PRIVATE_KEY": "", "ADP_CLIENT_KEY": ""})
+    assert out[:3] == ["key=", f"cert={scratch}/adp_client.pem", "certkey="]
+    out = run_wrapper(script, {**env, "ADP_CLIENT_CERT": "", "ADP_CLIENT_KEY": ""})
+    assert out[1:3] == ["cert=", "certkey="]
+    # The files the wrapper names are the ones the ADP source reads.
+    assert {"DATATORAG_ADP_CERT_FILE", "DATATORAG_ADP_KEY_FILE"} <= code_env_names()
 
 
 def test_api_behind_the_load_balancer_is_health_checked_on_readyz() -> None:
@@ -772,7 +805,7 @@ def test_queues_secrets_logs_and_alarms_use_the_data_key() -> None:
     assert seen == {
         "AWS::SQS::Queue": 4,
         "AWS::SNS::Topic": 1,
-        "AWS::SecretsManager::Secret": 2,
+        "AWS::SecretsManager::Secret": 3,
         "AWS::Logs::LogGroup": 7,
     }
     (key,) = resources("keys.yaml", "AWS::KMS::Key").values()

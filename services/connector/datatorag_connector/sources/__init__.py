@@ -16,7 +16,8 @@ HR systems and S3 (each module cites the vendor's documentation):
 - ``workday://CLIENT_ID:CLIENT_SECRET@host/TENANT?refresh_token=...&report=OWNER/REPORT``
   (Help articles; workers from a RaaS custom report);
 - ``rippling://API_TOKEN@company`` and ``adp://CLIENT_ID:CLIENT_SECRET@company?cert_file=...
-  &key_file=...``: workers only (no documents);
+  &key_file=...`` (or the files ``DATATORAG_ADP_CERT_FILE`` and ``DATATORAG_ADP_KEY_FILE``):
+  workers only (no documents);
 - ``s3://bucket/prefix`` (``?queue=`` an SQS queue that receives the bucket's event
   notifications, for immediate updates).
 
@@ -157,7 +158,7 @@ def open_source(
     env = os.environ if environ is None else environ
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in HR_SCHEMES:
-        return _open_hr_system(scheme, uri, max_bytes=max_bytes, timeout=timeout)
+        return _open_hr_system(scheme, uri, max_bytes=max_bytes, timeout=timeout, environ=env)
     if scheme == "s3":
         from datatorag_connector.sources.s3 import S3Source
 
@@ -200,7 +201,9 @@ def open_source(
     )
 
 
-def _open_hr_system(scheme: str, uri: str, *, max_bytes: int, timeout: float) -> Source:
+def _open_hr_system(
+    scheme: str, uri: str, *, max_bytes: int, timeout: float, environ: Mapping[str, str]
+) -> Source:
     from datatorag_connector.sources.http import parse_api_uri
 
     where = parse_api_uri(uri)
@@ -218,7 +221,13 @@ def _open_hr_system(scheme: str, uri: str, *, max_bytes: int, timeout: float) ->
         return RipplingSource(where, max_bytes=max_bytes, timeout=timeout)
     from datatorag_connector.sources.adp import AdpSource
 
-    return AdpSource(where, max_bytes=max_bytes, timeout=timeout)
+    return AdpSource(
+        where,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        cert_file=environ.get("DATATORAG_ADP_CERT_FILE") or None,
+        key_file=environ.get("DATATORAG_ADP_KEY_FILE") or None,
+    )
 
 
 def uri_secrets(uri: str) -> list[str]:

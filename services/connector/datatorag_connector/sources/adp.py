@@ -2,6 +2,10 @@
 
 ``adp://CLIENT_ID:CLIENT_SECRET@company?cert_file=/path/client.pem&key_file=/path/client.key``
 
+Without ``?cert_file=`` the client certificate and key are the files named by
+``DATATORAG_ADP_CERT_FILE`` and ``DATATORAG_ADP_KEY_FILE`` (on ECS the connector task writes
+them from its secret, as it writes the SFTP key).
+
 ADP's API Central documentation (https://developers.adp.com: "Authorization process for Data
 Connector apps", https://developers.adp.com/articles/guides/auth-process-data-connector-apps,
 and the HR Workers v2 reference): every call is over mutual TLS with the certificate ADP signed
@@ -39,11 +43,20 @@ GONE = {"terminated", "inactive"}
 class AdpSource(BaseSource):
     vendor = "ADP"
 
-    def __init__(self, where: ApiUri, *, max_bytes: int, timeout: float) -> None:
+    def __init__(
+        self,
+        where: ApiUri,
+        *,
+        max_bytes: int,
+        timeout: float,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+    ) -> None:
+        """``cert_file``/``key_file``: the client certificate when the URI names none."""
         super().__init__(where.display_uri, max_bytes)
         client_id = where.require("the client id (adp://ID:SECRET@company)", where.user)
         client_secret = where.require("the client secret", where.password)
-        tls = _mutual_tls(where)
+        tls = _mutual_tls(where, cert_file, key_file)
         common: dict[str, Any] = {
             "vendor": self.vendor,
             "display_uri": self.display_uri,
@@ -107,14 +120,18 @@ class AdpSource(BaseSource):
         return token_from(payload, self.vendor)
 
 
-def _mutual_tls(where: ApiUri) -> ssl.SSLContext:
-    cert = where.require(
-        "?cert_file= (ADP's calls need the client certificate)", where.option("cert_file")
-    )
-    key = where.option("key_file")
+def _mutual_tls(where: ApiUri, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
+    # The URI's files win as a pair: its certificate may hold its key, never the default's.
+    if where.option("cert_file"):
+        cert_file, key_file = where.option("cert_file"), where.option("key_file")
+    if not cert_file:
+        raise SourceError(
+            f"{where.display_uri}: ADP's calls need the client certificate: give ?cert_file= "
+            "(and ?key_file=) or set DATATORAG_ADP_CERT_FILE (and DATATORAG_ADP_KEY_FILE)"
+        )
     try:
         context = ssl.create_default_context(cafile=where.option("ca_file"))
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(cert_file, key_file)
     except (OSError, ssl.SSLError) as err:
         raise SourceError(f"{where.display_uri}: cannot load the TLS certificates: {err}") from None
     return context
