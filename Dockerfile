@@ -136,8 +136,10 @@ CMD ["python", "-m", "datatorag_embedding_endpoint"]
 # Last, so a plain `docker build .` gives the API.
 FROM service AS query-api
 COPY --from=query-api-venv /opt/venv /opt/venv
+# Keep-alive above a load balancer's idle timeout (an ALB's is 60 s), or it gets 502s.
 ENV DATATORAG_HOST=0.0.0.0 \
-    DATATORAG_PORT=8000
+    DATATORAG_PORT=8000 \
+    DATATORAG_API_KEEP_ALIVE_S=75
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

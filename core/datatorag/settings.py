@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Query API processes. Searching is CPU-bound Python: one process serialises it on the GIL,
     # so use about one per core the API may have (docs/benchmarks-load.md measured 2 on 2 cores).
     api_workers: int = Field(default=2, ge=1)
+    # How long the API keeps an idle HTTP/1.1 connection open. Above the load balancer's idle
+    # timeout (the ALB's is 60 s): AWS's guidance, else the API may close a pooled connection as
+    # the balancer reuses it, and that request gets a 502. uvicorn's own default is 5 s.
+    api_keep_alive_s: int = Field(default=75, ge=1)
 
     # Which adapter backs each port; only wiring.py builds adapters from these.
     blob_backend: Literal["local", "s3"] = "local"

@@ -611,6 +611,21 @@ def test_api_behind_the_load_balancer_is_health_checked_on_readyz() -> None:
     assert scaled == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
 
 
+def test_api_keeps_idle_connections_longer_than_the_load_balancer() -> None:
+    # AWS: a target's keep-alive must exceed the ALB's idle timeout, else the target can close a
+    # connection the ALB is reusing and the request gets a 502 (test_api_keep_alive.py: real HTTP).
+    lb = resources("ecs.yaml", "AWS::ElasticLoadBalancingV2::LoadBalancer")["LoadBalancer"]
+    attributes = {a["Key"]: a["Value"] for a in lb["Properties"]["LoadBalancerAttributes"]}
+    idle = int(attributes["idle_timeout.timeout_seconds"])
+    api = {v["Name"]: v["Value"] for v in containers()["query-api"]["Environment"]}
+    assert int(api["DATATORAG_API_KEEP_ALIVE_S"]) > idle
+    assert Settings.model_fields["api_keep_alive_s"].default > idle
+    image = re.search(r"DATATORAG_API_KEEP_ALIVE_S=(\d+)", stages()["query-api"])
+    assert image and int(image[1]) > idle
+    api = compose()["services"]["query-api"]["environment"]
+    assert int(api["DATATORAG_API_KEEP_ALIVE_S"]) > idle
+
+
 def test_dashboard_names_the_deployed_services() -> None:
     services = {
         s["Properties"]["ServiceName"] for s in resources("ecs.yaml", "AWS::ECS::Service").values()

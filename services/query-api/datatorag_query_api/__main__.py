@@ -22,11 +22,8 @@ def listening_socket(config: uvicorn.Config) -> socket.socket:
     return sock
 
 
-def main() -> None:
-    configure("query-api")
-    end_with_parent()
-    settings = Settings()
-    config = uvicorn.Config(
+def server_config(settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
         "datatorag_query_api.bootstrap:app_from_environment",
         factory=True,
         workers=settings.api_workers,
@@ -34,7 +31,14 @@ def main() -> None:
         port=settings.port,
         log_level="warning",
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.api_keep_alive_s,
     )
+
+
+def main() -> None:
+    configure("query-api")
+    end_with_parent()
+    config = server_config(Settings())
     if config.workers == 1:
         uvicorn.Server(config).run()
     else:
