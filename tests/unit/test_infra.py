@@ -315,22 +315,40 @@ def test_each_task_role_can_do_only_its_services_work() -> None:
             "endpoint/${EmbeddingEndpointName}" in r["Fn::Sub"]
             for r in role["sagemaker:InvokeEndpoint"]
         )
-    # The API reads the index, keeps hashed keys and the source registry in the bucket and takes
-    # uploads (raw file, record, announcement); it never receives from a queue.
+    # The API reads the index, keeps hashed keys, the source registry, portal sessions, signing
+    # secrets and the activity log in the bucket, takes uploads (raw file, record, announcement),
+    # retries and deletes documents; it never receives from a queue. Least privilege, by key
+    # prefix (tests/integration/test_api_s3_permissions.py: every call it makes is allowed).
     sources = {
         "${BucketArn}/system/sources/*",
         "${BucketArn}/system/sync-requests/*",
         "${BucketArn}/system/sync-history/*",
     }
+    activity = "${BucketArn}/tenants/*/activity/*"
+    sessions = "${BucketArn}/system/portal-sessions/*"
+    signing = "${BucketArn}/system/signing-secrets/*"
+    raw = "${BucketArn}/tenants/*/raw/*"
     assert {r["Fn::Sub"] for r in api["s3:GetObject"]} == {
-        "${BucketArn}/system/api-keys/*"
+        "${BucketArn}/system/api-keys/*",
+        raw,
+        activity,
+        sessions,
+        signing,
     } | sources
     assert {r["Fn::Sub"] for r in api["s3:PutObject"]} == {
         "${BucketArn}/system/api-keys/*",
-        "${BucketArn}/tenants/*/raw/*",
+        raw,
         "${BucketArn}/sqs-payloads/*",
+        activity,
+        sessions,
+        signing,
     } | sources
-    assert {r["Fn::Sub"] for r in api["s3:DeleteObject"]} == sources
+    assert {r["Fn::Sub"] for r in api["s3:DeleteObject"]} == {
+        raw,
+        "${BucketArn}/tenants/*/chunks/*",
+        activity,
+        sessions,
+    } | sources
     assert refs(api["sqs:SendMessage"]) == {"DocumentsQueueArn", "ChunksQueueArn"}
     assert {a for a in api if a.startswith("es:")} <= {
         "es:ESHttpGet",
