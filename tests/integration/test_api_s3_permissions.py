@@ -7,12 +7,12 @@ portal sessions and employee-token signing secrets through the app's own service
 forms need a browser, tests/browser/ drives them). botocore reports each call with its
 operation, bucket and key; each is then checked against the role's statements as IAM would
 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html:
-HeadBucket and ListObjectsV2 need s3:ListBucket on the bucket, HeadObject s3:GetObject).
+HeadBucket and ListObjectsV2 need s3:ListBucket on the bucket, HeadObject s3:GetObject; see
+``tests/fixtures/cfn.py``).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import threading
 import time
@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-import yaml
 
 from datatorag.adapters.blob.s3 import S3BlobStore
 from datatorag.domain.models import DocumentStatus
@@ -31,81 +30,23 @@ from datatorag.settings import Settings
 from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.bootstrap import build_services, key_store
 from tests.fixtures.aws import AWS_TEST_CREDENTIALS, AWS_TEST_REGION
+from tests.fixtures.cfn import S3Grants
 from tests.fixtures.stack import free_port
 
 pytestmark = pytest.mark.integration
 
-SECURITY = Path(__file__).resolve().parents[2] / "infra" / "cloudformation" / "security.yaml"
 TENANT = "acme"
 OLD_DAY = "2020-01-02"  # activity older than any retention: the purge deletes it
-
-# S3 operation -> (IAM action, whether its resource is the bucket rather than an object).
-ACTIONS = {
-    "HeadBucket": ("s3:ListBucket", True),
-    "ListObjectsV2": ("s3:ListBucket", True),
-    "ListObjects": ("s3:ListBucket", True),
-    "GetObject": ("s3:GetObject", False),
-    "HeadObject": ("s3:GetObject", False),
-    "PutObject": ("s3:PutObject", False),
-    "DeleteObject": ("s3:DeleteObject", False),
-}
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short tags (!Sub, !Ref, ...) as their long forms."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        return {name: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {name: loader.construct_sequence(node, deep=True)}
-    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-def api_s3_grants(bucket_arn: str) -> list[tuple[set[str], list[str]]]:
-    """(actions, resource patterns) of each S3 statement of ApiTaskRole, for ``bucket_arn``."""
-    role = yaml.load(SECURITY.read_text(), _CfnLoader)["Resources"]["ApiTaskRole"]  # noqa: S506
-    grants = []
-    for policy in role["Properties"]["Policies"]:
-        for statement in policy["PolicyDocument"]["Statement"]:
-            actions = statement["Action"]
-            actions = {actions} if isinstance(actions, str) else set(actions)
-            if statement["Effect"] != "Allow" or not any(a.startswith("s3:") for a in actions):
-                continue
-            assert "Condition" not in statement  # none of the API's S3 grants is conditional
-            resources = statement["Resource"]
-            resources = resources if isinstance(resources, list) else [resources]
-            patterns = []
-            for resource in resources:
-                if resource == {"Ref": "BucketArn"}:
-                    patterns.append(bucket_arn)
-                else:
-                    patterns.append(resource["Fn::Sub"].replace("${BucketArn}", bucket_arn))
-            grants.append((actions, patterns))
-    return grants
-
-
-def allowed(grants: list[tuple[set[str], list[str]]], action: str, arn: str) -> bool:
-    # IAM's "*" matches any run of characters, "/" included, as fnmatchcase's does.
-    return any(
-        action in actions and any(fnmatch.fnmatchcase(arn, p) for p in patterns)
-        for actions, patterns in grants
-    )
 
 
 class Recorder:
     """Every S3 call of the S3 blob stores built from settings: (operation, bucket, key)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append((model.name, params.get("Bucket", ""), params.get("Key", "")))
+        self.calls.append((model.name, dict(params)))
 
 
 @pytest.fixture
@@ -224,16 +165,9 @@ def test_every_s3_call_of_the_api_is_allowed_by_its_task_role(
     assert [s.kid for s in services.signing.list(TENANT)] == [kid]
     assert services.signing.revoke(TENANT, kid)
 
-    bucket_arn = f"arn:aws:s3:::{bucket}"
-    grants = api_s3_grants(bucket_arn)
-    denied = set()
-    for operation, called_bucket, object_key in recorder.calls:
-        assert called_bucket == bucket, (operation, called_bucket, object_key)
-        assert operation in ACTIONS, f"map {operation} to its IAM action"
-        action, on_bucket = ACTIONS[operation]
-        arn = bucket_arn if on_bucket else f"{bucket_arn}/{object_key}"
-        if not allowed(grants, action, arn):
-            denied.add(f"{action} {arn.removeprefix(bucket_arn)}")
-    assert not denied, "the API task role refuses:\n" + "\n".join(sorted(denied))
-    operations = {operation for operation, _, _ in recorder.calls}
+    grants = S3Grants("ApiTaskRole", bucket)
+    assert {params["Bucket"] for _, params in recorder.calls} == {bucket}
+    denied = {grants.refusal(operation, params) for operation, params in recorder.calls} - {None}
+    assert not denied, "the API task role refuses:\n" + "\n".join(sorted(map(str, denied)))
+    operations = {operation for operation, _ in recorder.calls}
     assert {"PutObject", "GetObject", "DeleteObject", "ListObjectsV2"} <= operations

@@ -31,11 +31,11 @@ import yaml
 
 from datatorag.domain.messages import CHUNKS_QUEUE, DOCUMENTS_QUEUE
 from datatorag.settings import Settings
+from tests.fixtures.cfn import CFN, resources, template
 
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-CFN = REPO / "infra" / "cloudformation"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_SCHEMA = REPO / ".." / "shared" / "schemas" / "compose-spec.json"
 VENV_BIN = Path(sys.executable).parent
@@ -66,38 +66,6 @@ RESOURCE_STAR_ALLOWED = {
 
 
 # ---------------------------------------------------------------------------- loading
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short forms (!Ref, !Sub, ...) read as their long forms."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-@functools.cache
-def template(name: str) -> dict[str, Any]:
-    """A template, parsed once per session (the tests only read it)."""
-    loaded: dict[str, Any] = yaml.load((CFN / name).read_text(), Loader=_CfnLoader)
-    return loaded
-
-
-def resources(name: str, type_: str) -> dict[str, dict[str, Any]]:
-    return {k: r for k, r in template(name)["Resources"].items() if r["Type"] == type_}
 
 
 def as_list(value: Any) -> list[Any]:
