@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -66,39 +66,73 @@ def announce_document(
     if known and same and not _needs_announcing(known, announced):
         return Announcement(known.doc_id, "unchanged", known)
     doc_id = document_id(source_uri)
-    name = PurePosixPath(path)
-    blob_key = raw_key(tenant, doc_id, version, suffix_of(path))
-    blobs.put(blob_key, data)
+    blobs.put(raw_key(tenant, doc_id, version, suffix_of(path)), data)
     record = DocumentRecord(
         tenant=tenant,
         doc_id=doc_id,
         source_id=source_id,
         source_uri=source_uri,
-        title=title or (known.title if known else name.stem),
+        title=title or (known.title if known else PurePosixPath(path).stem),
         media_type=extension_type(path) or UNKNOWN,
         version=version,
         size_bytes=len(data),
         metadata={**metadata, "path": path},
     )
     index.upsert_document(record)
-    documents_queue.send(
-        encode(
-            DocumentFetched(
-                tenant=tenant,
-                doc_id=doc_id,
-                version=version,
-                blob_key=blob_key,
-                source_uri=source_uri,
-                filename=name.name,
-                media_type=record.media_type,
-                metadata=record.metadata,
-            )
-        )
-    )
+    documents_queue.send(encode(fetched_message(record)))
     if announced is not None:
         announced.add((tenant, doc_id, version))
     outcome: Outcome = "changed" if known and known.status != DocumentStatus.DELETED else "added"
     return Announcement(doc_id, outcome, record)
+
+
+def fetched_message(record: DocumentRecord) -> DocumentFetched:
+    """The processor's message for ``record``'s version, whose file announce_document stored."""
+    path = str(record.metadata["path"])
+    return DocumentFetched(
+        tenant=record.tenant,
+        doc_id=record.doc_id,
+        version=record.version,
+        blob_key=raw_key(record.tenant, record.doc_id, record.version, suffix_of(path)),
+        source_uri=record.source_uri,
+        filename=PurePosixPath(path).name,
+        media_type=record.media_type,
+        metadata=record.metadata,
+    )
+
+
+def reannounce_stalled(
+    index: SearchIndex,
+    documents_queue: Queue,
+    tenant: str,
+    *,
+    source_id: str,
+    now: datetime | None = None,
+) -> list[str]:
+    """Announce again the tenant's documents of ``source_id`` still ``fetched`` REANNOUNCE_AFTER
+    after they were announced; returns their ids.
+
+    A process that dies between storing a document's record and sending its message leaves it
+    ``fetched`` with no message: a source's next sync announces it again (``_needs_announcing``),
+    an upload has no next sync, so the query API runs this. The file is already stored; the
+    message is rebuilt from the record. A duplicate costs nothing (a version already indexed is
+    skipped). The record is left as it is: rewriting its status could undo the processor's
+    ``processing`` had it just taken the message.
+    """
+    cutoff = (now or utcnow()) - REANNOUNCE_AFTER
+    stalled: list[DocumentRecord] = []
+    page, offset = 100, 0
+    while True:
+        found = index.list_documents(
+            tenant, source_id=source_id, status=DocumentStatus.FETCHED, limit=page, offset=offset
+        )
+        stalled += [doc for doc in found if doc.updated_at < cutoff and "path" in doc.metadata]
+        if len(found) < page:
+            break
+        offset += page
+    for doc in stalled:
+        documents_queue.send(encode(fetched_message(doc)))
+    return [doc.doc_id for doc in stalled]
 
 
 def _says_the_same(doc: DocumentRecord, metadata: Mapping[str, Any]) -> bool:

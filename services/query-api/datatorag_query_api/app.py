@@ -3,8 +3,11 @@ tenant: the tenant comes from the API key alone, never from the request's path, 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -44,6 +47,7 @@ from datatorag_query_api.uploads import (
     TAGS,
     Uploads,
     read_upload,
+    resend_lost_announcements,
 )
 
 log = structlog.get_logger(__name__)
@@ -249,8 +253,22 @@ def status_url(doc_id: str) -> str:
     return f"/v1/documents/{doc_id}"
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work of each API process: uploads whose announcement was lost go out again."""
+    services: Services = app.state.services
+    sweep = asyncio.create_task(resend_lost_announcements(services.uploads, services.keys.tenants))
+    try:
+        yield
+    finally:
+        sweep.cancel()
+        with suppress(asyncio.CancelledError):
+            await sweep
+
+
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="DatatoRAG",
         version="0.1.0",
         description="Cited answers and passages from your HR documents. "

@@ -173,6 +173,16 @@ class ApiKeyStore:
                 )
         return sorted(listing, key=lambda k: k.created_at, reverse=True)
 
+    def tenants(self) -> set[str]:
+        """Every tenant that has or had a key (revoked ones' uploads are still theirs)."""
+        found = set()
+        for blob_key in self.blobs.list(API_KEYS_PREFIX):
+            key_id = blob_key.removeprefix(API_KEYS_PREFIX).removesuffix(".json")
+            record = self._read(key_id) if _KEY_ID.match(key_id) else None
+            if record is not None:
+                found.add(record.tenant)
+        return found
+
     def _lookup(self, key_id: str) -> _Record | None:
         """The record from the cache, or from the store by one reader per id at a time."""
         cached = self._cached(key_id)

@@ -8,27 +8,37 @@ characters, so ``upload://<tenant>/<name>`` cannot point anywhere else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import unicodedata
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from datatorag.domain.models import METADATA_KEY, DocumentRecord, DocumentStatus, document_id
 from datatorag.domain.uris import upload_uri
+from datatorag.log import get_logger
 from datatorag.ports import BlobStore, Queue, SearchIndex
-from datatorag.usecases.announce import Announcement, announce_document
+from datatorag.usecases.announce import (
+    REANNOUNCE_AFTER,
+    Announcement,
+    announce_document,
+    reannounce_stalled,
+)
 from datatorag.usecases.removal import remove_document
 from datatorag.usecases.retry import retry_failed
 from datatorag_query_api.problems import Problem
+
+log = get_logger(__name__)
 
 UPLOAD_SOURCE_ID = "upload"
 FIELD_BYTES = 64 * 1024  # each form field beside the file (title, tags, metadata)
@@ -240,6 +250,19 @@ class Uploads:
         remove_document(self.blobs, self.index, tenant, doc_id)
         return self.index.get_document(tenant, doc_id)
 
+    def reannounce_stalled(self, tenants: Iterable[str]) -> int:
+        """Announce again the uploads left ``fetched`` without a message (``announce``'s
+        ``reannounce_stalled``); returns how many."""
+        count = 0
+        for tenant in sorted(tenants):
+            doc_ids = reannounce_stalled(
+                self.index, self.documents_queue, tenant, source_id=UPLOAD_SOURCE_ID
+            )
+            if doc_ids:
+                log.warning("upload.reannounced", tenant=tenant, doc_ids=doc_ids)
+            count += len(doc_ids)
+        return count
+
     def retry(self, tenant: str, doc_id: str) -> DocumentRecord | None:
         """Announce a failed document's stored version again; its record then reads fetched.
         Returns the record as it stands after, or None when the tenant has no such document."""
@@ -248,3 +271,18 @@ class Uploads:
             return None
         retry_failed(self.blobs, self.index, self.documents_queue, doc)
         return self.index.get_document(tenant, doc_id)
+
+
+async def resend_lost_announcements(
+    uploads: Uploads,
+    tenants: Callable[[], Iterable[str]],
+    every_s: float = REANNOUNCE_AFTER.total_seconds(),
+) -> None:
+    """Every API process, at start and then every ``every_s``: uploads whose process died
+    between storing them and announcing them are announced again (duplicates cost nothing)."""
+    while True:
+        try:
+            await run_in_threadpool(lambda: uploads.reannounce_stalled(tenants()))
+        except Exception as err:  # noqa: BLE001 - a store or queue outage: the next sweep retries
+            log.error("upload.reannounce_failed", error=f"{type(err).__name__}: {err}")
+        await asyncio.sleep(every_s)
