@@ -24,29 +24,18 @@ import httpx
 import pytest
 import uvicorn
 
-from datatorag.adapters.blob.s3 import S3BlobStore
 from datatorag.domain.models import DocumentStatus
 from datatorag.settings import Settings
 from datatorag_query_api.app import Services, create_app
 from datatorag_query_api.bootstrap import build_services, key_store
 from tests.fixtures.aws import AWS_TEST_CREDENTIALS, AWS_TEST_REGION
-from tests.fixtures.cfn import S3Grants
+from tests.fixtures.cfn import S3Calls
 from tests.fixtures.stack import free_port
 
 pytestmark = pytest.mark.integration
 
 TENANT = "acme"
 OLD_DAY = "2020-01-02"  # activity older than any retention: the purge deletes it
-
-
-class Recorder:
-    """Every S3 call of the S3 blob stores built from settings: (operation, bucket, key)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
 
 
 @pytest.fixture
@@ -57,21 +46,14 @@ def recorded_api(
     embedding_endpoint: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[Settings, Services, Recorder, Any]]:
+) -> Iterator[tuple[Settings, Services, S3Calls, Any]]:
     for name, value in AWS_TEST_CREDENTIALS.items():
         monkeypatch.setenv(name.upper(), value)
     bucket = unique_name("api-role")
     s3 = aws_client("s3")
     s3.create_bucket(Bucket=bucket)
-    recorder = Recorder()
-    built = S3BlobStore.from_settings
-
-    def recorded(settings: Settings) -> S3BlobStore:
-        store = built(settings)
-        store.client.meta.events.register("before-parameter-build.s3", recorder)
-        return store
-
-    monkeypatch.setattr(S3BlobStore, "from_settings", recorded)
+    recorder = S3Calls()
+    recorder.attach(monkeypatch)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path,
@@ -102,7 +84,7 @@ def recorded_api(
 
 
 def test_every_s3_call_of_the_api_is_allowed_by_its_task_role(
-    recorded_api: tuple[Settings, Services, Recorder, Any],
+    recorded_api: tuple[Settings, Services, S3Calls, Any],
 ) -> None:
     settings, services, recorder, s3 = recorded_api
     bucket = settings.s3_bucket
@@ -165,9 +147,6 @@ def test_every_s3_call_of_the_api_is_allowed_by_its_task_role(
     assert [s.kid for s in services.signing.list(TENANT)] == [kid]
     assert services.signing.revoke(TENANT, kid)
 
-    grants = S3Grants("ApiTaskRole", bucket)
-    assert {params["Bucket"] for _, params in recorder.calls} == {bucket}
-    denied = {grants.refusal(operation, params) for operation, params in recorder.calls} - {None}
-    assert not denied, "the API task role refuses:\n" + "\n".join(sorted(map(str, denied)))
-    operations = {operation for operation, _ in recorder.calls}
-    assert {"PutObject", "GetObject", "DeleteObject", "ListObjectsV2"} <= operations
+    refused = recorder.refused_by("ApiTaskRole", bucket)
+    assert not refused, "the API task role refuses:\n" + "\n".join(refused)
+    assert {"PutObject", "GetObject", "DeleteObject", "ListObjectsV2"} <= recorder.operations()
