@@ -8,8 +8,9 @@ one log file (the API's workers, ``datatorag up``'s ``logs/query-api.log``): on 
 for appending, the kernel places each write whole at the end, so lines never interleave. Python's
 own streams do not guarantee it: ``print`` writes the text and its newline separately, a line
 past the 8 KiB buffer goes out in pieces, and structlog and the stdlib handler each held a lock
-of their own. (On a pipe, only writes of up to PIPE_BUF, 4 KiB, are atomic: give each process
-its own pipe, as ECS and ``datatorag up`` do, when lines may be longer.)
+of their own. On a pipe only writes of up to PIPE_BUF (4 KiB) are atomic: processes sharing one
+(the API's two workers under docker compose) may still interleave longer lines there; ECS runs
+one API process per task.
 """
 
 from __future__ import annotations
