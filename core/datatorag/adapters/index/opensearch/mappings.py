@@ -31,6 +31,7 @@ that holds a string in one document and a number in another never makes a mappin
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,8 @@ from datatorag.domain.tenants import validate_tenant
 Body = dict[str, Any]
 
 # Vectors (see the module docstring).
-VECTOR_FIELD = "embedding"
+VECTOR_FIELD = "embedding"  # a tenant's vectors until its first re-embed (``spaces.py``)
+VECTOR_FIELDS = f"{VECTOR_FIELD}*"  # every vector field: left out of the hits' _source
 ENGINE = "lucene"
 SPACE_TYPE = "cosinesimil"
 HNSW_M = 16
@@ -135,19 +137,31 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
                 META_NUMBER: {"type": "object", "dynamic": True},
                 META_KEYS: {"type": "keyword"},
                 "indexed_at": {"type": "date"},
-                VECTOR_FIELD: {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {
-                        "name": "hnsw",
-                        "engine": ENGINE,
-                        "space_type": SPACE_TYPE,
-                        "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
-                    },
-                },
+                VECTOR_FIELD: vector_field_body(dimension),
             },
         },
     }
+
+
+def vector_field_body(dimension: int) -> Body:
+    """A ``knn_vector`` field's mapping (also what ``put_mapping`` adds for a re-embed)."""
+    return {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": ENGINE,
+            "space_type": SPACE_TYPE,
+            "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+        },
+    }
+
+
+def space_field(space: str) -> str:
+    """The vector field of an embedding space (``domain.spaces``) a tenant was re-embedded into:
+    one per space, so a tenant's old and new vectors never share a field and two spaces of
+    different dimensions can live in one pool."""
+    return f"{VECTOR_FIELD}_{hashlib.sha256(space.encode()).hexdigest()[:16]}"
 
 
 def documents_index_body(*, replicas: int = 1) -> Body:
