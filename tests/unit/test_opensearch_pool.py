@@ -76,6 +76,8 @@ def check_scoped(request: Request) -> None:
     elif kind == "_reindex":
         tenant = tenant_term(request.body["source"]["query"])
         assert tenant is not None and request.body["dest"]["routing"] == f"={tenant}"
+    elif kind == "_refresh":  # makes writes visible: no query, no document
+        assert request.method == "POST" and request.body is None
     elif kind == "_mapping":  # a re-embed adds its space's vector field, and nothing else
         assert request.method == "PUT"
         assert {f["type"] for f in request.body["properties"].values()} == {"knn_vector"}

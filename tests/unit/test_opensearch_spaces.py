@@ -15,17 +15,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from opensearchpy import OpenSearch
 
+from datatorag.adapters.blob.local import LocalBlobStore
 from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.adapters.index.opensearch.mappings import VECTOR_FIELD, space_field
 from datatorag.domain.errors import VectorSpaceMismatch
 from datatorag.domain.models import IndexedChunk
 from datatorag.ports import SearchIndex
+from datatorag.usecases.reembed import Reembedder
 from tests.contracts.search_index import (
+    OTHER_SPACE,
     OTHER_TENANT,
     SPACE,
     TENANT,
@@ -46,6 +51,7 @@ from tests.unit.test_opensearch_pool import (
     chunk_requests,
     manifest,
 )
+from tests.unit.test_reembed import StandInEmbeddings, Tenant
 
 pytestmark = pytest.mark.unit
 
@@ -271,3 +277,25 @@ def test_a_copy_that_raced_the_mapping_counts_as_missing_until_staged_again(
     assert pool.swap_space(TENANT, SMALL) == [old[0].chunk_id]
     pool.stage_vectors(TENANT, SMALL, staged)  # written again, under the mapping: indexed
     assert pool.swap_space(TENANT, SMALL) == []
+
+
+def test_each_reembedded_document_costs_two_requests(
+    fake_opensearch: FakeOpenSearch, tmp_path: Path
+) -> None:
+    """A manifest get and one ``_bulk`` of partial updates per document (docs/embedding-spaces.md);
+    the rest is per tenant."""
+    fake = fake_opensearch
+    spent: dict[int, int] = {}
+    for documents in (3, 12):
+        index = OpenSearchIndex(OpenSearch(hosts=[fake.url]), prefix=f"n{documents}-", replicas=0)
+        blobs = LocalBlobStore(tmp_path / str(documents))
+        writer = Tenant(index, blobs, StandInEmbeddings(SPACE))
+        for i in range(documents):
+            writer.write(f"d{i}", "v1", [f"Rule {i}a.", f"Rule {i}b."])
+        fake.requests.clear()
+        writer.model.space = OTHER_SPACE
+        done = Reembedder(index, blobs, writer.model).reembed(TENANT)
+        spent[documents] = len(fake.requests)
+        assert (done.documents, index.vector_space(TENANT)) == (documents, OTHER_SPACE)
+    assert spent[12] - spent[3] == 2 * (12 - 3)
+    assert spent[3] - 2 * 3 <= 12  # per tenant: swaps, a refresh, a mapping, the staging write

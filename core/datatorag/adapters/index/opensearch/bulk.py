@@ -83,6 +83,8 @@ def update_vectors(
     """Set ``field`` of the tenant's chunks named by ``_id`` (partial ``update`` actions: the
     rest of each chunk is kept); returns how many were updated. A chunk that is gone (its
     document changed meanwhile) is skipped: the swap finds its successor without the field.
+    Sent without a refresh (a re-embed would wait a refresh interval per document): the swap
+    refreshes once before it checks.
 
     https://docs.opensearch.org/latest/api-reference/document-apis/bulk/ (``update``)
     """
@@ -96,10 +98,16 @@ def update_vectors(
         }
         for chunk_id, vector in vectors.items()
     )
-    return len(vectors) - _send(client, actions, skip_missing=True)
+    return len(vectors) - _send(client, actions, skip_missing=True, refresh=False)
 
 
-def _send(client: OpenSearch, actions: Iterator[Body], *, skip_missing: bool = False) -> int:
+def _send(
+    client: OpenSearch,
+    actions: Iterator[Body],
+    *,
+    skip_missing: bool = False,
+    refresh: str | bool = "wait_for",
+) -> int:
     """Send ``actions`` in bounded ``_bulk`` requests, 429s again with back-off; returns how
     many were skipped because their document is missing (404), with ``skip_missing``."""
     results = streaming_bulk(
@@ -112,7 +120,7 @@ def _send(client: OpenSearch, actions: Iterator[Body], *, skip_missing: bool = F
         initial_backoff=1,
         max_backoff=BULK_MAX_BACKOFF_S,
         yield_ok=False,
-        refresh="wait_for",
+        refresh=refresh,
     )
     failed = [item for ok, result in results if not ok for item in result.values()]
     missing = [f for f in failed if skip_missing and f.get("status") == 404]

@@ -110,6 +110,13 @@ class ChunkRequests:
         """Set ``field`` on the tenant's chunks by ``_id`` (``bulk.update_vectors``, routed)."""
         return update_vectors(self.client, index, tenant, field, vectors)
 
+    def refresh(self, index: str) -> None:
+        """Make every write to ``index`` so far visible to searches (reads no document)."""
+        try:
+            self.client.indices.refresh(index=index)
+        except NotFoundError:
+            pass
+
     def remove_field(self, tenant: str, index: str, field: str) -> int:
         """Drop ``field`` from every chunk of the tenant that has it (``_update_by_query`` with
         a painless script); returns how many chunks changed.

@@ -156,6 +156,7 @@ class SpaceMoves:
         visible["bool"]["must_not"] = [{"exists": {"field": field}}]
         missing: set[str] = set()
         for index in sorted(placement.write_indices):
+            self.chunks.refresh(index)  # staging writes without one
             missing.update(self.chunks.chunk_ids(tenant, index, visible))
         return sorted(missing)
 
