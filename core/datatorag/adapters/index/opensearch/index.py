@@ -15,9 +15,11 @@ Indices (``prefix`` defaults to ``datatorag-``):
   each document's chunks is visible. Stored only (``dynamic: false``): never searched.
 
 Where the rest lives: ``mappings.py`` (the indices and what a chunk holds: vectors, text,
-metadata), ``queries.py`` (searches and filters as query bodies), ``bulk.py`` (chunks in),
+metadata), ``indices.py`` (chunk indices created on first write, their vector fields),
+``queries.py`` (searches and filters as query bodies), ``bulk.py`` (chunks in),
 ``manifest.py`` (the atomic version swap and its guarantee), ``placement.py`` (pool or silo, and
-the move), ``scope.py`` (tenant filter and routing), ``client.py`` (the client, its errors,
+the move), ``spaces.py`` (re-embedding a tenant into another embedding space: staged vectors,
+one swap), ``scope.py`` (tenant filter and routing), ``client.py`` (the client, its errors,
 conditional writes).
 
 Hybrid search is the query service's RRF over ``keyword_search`` and ``vector_search``;

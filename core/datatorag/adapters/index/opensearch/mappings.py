@@ -10,7 +10,9 @@ and no circuit breaker tuning; nmslib is deprecated. faiss (with
 ignores ``ef_search`` and searches with ef = k, so a query asks for k = max(top_k, 100) and
 returns ``size`` = top_k: recall of a 100-candidate beam at any top_k. Its score for
 ``cosinesimil`` is (2 - (1 - cos)) / 2 (https://docs.opensearch.org/latest/mappings/supported-field-types/knn-spaces/);
-hits report the cosine itself, as the port promises.
+hits report the cosine itself, as the port promises. A tenant re-embedded into another
+embedding space has its vectors in that space's own field (``space_field``, added to the live
+index by ``put_mapping``: ``indices.py``, ``spaces.py``); hits leave every vector field out.
 
 Text: BM25 runs on ``search_text``, the chunk's title twice, its heading and its text in one
 field: the embedded index's BM25 with column weights (2, 1, 1) counts weighted term

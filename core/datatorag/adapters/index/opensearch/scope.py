@@ -15,7 +15,10 @@ both, so no code path depends on which it is:
 query is not scoped to the tenant it names (``UnscopedRequest``): a query built without
 ``tenant_filters`` cannot reach the cluster. ``_reindex`` is the one request without a routing
 parameter (its ``source`` takes none); its source query is scoped like every other and its
-destination keeps the tenant's routing.
+destination keeps the tenant's routing. A re-embed's requests (``spaces.py``) come here too: the
+search for chunks still missing a vector, the partial ``update`` actions that stage vectors
+(each routed by the tenant, by chunk ``_id``), and the ``_update_by_query`` that drops the
+vectors the tenant left.
 """
 
 from __future__ import annotations
@@ -112,10 +115,7 @@ class ChunkRequests:
 
     def refresh(self, index: str) -> None:
         """Make every write to ``index`` so far visible to searches (reads no document)."""
-        try:
-            self.client.indices.refresh(index=index)
-        except NotFoundError:
-            pass
+        self.client.indices.refresh(index=index, ignore=404)
 
     def remove_field(self, tenant: str, index: str, field: str) -> int:
         """Drop ``field`` from every chunk of the tenant that has it (``_update_by_query`` with
