@@ -299,3 +299,30 @@ def test_each_reembedded_document_costs_two_requests(
         assert (done.documents, index.vector_space(TENANT)) == (documents, OTHER_SPACE)
     assert spent[12] - spent[3] == 2 * (12 - 3)
     assert spent[3] - 2 * 3 <= 12  # per tenant: swaps, a refresh, a mapping, the staging write
+
+
+def test_staging_for_another_space_empties_the_earlier_staging(
+    pool: OpenSearchIndex, fake_opensearch: FakeOpenSearch
+) -> None:
+    """An abandoned re-embed's vectors are never searched: the next purge removes them."""
+    fake = fake_opensearch
+    old = write(pool, "d0", ["Parental leave."])
+    pool.stage_vectors(TENANT, SMALL, {old[0].chunk_id: small(0)})
+    pool.stage_vectors(TENANT, OTHER_SPACE, {old[0].chunk_id: old[0].vector})
+    pool.purge(TENANT)
+    [chunk] = fake.indices[POOL].docs.values()
+    assert NEW_FIELD not in chunk.source and space_field(OTHER_SPACE) in chunk.source
+    assert VECTOR_FIELD in chunk.source  # still the searched one
+    assert ids(pool.vector_search(TENANT, old[0].vector, 1, space=SPACE)) == [old[0].chunk_id]
+
+
+def test_staging_after_another_run_swapped_stages_nothing(
+    pool: OpenSearchIndex, fake_opensearch: FakeOpenSearch
+) -> None:
+    old = write(pool, "d0", ["Parental leave."])
+    pool.stage_vectors(TENANT, SMALL, {old[0].chunk_id: small(0)})
+    assert pool.swap_space(TENANT, SMALL) == []
+    fake_opensearch.requests.clear()
+    pool.stage_vectors(TENANT, SMALL, {old[0].chunk_id: small(1)})  # a slower run's late batch
+    assert not fake_opensearch.calls("POST", "_bulk")
+    assert ids(pool.vector_search(TENANT, small(0), 1, space=SMALL)) == [old[0].chunk_id]

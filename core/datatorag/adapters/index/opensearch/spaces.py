@@ -99,17 +99,17 @@ class SpaceMoves:
             self.chunks.set_vectors(tenant, index, field, by_id)
 
     def _begin(self, tenant: str, space: str, field: str) -> Body | None:
-        """Record the staging in the manifest (once); returns the manifest, None when the
-        tenant has none (nothing to stage)."""
+        """Record the staging in the manifest (once); returns the manifest, None when there is
+        nothing to stage (no manifest, or the tenant is in ``space`` already: another run
+        swapped it meanwhile)."""
         latest: Body | None = None
 
         def begin(current: Stored | None) -> Body | None:
             nonlocal latest
-            if current is None:
+            latest = None
+            if current is None or current.source.get("space") == space:
                 return None
             manifest = latest = current.source
-            if manifest.get("space") == space:
-                raise ValueError(f"tenant {tenant!r} is already in embedding space {space!r}")
             staging = manifest.get("staging") or {}
             retired = manifest.get("retired_fields") or []
             kept = [f for f in retired if f["field"] != field]  # staged again: keep it
