@@ -326,3 +326,36 @@ def test_staging_after_another_run_swapped_stages_nothing(
     pool.stage_vectors(TENANT, SMALL, {old[0].chunk_id: small(1)})  # a slower run's late batch
     assert not fake_opensearch.calls("POST", "_bulk")
     assert ids(pool.vector_search(TENANT, small(0), 1, space=SMALL)) == [old[0].chunk_id]
+
+
+def test_a_document_committed_between_the_check_and_the_swap_holds_it_back(
+    pool: OpenSearchIndex, fake_opensearch: FakeOpenSearch
+) -> None:
+    """The swap's manifest write is conditional on the generations it checked: a document
+    committed after the check (in the old space) makes it check again, and report it."""
+    fake = fake_opensearch
+    old = write(pool, "d0", ["Parental leave."])
+    pool.stage_vectors(TENANT, SMALL, {old[0].chunk_id: small(0)})
+    late: list[IndexedChunk] = []
+
+    def write_after_the_check(request: Request) -> None:
+        if request.path[-1] == "_search" and "must_not" in request.body["query"]["bool"]:
+            fake.hook = None
+            late.extend(write(pool, "d1", ["Wombat allowance."]))
+
+    fake.hook = write_after_the_check
+    assert pool.swap_space(TENANT, SMALL) == [late[0].chunk_id]
+    assert pool.vector_space(TENANT) == SPACE
+    assert ids(pool.vector_search(TENANT, late[0].vector, 1, space=SPACE)) == [late[0].chunk_id]
+
+
+def test_a_move_to_the_silo_between_staging_and_swap_carries_the_staged_vectors(
+    pool: OpenSearchIndex, fake_opensearch: FakeOpenSearch
+) -> None:
+    old = write(pool, "d0", ["Parental leave.", "Sick leave."])
+    pool.stage_vectors(TENANT, SMALL, {c.chunk_id: small(i) for i, c in enumerate(old)})
+    assert pool.move_to_silo(TENANT)  # the copy takes the staged field along
+    assert fake_opensearch.indices[SILO].body["mappings"]["properties"][NEW_FIELD]["dimension"] == 8
+    assert pool.swap_space(TENANT, SMALL) == []
+    assert ids(pool.vector_search(TENANT, small(1), 1, space=SMALL)) == [old[1].chunk_id]
+    assert pool.chunk_index(TENANT) == SILO
