@@ -9,31 +9,34 @@ searches read (``vector_field``), beside ``space``:
 1. ``stage``: the manifest records the move under way (``staging``: space and field; one
    conditional write per re-embed, none after the first), the field is added to every index the
    placement writes to, and each chunk of a visible generation gets the new vector in that field
-   by a partial ``update`` in ``_bulk`` (routed by tenant, ``refresh=wait_for``). Searches still
-   read the old field: nothing they see changes. Staging for another space retires the earlier
-   staging's field at once.
-2. ``swap``: the chunks of the visible generations that lack the field (an ``exists`` query,
-   ``must_not``, in every index the placement writes to: where the field was never mapped
-   nothing matches, so those chunks count as missing too) are the missing ones: when there are
-   any, nothing changes and their ids are returned. Else one conditional manifest write, made
-   only if the visible generations and the placement are still those checked, switches
-   ``space`` and ``vector_field`` together: a search reads either the old space and field or the
-   new ones, never a mix. The old field goes to ``retired_fields`` and is emptied from the
-   tenant's chunks (``_update_by_query``) once the retirement grace has passed, by the next
-   write or ``purge`` (``Manifests``), so memory holds both vectors only while re-embedding.
+   by a partial ``update`` in ``_bulk`` (routed by tenant; no refresh: the swap refreshes once).
+   Searches still read the old field: nothing they see changes. Staging for another space
+   retires the earlier staging's field at once; a batch that arrives after another run swapped
+   the tenant into the space is dropped.
+2. ``swap``: after a refresh, the chunks of the visible generations that lack the field (an
+   ``exists`` query in ``must_not``, in every index the placement writes to: where the field was
+   not mapped when a chunk was written nothing matches, so it counts as missing too) are the
+   missing ones: when there are any, nothing changes and their ids are returned. Else one
+   conditional manifest write, made only if the visible generations and the placement are
+   still those checked (else it checks again), switches ``space`` and ``vector_field``
+   together: a search reads either the old space and field or the new ones, never a mix. The
+   old field goes to ``retired_fields`` and is emptied from the tenant's chunks
+   (``_update_by_query``) once the retirement grace has passed, by the next write or ``purge``
+   (``Manifests``), so the index holds two vectors per chunk only while re-embedding.
 
 A document written meanwhile is a new generation without the new field: it is missing at the
 swap (the ``SpaceMigration`` contract), embedded in the next round. A writer that read the old
 field before the swap and commits after it finds the manifest's field changed and raises
 ``VectorSpaceMismatch`` (``index.py``): its chunks carry no vector in the searched field, and its
-retry embeds them in the new space. During a move to a silo the staged vectors go to both indices;
-a copy that raced the staging shows up as missing in the silo and is staged again.
+retry embeds them in the new space. During a move to a silo the staged vectors go to both
+indices, and the silo is created with the tenant's fields; a copy that raced the staging shows
+up as missing in the silo and is staged again.
 
-Requests per re-embedded document: one manifest get and one ``_bulk`` per index the placement
-writes to (two while the tenant moves). Per tenant: the manifest write in 1, a search (a page of
-1 000 ids per missing chunk page) per index and a manifest get and write per swap, a
-``put_mapping`` per index and field per process, and one ``_update_by_query`` per index after
-the grace.
+Requests (docs/embedding-spaces.md, counted by ``tests/unit/test_opensearch_spaces.py``): per
+re-embedded document, a manifest get and one ``_bulk`` per index the placement writes to (two
+while the tenant moves); per tenant, the staging write, per swap a manifest get, a refresh and
+a search (a page per 1 000 missing ids) per index and a manifest write, a ``put_mapping`` per
+index and field per process, and one ``_update_by_query`` per index after the grace.
 """
 
 from __future__ import annotations
