@@ -96,7 +96,27 @@ class Queue(Protocol):
 
 
 @runtime_checkable
-class SearchIndex(Protocol):
+class SpaceMigration(Protocol):
+    """Moving a tenant's vectors to another embedding space while searches go on (re-embed).
+
+    New vectors are staged beside the searched ones, invisible, then swapped in all at once.
+    Every ``SearchIndex`` is one (``datatorag reembed`` runs on either).
+    """
+
+    def stage_vectors(
+        self, tenant: str, space: str, vectors: Mapping[str, Sequence[float]]
+    ) -> None:
+        """Keep ``vectors`` (by chunk id) in ``space`` aside for ``swap_space``; vectors staged
+        earlier for another space are dropped."""
+
+    def swap_space(self, tenant: str, space: str) -> list[str]:
+        """When every chunk of the tenant has a vector staged in ``space``, make them the
+        searched vectors and ``space`` the tenant's, in one step, and return ``[]``; else change
+        nothing and return the ids of the chunks that lack one, sorted."""
+
+
+@runtime_checkable
+class SearchIndex(SpaceMigration, Protocol):
     """Documents and their chunks, per tenant; keyword and vector search.
 
     Every method takes the tenant: an adapter never returns another tenant's documents or chunks.
@@ -181,25 +201,6 @@ class SearchIndex(Protocol):
         """
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class SpaceMigration(Protocol):
-    """Moving a tenant's vectors to another embedding space while searches go on (re-embed).
-
-    New vectors are staged beside the searched ones, invisible, then swapped in all at once.
-    """
-
-    def stage_vectors(
-        self, tenant: str, space: str, vectors: Mapping[str, Sequence[float]]
-    ) -> None:
-        """Keep ``vectors`` (by chunk id) in ``space`` aside for ``swap_space``; vectors staged
-        earlier for another space are dropped."""
-
-    def swap_space(self, tenant: str, space: str) -> list[str]:
-        """When every chunk of the tenant has a vector staged in ``space``, make them the
-        searched vectors and ``space`` the tenant's, in one step, and return ``[]``; else change
-        nothing and return the ids of the chunks that lack one, sorted."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """``OpenSearchIndex`` against the ``SearchIndex`` behaviour suite, on a real OpenSearch cluster
 (``tests/fixtures/opensearch.py``: ``OPENSEARCH_URL``, or a container; skipped otherwise), in
 each layout: tenants in a shared pool index, each in its own index (silo), and pooled tenants
-that move to their own index at their third document, while the suite runs."""
+that move to their own index at their third document, while the suite runs. The same
+re-embedding suites run on ``FakeOpenSearch`` in ``tests/unit/test_opensearch_spaces.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from opensearchpy import OpenSearch
 
 from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.ports import SearchIndex
-from tests.contracts.search_index import SearchIndexContract, VectorSpaceContract
+from tests.contracts.search_index import (
+    SearchIndexContract,
+    SpaceMigrationContract,
+    VectorSpaceContract,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +29,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 }
 
 
-class TestOpenSearchIndex(SearchIndexContract, VectorSpaceContract):
+class TestOpenSearchIndex(SearchIndexContract, VectorSpaceContract, SpaceMigrationContract):
     @pytest.fixture(params=list(LAYOUTS))
     def search_index(
         self, request: pytest.FixtureRequest, opensearch_url: str, opensearch_prefix: str

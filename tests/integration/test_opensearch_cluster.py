@@ -13,7 +13,7 @@ from opensearchpy import OpenSearch
 
 from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.adapters.index.opensearch.queries import keyword_query, vector_query
-from tests.contracts.search_index import TENANT, index_doc, unit
+from tests.contracts.search_index import TENANT, index_doc, make_chunks, record, unit
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +145,47 @@ def test_searches_answer_while_a_tenant_moves_to_its_own_index(
     left = opensearch.count(index=pool, body={"query": {"term": {"tenant": TENANT}}})
     assert left["count"] == 0
     assert [h.doc_id for h in index.keyword_search("other", "policy", 10)] == ["x"]
+
+
+def test_a_reembed_into_another_dimension_in_a_live_pool(
+    opensearch: OpenSearch, opensearch_url: str, opensearch_prefix: str
+) -> None:
+    """The new space's field is added to the live pool index (``put_mapping``), the swap makes
+    it the searched one, and after the grace the old vectors are removed from this tenant's
+    chunks only (``_update_by_query``)."""
+    index = OpenSearchIndex(
+        OpenSearch(hosts=[opensearch_url]), prefix=opensearch_prefix, replicas=0
+    )
+    space, small_space = "all-MiniLM-L6-v2/fp32/384", "small-model/fp32/8"
+    written = {}
+    for tenant in (TENANT, "globex"):
+        index.upsert_document(record("d1", tenant=tenant))
+        written[tenant] = make_chunks("d1", "v1", ["Parental leave.", "Sick leave."])
+        assert index.replace_chunks(tenant, "d1", "v1", written[tenant], space=space)
+    smalls = [[1.0] + [0.0] * 7, [0.0, 1.0] + [0.0] * 6]
+    index.stage_vectors(
+        TENANT, small_space, {c.chunk_id: v for c, v in zip(written[TENANT], smalls, strict=True)}
+    )
+    hits = index.vector_search(TENANT, written[TENANT][0].vector, 1, space=space)
+    assert [h.chunk_id for h in hits] == [written[TENANT][0].chunk_id]  # still the old space
+    assert index.swap_space(TENANT, small_space) == []
+    hits = index.vector_search(TENANT, smalls[1], 1, space=small_space)
+    assert [h.chunk_id for h in hits] == [written[TENANT][1].chunk_id]
+    manifests = f"{opensearch_prefix}manifests"
+    manifest = opensearch.get(index=manifests, id=TENANT)["_source"]
+    assert [f["field"] for f in manifest["retired_fields"]] == ["embedding"]
+    manifest["retired_fields"][0]["at"] = 0  # the grace has passed
+    opensearch.index(index=manifests, id=TENANT, body=manifest, refresh=True)
+    index.purge(TENANT)
+    pool = index.chunk_index(TENANT)
+    opensearch.indices.refresh(index=pool)
+
+    def with_old_vectors(tenant: str) -> int:
+        query = {
+            "bool": {"filter": [{"term": {"tenant": tenant}}, {"exists": {"field": "embedding"}}]}
+        }
+        return int(opensearch.count(index=pool, body={"query": query}, routing=tenant)["count"])
+
+    assert (with_old_vectors(TENANT), with_old_vectors("globex")) == (0, 2)
+    hits = index.vector_search("globex", written["globex"][0].vector, 1, space=space)
+    assert [h.chunk_id for h in hits] == [written["globex"][0].chunk_id]

@@ -68,11 +68,20 @@ def check_scoped(request: Request) -> None:
     kind = request.path[-1]
     if kind == "_bulk":
         for action, source in zip(request.body[::2], request.body[1::2], strict=True):
-            assert action["index"]["routing"] == source["tenant"], action
+            [(op, meta)] = action.items()
+            if op == "update":  # a staged vector (re-embed): routed; the chunk's tenant is
+                assert meta["routing"], action  # checked where the stored chunks are known
+            else:
+                assert op == "index" and meta["routing"] == source["tenant"], action
     elif kind == "_reindex":
         tenant = tenant_term(request.body["source"]["query"])
         assert tenant is not None and request.body["dest"]["routing"] == f"={tenant}"
-    elif kind in ("_search", "_count", "_delete_by_query"):
+    elif kind == "_refresh":  # makes writes visible: no query, no document
+        assert request.method == "POST" and request.body is None
+    elif kind == "_mapping":  # a re-embed adds its space's vector field, and nothing else
+        assert request.method == "PUT"
+        assert {f["type"] for f in request.body["properties"].values()} == {"knn_vector"}
+    elif kind in ("_search", "_count", "_delete_by_query", "_update_by_query"):
         routing = request.params.get("routing")
         assert routing is not None, f"{kind} without routing"
         assert tenant_term(request.body["query"]) == routing, request.body

@@ -1,6 +1,8 @@
 """``Reembedder``: a tenant moved into the endpoint's space, round by round, on the real embedded
-index and blob store. The end-to-end run with the real model is ``tests/integration/
-test_reembed.py``; here the embeddings are a stand-in, so each case can be set up exactly."""
+index and blob store, and on ``OpenSearchIndex`` talking to ``FakeOpenSearch`` (a FAKE of the
+documented REST API, ``tests/fixtures/opensearch_fake.py``). The end-to-end run with the real
+model is ``tests/integration/test_reembed.py``; here the embeddings are a stand-in, so each case
+can be set up exactly."""
 
 from __future__ import annotations
 
@@ -10,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from opensearchpy import OpenSearch
 
 from datatorag.adapters.blob.local import LocalBlobStore
+from datatorag.adapters.index.opensearch import OpenSearchIndex
 from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.domain.blob_keys import chunks_key
-from datatorag.domain.errors import InvalidRequest, PermanentError, RetryableError
+from datatorag.domain.errors import PermanentError, RetryableError
 from datatorag.domain.models import Chunk, ChunkSet, IndexedChunk
-from datatorag.ports import Embedded
+from datatorag.ports import Embedded, SearchIndex
 from datatorag.usecases.reembed import Progress, Reembedder, embedding_texts
 from tests.contracts.search_index import OTHER_SPACE, SPACE, TENANT, record
 
@@ -51,7 +55,7 @@ class Tenant:
     """Documents indexed the way the embedder-client indexes them: chunk set in the blob store,
     vectors of its embedding texts in the index."""
 
-    def __init__(self, index: SqliteSearchIndex, blobs: LocalBlobStore, model: StandInEmbeddings):
+    def __init__(self, index: SearchIndex, blobs: LocalBlobStore, model: StandInEmbeddings):
         self.index, self.blobs, self.model = index, blobs, model
 
     def write(self, doc_id: str, version: str, texts: list[str]) -> ChunkSet:
@@ -82,9 +86,14 @@ class Tenant:
         return True
 
 
-@pytest.fixture
-def tenant(tmp_path: Path) -> Iterator[Tenant]:
-    index = SqliteSearchIndex(tmp_path / "index")
+@pytest.fixture(params=["sqlite", "opensearch-fake"])
+def tenant(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tenant]:
+    index: SqliteSearchIndex | OpenSearchIndex
+    if request.param == "sqlite":
+        index = SqliteSearchIndex(tmp_path / "index")
+    else:
+        fake = request.getfixturevalue("fake_opensearch")
+        index = OpenSearchIndex(OpenSearch(hosts=[fake.url]), prefix="t-", replicas=0)
     yield Tenant(index, LocalBlobStore(tmp_path / "blobs"), StandInEmbeddings(SPACE))
     index.close()
 
@@ -149,11 +158,3 @@ def test_an_endpoint_that_changes_model_during_the_run_stops_it(tenant: Tenant) 
     with pytest.raises(RetryableError, match="moved from"):
         Reembedder(tenant.index, tenant.blobs, tenant.model, progress=swap_again).reembed(TENANT)
     assert tenant.index.vector_space(TENANT) == SPACE
-
-
-def test_an_index_that_cannot_migrate_is_refused_clearly(tenant: Tenant) -> None:
-    class KeywordsOnly:  # a SearchIndex without SpaceMigration
-        pass
-
-    with pytest.raises(InvalidRequest, match="cannot re-embed"):
-        Reembedder(KeywordsOnly(), tenant.blobs, tenant.model)  # type: ignore[arg-type]

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from datatorag.domain.blob_keys import chunks_prefix
-from datatorag.domain.errors import InvalidRequest, PermanentError, RetryableError
+from datatorag.domain.errors import PermanentError, RetryableError
 from datatorag.domain.models import ChunkSet
 from datatorag.domain.text import contextual_text
-from datatorag.ports import BlobStore, Embeddings, SearchIndex, SpaceMigration
+from datatorag.ports import BlobStore, Embeddings, SearchIndex
 
 MAX_ROUNDS = 5  # swaps tried; each round embeds what changed during the one before
 
@@ -61,12 +61,7 @@ class Reembedder:
         batch_size: int = 32,
         progress: Callable[[Progress], None] | None = None,
     ) -> None:
-        if not isinstance(index, SpaceMigration):
-            raise InvalidRequest(
-                f"{type(index).__name__} cannot re-embed a tenant yet: only the embedded index can"
-            )
-        self.index: SearchIndex = index
-        self.migration: SpaceMigration = index
+        self.index = index
         self.blobs = blobs
         self.embeddings = embeddings
         self.batch_size = batch_size
@@ -86,7 +81,7 @@ class Reembedder:
         for round_ in range(1, MAX_ROUNDS + 1):
             # Another re-embed of this tenant may have finished meanwhile.
             done = self.index.vector_space(tenant) == space
-            missing = [] if done else self.migration.swap_space(tenant, space)
+            missing = [] if done else self.index.swap_space(tenant, space)
             if not missing:
                 seconds = time.monotonic() - started
                 return Reembedded(tenant, old, space, documents, chunks, round_, seconds)
@@ -115,7 +110,7 @@ class Reembedder:
                 chunk_set.chunks[start : start + self.batch_size], embedded.vectors, strict=True
             ):
                 staged[chunk.chunk_id] = vector.tolist()
-        self.migration.stage_vectors(tenant, space, staged)
+        self.index.stage_vectors(tenant, space, staged)
         return len(staged)
 
     def _chunk_set(self, tenant: str, doc_id: str, prefix: str) -> ChunkSet:

@@ -10,7 +10,7 @@ https://opensearch-project.github.io/opensearch-py/api-ref/helpers/actions.html
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,10 +48,11 @@ def index_chunks(
     title: str,
     chunks: Sequence[IndexedChunk],
     vectors: npt.NDArray[np.float32],
+    field: str = VECTOR_FIELD,
 ) -> None:
-    """Index one document's chunks under ``generation``; when this returns they are all
-    searchable (every batch is sent with ``refresh=wait_for``, which waits for the next refresh
-    rather than forcing one).
+    """Index one document's chunks under ``generation``, their vectors in ``field``; when this
+    returns they are all searchable (every batch is sent with ``refresh=wait_for``, which waits
+    for the next refresh rather than forcing one).
 
     Raises ``SearchIndexUnavailable`` when chunks were still rejected with 429 (or a 5xx) after
     the retries, ``IndexRequestRejected`` when the cluster refused a chunk (mapping or
@@ -70,9 +71,45 @@ def index_chunks(
         **metadata_fields(record.get("metadata") or {}),
     }
     actions = (
-        _action(index, generation, chunk, vector, shared)
+        _action(index, generation, chunk, {field: vector.tolist()}, shared)
         for chunk, vector in zip(chunks, vectors, strict=True)
     )
+    _send(client, actions)
+
+
+def update_vectors(
+    client: OpenSearch, index: str, tenant: str, field: str, vectors: dict[str, list[float]]
+) -> int:
+    """Set ``field`` of the tenant's chunks named by ``_id`` (partial ``update`` actions: the
+    rest of each chunk is kept); returns how many were updated. A chunk that is gone (its
+    document changed meanwhile) is skipped: the swap finds its successor without the field.
+    Sent without a refresh (a re-embed would wait a refresh interval per document): the swap
+    refreshes once before it checks.
+
+    https://docs.opensearch.org/latest/api-reference/document-apis/bulk/ (``update``)
+    """
+    actions = (
+        {
+            "_op_type": "update",
+            "_index": index,
+            "_id": chunk_id,
+            "routing": validate_tenant(tenant),
+            "doc": {field: vector},
+        }
+        for chunk_id, vector in vectors.items()
+    )
+    return len(vectors) - _send(client, actions, skip_missing=True, refresh=False)
+
+
+def _send(
+    client: OpenSearch,
+    actions: Iterator[Body],
+    *,
+    skip_missing: bool = False,
+    refresh: str | bool = "wait_for",
+) -> int:
+    """Send ``actions`` in bounded ``_bulk`` requests, 429s again with back-off; returns how
+    many were skipped because their document is missing (404), with ``skip_missing``."""
     results = streaming_bulk(
         client,
         actions,
@@ -83,16 +120,16 @@ def index_chunks(
         initial_backoff=1,
         max_backoff=BULK_MAX_BACKOFF_S,
         yield_ok=False,
-        refresh="wait_for",
+        refresh=refresh,
     )
     failed = [item for ok, result in results if not ok for item in result.values()]
-    if failed:
-        raise _failure(failed)
+    missing = [f for f in failed if skip_missing and f.get("status") == 404]
+    if len(missing) < len(failed):
+        raise _failure([f for f in failed if f not in missing])
+    return len(missing)
 
 
-def _action(
-    index: str, generation: str, chunk: IndexedChunk, vector: npt.NDArray[np.float32], shared: Body
-) -> Body:
+def _action(index: str, generation: str, chunk: IndexedChunk, vector: Body, shared: Body) -> Body:
     """One ``index`` action: its metadata and, in ``_source``, the chunk's document."""
     return {
         "_index": index,
@@ -109,7 +146,7 @@ def _action(
             "pages": chunk.pages,
             "ocr_pages": chunk.ocr_pages,
             "token_count": chunk.token_count,
-            VECTOR_FIELD: vector.tolist(),
+            **vector,
         },
     }
 

@@ -15,9 +15,11 @@ Indices (``prefix`` defaults to ``datatorag-``):
   each document's chunks is visible. Stored only (``dynamic: false``): never searched.
 
 Where the rest lives: ``mappings.py`` (the indices and what a chunk holds: vectors, text,
-metadata), ``queries.py`` (searches and filters as query bodies), ``bulk.py`` (chunks in),
+metadata), ``indices.py`` (chunk indices created on first write, their vector fields),
+``queries.py`` (searches and filters as query bodies), ``bulk.py`` (chunks in),
 ``manifest.py`` (the atomic version swap and its guarantee), ``placement.py`` (pool or silo, and
-the move), ``scope.py`` (tenant filter and routing), ``client.py`` (the client, its errors,
+the move), ``spaces.py`` (re-embedding a tenant into another embedding space: staged vectors,
+one swap), ``scope.py`` (tenant filter and routing), ``client.py`` (the client, its errors,
 conditional writes).
 
 Hybrid search is the query service's RRF over ``keyword_search`` and ``vector_search``;
@@ -31,10 +33,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from opensearchpy import OpenSearch
@@ -49,17 +50,19 @@ from datatorag.adapters.index.opensearch.client import (
     opensearch_client,
     translated,
 )
+from datatorag.adapters.index.opensearch.indices import ChunkIndices, reembedded_fields
 from datatorag.adapters.index.opensearch.manifest import (
     DEFAULT_RETIRE_GRACE_S,
     Manifests,
     PlacementChanged,
+    View,
     Written,
+    vector_field,
 )
 from datatorag.adapters.index.opensearch.mappings import (
     ACTIVE,
     VECTOR_FIELD,
     Body,
-    chunk_index_body,
     documents_index_body,
     hybrid_pipeline_body,
     record_id,
@@ -81,6 +84,7 @@ from datatorag.adapters.index.opensearch.queries import (
     vector_query,
 )
 from datatorag.adapters.index.opensearch.scope import ChunkRequests, tenant_filters
+from datatorag.adapters.index.opensearch.spaces import SpaceMoves
 from datatorag.domain.errors import VectorSpaceMismatch
 from datatorag.domain.models import (
     DocumentFacts,
@@ -90,6 +94,7 @@ from datatorag.domain.models import (
     SearchHit,
     utcnow,
 )
+from datatorag.domain.spaces import space_dimension
 from datatorag.domain.tenants import validate_tenant
 from datatorag.domain.vectors import chunk_vectors, unit_vector
 from datatorag.ports import Filters
@@ -137,8 +142,10 @@ class OpenSearchIndex:
             replicas=replicas,
             retire_grace_s=retire_grace_s,
         )
-        self._dimensions: dict[str, int] = {}  # chunk index -> vector dimension
-        self._lock = threading.Lock()
+        self._indices = ChunkIndices(client, self._docs, dimension=dimension, replicas=replicas)
+        self._spaces = SpaceMoves(
+            self._docs, self._chunks, self._manifests, self._indices.ensure_field
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenSearchIndex:
@@ -297,7 +304,8 @@ class OpenSearchIndex:
             return False
         if space is not None:
             self._manifests.claim_space(tenant, space)
-        wrote = self._manifests.placement(tenant).write_indices
+        placement, field = self._manifests.target(tenant)
+        wrote = placement.write_indices
         title = facts.title or current.source["title"]
         # What the document says about itself; the record's own (source) metadata wins.
         metadata = {**facts.metadata, **(current.source.get("metadata") or {})}
@@ -306,8 +314,8 @@ class OpenSearchIndex:
 
         def write(index: str) -> None:
             if len(chunks):
-                self._ensure_chunk_index(index, vectors.shape[1])
-            index_chunks(self.client, index, generation, record, title, chunks, vectors)
+                self._indices.ensure_field(index, field, vectors.shape[1])
+            index_chunks(self.client, index, generation, record, title, chunks, vectors, field)
 
         try:
             for index in sorted(wrote):
@@ -337,6 +345,10 @@ class OpenSearchIndex:
             self._manifests.drop_unreferenced(tenant, generation, wrote)
             return False
         manifest = self._settle_written(tenant, doc_id, Written(generation, wrote), write)
+        if manifest is not None and vector_field(manifest) != field:
+            # A re-embed swapped the tenant's space since this write began: its vectors are in
+            # the old field, which searches no longer read; the retry embeds in the new space.
+            raise VectorSpaceMismatch(tenant, str(manifest.get("space")), str(space))
         if manifest is not None:
             self._grow(tenant, manifest)
         return True
@@ -372,13 +384,15 @@ class OpenSearchIndex:
         when it is not in a pool."""
         validate_tenant(tenant)
         source = self._manifests.placement(tenant).index
+
+        def create(silo: str) -> None:  # with the tenant's vector fields: the copy fills them
+            self._indices.ensure(silo, self._indices.dimension_of(source))
+            manifest = self._docs.get(self.manifests_index, tenant)
+            for space, field in reembedded_fields(manifest.source if manifest else None):
+                self._indices.ensure_field(silo, field, space_dimension(space))
+
         moved = move_to_silo(
-            self._docs,
-            self._chunks,
-            self.layout,
-            self.manifests_index,
-            tenant,
-            lambda silo: self._ensure_chunk_index(silo, self._index_dimension(source)),
+            self._docs, self._chunks, self.layout, self.manifests_index, tenant, create
         )
         if moved:
             log.info("tenant %s moved from %s to its own index", tenant, source)
@@ -388,6 +402,18 @@ class OpenSearchIndex:
     def vector_space(self, tenant: str) -> str | None:
         validate_tenant(tenant)
         return self._manifests.space(tenant)
+
+    @translated
+    def stage_vectors(
+        self, tenant: str, space: str, vectors: Mapping[str, Sequence[float]]
+    ) -> None:
+        validate_tenant(tenant)
+        self._spaces.stage(tenant, space, vectors)
+
+    @translated
+    def swap_space(self, tenant: str, space: str) -> list[str]:
+        validate_tenant(tenant)
+        return self._spaces.swap(tenant, space)
 
     @translated
     def purge(self, tenant: str, *, orphans: bool = True) -> int:
@@ -408,8 +434,8 @@ class OpenSearchIndex:
         if not words or top_k == 0:
             return []
 
-        def body(active: list[str], index: str) -> Body:
-            visible = tenant_filters(tenant, [{"terms": {"generation": active}}, *clauses])
+        def body(view: View) -> Body:
+            visible = tenant_filters(tenant, [{"terms": {"generation": view.active}}, *clauses])
             return keyword_query(words, top_k, visible)
 
         hits = self._search_visible(tenant, body)
@@ -433,16 +459,19 @@ class OpenSearchIndex:
             return []
         values: list[float] = query.tolist()
 
-        def body(active: list[str], index: str) -> Body | None:
-            dimension = self._index_dimension(index)
+        def body(view: View) -> Body | None:
+            if view.field == VECTOR_FIELD:
+                dimension = self._indices.dimension_of(view.placement.index)
+            else:  # a re-embedded tenant's field: its space's size (``spaces.py``)
+                dimension = space_dimension(str(view.space))
             if dimension is None:
                 return None
             if query.shape[0] != dimension:
                 raise ValueError(
                     f"query vector has {query.shape[0]} dimensions; the index holds {dimension}"
                 )
-            visible = tenant_filters(tenant, [{"terms": {"generation": active}}, *clauses])
-            return vector_query(values, top_k, visible)
+            visible = tenant_filters(tenant, [{"terms": {"generation": view.active}}, *clauses])
+            return vector_query(values, top_k, visible, view.field)
 
         hits = self._search_visible(tenant, body, space)
         return [hit(h, cosine(float(h["_score"]))) for h in hits]
@@ -450,7 +479,7 @@ class OpenSearchIndex:
     def _search_visible(
         self,
         tenant: str,
-        body: Callable[[list[str], str], Body | None],
+        body: Callable[[View], Body | None],
         space: str | None = None,
     ) -> list[Body]:
         """Hits among the generations the manifest names, in the index it names, read once per
@@ -462,16 +491,16 @@ class OpenSearchIndex:
         """
         for _ in range(SEARCH_ATTEMPTS):
             started = time.monotonic()
-            active, placement, known = self._manifests.visible(tenant)
-            if space is not None and known is not None and known != space:
-                raise VectorSpaceMismatch(tenant, known, space)
-            if not active:
+            view = self._manifests.visible(tenant)
+            if space is not None and view.space is not None and view.space != space:
+                raise VectorSpaceMismatch(tenant, view.space, space)
+            if not view.active:
                 return []
-            request = body(active, placement.index)
+            request = body(view)
             if request is None:
                 return []
             try:
-                hits = self._chunks.search(tenant, placement.index, request)
+                hits = self._chunks.search(tenant, view.placement.index, request)
             except NotFoundError:
                 return []  # only empty documents were ever indexed
             if time.monotonic() - started <= self.retire_grace_s / 2:
@@ -498,32 +527,6 @@ class OpenSearchIndex:
         return name
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    def _ensure_chunk_index(self, name: str, dimension: int | None) -> None:
-        """Create a chunk index if needed; refuse vectors of another dimension."""
-        expected = self.dimension or dimension
-        if expected is None:
-            raise ValueError(f"no vector dimension known for a new chunk index {name}")
-        if dimension is not None and dimension != expected:
-            raise ValueError(
-                f"chunk vectors have {dimension} dimensions; the index holds {expected}"
-            )
-        if name not in self._dimensions:
-            self._docs.ensure_index(name, chunk_index_body(expected, replicas=self.replicas))
-        known = self._index_dimension(name)
-        if known is not None and dimension is not None and known != dimension:
-            raise ValueError(f"chunk vectors have {dimension} dimensions; the index holds {known}")
-
-    def _index_dimension(self, name: str) -> int | None:
-        """The vector dimension of a chunk index; None while it does not exist."""
-        if name not in self._dimensions:
-            mapping = self.client.indices.get_mapping(index=name, ignore=404)
-            if name not in mapping:
-                return None
-            properties = mapping[name]["mappings"]["properties"]
-            with self._lock:
-                self._dimensions[name] = int(properties[VECTOR_FIELD]["dimension"])
-        return self._dimensions[name]
 
 
 def _record(source: Body) -> DocumentRecord:

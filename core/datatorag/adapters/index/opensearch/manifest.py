@@ -13,8 +13,11 @@ one document per tenant, the manifest, whose single-document write is the commit
    manifest's ``_seq_no``; the generation it replaces is listed as retired, with the time.
 
 The manifest also names the embedding space of the tenant's vectors (``space``, set by the
-first write that says, ``claim_space``): a write or a vector search in another space raises
-``VectorSpaceMismatch``. Re-embedding into another space is the embedded index's alone so far.
+first write that says, ``claim_space``) and the field holding them (``vector_field``, absent:
+``embedding``): a write or a vector search in another space raises ``VectorSpaceMismatch``.
+Re-embedding moves a tenant to another space and field in one manifest write (``spaces.py``);
+the field it leaves is listed in ``retired_fields`` and emptied after the grace, like retired
+generations.
 
 Every search first reads the manifest (a real-time get) and filters chunks on
 ``generation in <active generations>``. Guarantee: a search shows, for each document, the chunks
@@ -51,9 +54,11 @@ from opensearchpy.exceptions import NotFoundError, TransportError
 from datatorag.adapters.index.opensearch.client import Documents, Stored
 from datatorag.adapters.index.opensearch.mappings import (
     ACTIVE,
+    VECTOR_FIELD,
     Body,
     manifests_index_body,
     record_id,
+    space_field,
 )
 from datatorag.adapters.index.opensearch.placement import Layout, Placement
 from datatorag.adapters.index.opensearch.scope import ChunkRequests, tenant_query
@@ -72,6 +77,21 @@ class Written:
 
     generation: str
     indices: frozenset[str]
+
+
+@dataclass(frozen=True)
+class View:
+    """What a search reads in the manifest."""
+
+    active: list[str]  # the visible generations
+    placement: Placement
+    space: str | None  # the embedding space of the tenant's vectors
+    field: str  # the field holding them
+
+
+def vector_field(manifest: Body | None) -> str:
+    """The field holding the tenant's searched vectors."""
+    return str((manifest or {}).get("vector_field") or VECTOR_FIELD)
 
 
 class PlacementChanged(Exception):
@@ -162,22 +182,32 @@ class Manifests:
             raise PlacementChanged(missing)
         return latest
 
-    def visible(self, tenant: str) -> tuple[list[str], Placement, str | None]:
+    def visible(self, tenant: str) -> View:
         """What a search reads: the active generations, the index holding them, and the
-        embedding space their vectors are in."""
+        embedding space their vectors are in, and their field."""
         response = self.client.get(
             index=self.manifests_index,
             id=tenant,
-            _source_includes="active,placement,space",
+            _source_includes="active,placement,space,vector_field",
             ignore=404,
         )
         source = response.get("_source")
         active = (source or {}).get("active") or {}
-        space = (source or {}).get("space")
-        return sorted(set(active.values())), self.layout.placement(tenant, source), space
+        return View(
+            sorted(set(active.values())),
+            self.layout.placement(tenant, source),
+            (source or {}).get("space"),
+            vector_field(source),
+        )
 
     def space(self, tenant: str) -> str | None:
-        return self.visible(tenant)[2]
+        return self.visible(tenant).space
+
+    def target(self, tenant: str) -> tuple[Placement, str]:
+        """Where a writer indexes a new generation: the placement and the vector field."""
+        manifest = self.docs.get(self.manifests_index, tenant)
+        source = manifest.source if manifest else None
+        return self.layout.placement(tenant, source), vector_field(source)
 
     def claim_space(self, tenant: str, space: str) -> None:
         """Record ``space`` as the tenant's embedding space (``domain.spaces``), or raise
@@ -193,9 +223,12 @@ class Manifests:
             known = manifest.get("space")
             if known == space:
                 return None
-            if known is not None and manifest["active"]:
+            if known is None:
+                return {"retired": [], **manifest, "space": space}
+            if manifest["active"]:
                 raise VectorSpaceMismatch(tenant, known, space)
-            return {"retired": [], **manifest, "space": space}
+            # Another space's vectors go in that space's field (the old one may differ in size).
+            return {"retired": [], **manifest, "space": space, "vector_field": space_field(space)}
 
         self.docs.occ(self.manifests_index, tenant, claim)
 
@@ -253,12 +286,16 @@ class Manifests:
         due = sorted({r["generation"] for r in manifest.get("retired", []) if r["at"] <= cutoff})
         placement = self.layout.placement(tenant, manifest)
         left = {v.index for v in placement.vacated if v.at <= cutoff}
-        if not due and not left:
+        fields = {f["field"] for f in manifest.get("retired_fields") or [] if f["at"] <= cutoff}
+        if not due and not left and not fields:
             return 0
         indices = placement.write_indices
         deleted = self._delete_generations(tenant, due, indices) if due else 0
         for index in sorted(left):  # the copies left behind in a pool by a move to a silo
             deleted += self.chunks.delete(tenant, index, tenant_query(tenant))
+        for field in sorted(fields):  # the vectors a re-embed replaced (``spaces.py``)
+            for index in sorted(indices):
+                self.chunks.remove_field(tenant, index, field)
 
         def forget(current: Stored | None) -> Body | None:
             if current is None:
@@ -267,10 +304,19 @@ class Manifests:
             kept = [r for r in retired if r["generation"] not in due]
             now = self.layout.placement(tenant, current.source)
             vacated = tuple(v for v in now.vacated if v.index not in left)
-            if len(kept) == len(retired) and vacated == now.vacated:
+            old_fields = current.source.get("retired_fields") or []
+            kept_fields = [f for f in old_fields if f["field"] not in fields]
+            if (len(kept), len(kept_fields)) == (len(retired), len(old_fields)) and (
+                vacated == now.vacated
+            ):
                 return None
             placement = replace(now, vacated=vacated).body()
-            return {**current.source, "retired": kept, "placement": placement}
+            return {
+                **current.source,
+                "retired": kept,
+                "placement": placement,
+                "retired_fields": kept_fields,
+            }
 
         self.docs.occ(self.manifests_index, tenant, forget)
         return deleted

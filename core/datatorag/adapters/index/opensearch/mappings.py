@@ -10,7 +10,9 @@ and no circuit breaker tuning; nmslib is deprecated. faiss (with
 ignores ``ef_search`` and searches with ef = k, so a query asks for k = max(top_k, 100) and
 returns ``size`` = top_k: recall of a 100-candidate beam at any top_k. Its score for
 ``cosinesimil`` is (2 - (1 - cos)) / 2 (https://docs.opensearch.org/latest/mappings/supported-field-types/knn-spaces/);
-hits report the cosine itself, as the port promises.
+hits report the cosine itself, as the port promises. A tenant re-embedded into another
+embedding space has its vectors in that space's own field (``space_field``, added to the live
+index by ``put_mapping``: ``indices.py``, ``spaces.py``); hits leave every vector field out.
 
 Text: BM25 runs on ``search_text``, the chunk's title twice, its heading and its text in one
 field: the embedded index's BM25 with column weights (2, 1, 1) counts weighted term
@@ -31,6 +33,7 @@ that holds a string in one document and a number in another never makes a mappin
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +45,8 @@ from datatorag.domain.tenants import validate_tenant
 Body = dict[str, Any]
 
 # Vectors (see the module docstring).
-VECTOR_FIELD = "embedding"
+VECTOR_FIELD = "embedding"  # a tenant's vectors until its first re-embed (``spaces.py``)
+VECTOR_FIELDS = f"{VECTOR_FIELD}*"  # every vector field: left out of the hits' _source
 ENGINE = "lucene"
 SPACE_TYPE = "cosinesimil"
 HNSW_M = 16
@@ -135,19 +139,31 @@ def chunk_index_body(dimension: int, *, replicas: int = 1) -> Body:
                 META_NUMBER: {"type": "object", "dynamic": True},
                 META_KEYS: {"type": "keyword"},
                 "indexed_at": {"type": "date"},
-                VECTOR_FIELD: {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {
-                        "name": "hnsw",
-                        "engine": ENGINE,
-                        "space_type": SPACE_TYPE,
-                        "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
-                    },
-                },
+                VECTOR_FIELD: vector_field_body(dimension),
             },
         },
     }
+
+
+def vector_field_body(dimension: int) -> Body:
+    """A ``knn_vector`` field's mapping (also what ``put_mapping`` adds for a re-embed)."""
+    return {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": ENGINE,
+            "space_type": SPACE_TYPE,
+            "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+        },
+    }
+
+
+def space_field(space: str) -> str:
+    """The vector field of an embedding space (``domain.spaces``) a tenant was re-embedded into:
+    one per space, so a tenant's old and new vectors never share a field and two spaces of
+    different dimensions can live in one pool."""
+    return f"{VECTOR_FIELD}_{hashlib.sha256(space.encode()).hexdigest()[:16]}"
 
 
 def documents_index_body(*, replicas: int = 1) -> Body:

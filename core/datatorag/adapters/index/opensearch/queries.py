@@ -26,6 +26,7 @@ from datatorag.adapters.index.opensearch.mappings import (
     META_TEXT,
     SEARCH_FIELD,
     VECTOR_FIELD,
+    VECTOR_FIELDS,
     Body,
 )
 from datatorag.domain.filters import Condition, parse_filters
@@ -48,7 +49,7 @@ def keyword_query(words: Sequence[str], top_k: int, filters: list[Body]) -> Body
     return {
         "size": top_k,
         "track_total_hits": False,
-        "_source": {"excludes": [VECTOR_FIELD]},
+        "_source": {"excludes": [VECTOR_FIELDS]},
         "query": {
             "bool": {
                 "must": [{"match": {SEARCH_FIELD: {"query": " ".join(words), "operator": "or"}}}],
@@ -58,15 +59,18 @@ def keyword_query(words: Sequence[str], top_k: int, filters: list[Body]) -> Body
     }
 
 
-def vector_query(vector: Sequence[float], top_k: int, filters: list[Body]) -> Body:
-    """A knn query whose filter runs inside the graph search (efficient filtering)."""
+def vector_query(
+    vector: Sequence[float], top_k: int, filters: list[Body], field: str = VECTOR_FIELD
+) -> Body:
+    """A knn query on ``field`` whose filter runs inside the graph search (efficient
+    filtering)."""
     return {
         "size": top_k,
         "track_total_hits": False,
-        "_source": {"excludes": [VECTOR_FIELD]},
+        "_source": {"excludes": [VECTOR_FIELDS]},
         "query": {
             "knn": {
-                VECTOR_FIELD: {
+                field: {
                     "vector": list(vector),
                     "k": min(max(top_k, EF_SEARCH), MAX_K),
                     "filter": {"bool": {"filter": filters}},

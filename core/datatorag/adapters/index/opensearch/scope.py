@@ -15,21 +15,32 @@ both, so no code path depends on which it is:
 query is not scoped to the tenant it names (``UnscopedRequest``): a query built without
 ``tenant_filters`` cannot reach the cluster. ``_reindex`` is the one request without a routing
 parameter (its ``source`` takes none); its source query is scoped like every other and its
-destination keeps the tenant's routing.
+destination keeps the tenant's routing. A re-embed's requests (``spaces.py``) come here too: the
+search for chunks still missing a vector, the partial ``update`` actions that stage vectors
+(each routed by the tenant, by chunk ``_id``), and the ``_update_by_query`` that drops the
+vectors the tenant left.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError
 
+from datatorag.adapters.index.opensearch.bulk import update_vectors
 from datatorag.adapters.index.opensearch.mappings import TENANT_FIELD, Body
 from datatorag.domain.errors import DatatoRAGError
 from datatorag.domain.tenants import validate_tenant
 
 COPY_TIMEOUT_S = 3600  # a _reindex of a tenant at the silo threshold takes minutes, not hours
+PAGE = 1000  # chunk ids per page of ``chunk_ids``
+# Drops one field from a chunk's _source; a chunk without it is left alone (noop).
+REMOVE_FIELD = (
+    "if (ctx._source.containsKey(params.field)) { ctx._source.remove(params.field) } "
+    "else { ctx.op = 'noop' }"
+)
 
 
 class UnscopedRequest(DatatoRAGError):
@@ -72,6 +83,61 @@ class ChunkRequests:
         response = self.client.search(index=index, body=body, routing=tenant)
         hits: list[Body] = response["hits"]["hits"]
         return hits
+
+    def chunk_ids(self, tenant: str, index: str, query: Body) -> Iterator[str]:
+        """The ``chunk_id`` of every matching chunk, in order, a page at a time
+        (``search_after`` on ``chunk_id``, unique among a tenant's visible generations)."""
+        after: list[Any] | None = None
+        while True:
+            body: Body = {
+                "query": query,
+                "sort": [{"chunk_id": "asc"}],
+                "size": PAGE,
+                "_source": ["chunk_id"],
+                "track_total_hits": False,
+            }
+            if after is not None:
+                body["search_after"] = after
+            try:
+                hits = self.search(tenant, index, body)
+            except NotFoundError:
+                return
+            yield from (str(h["_source"]["chunk_id"]) for h in hits)
+            if len(hits) < PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    def set_vectors(
+        self, tenant: str, index: str, field: str, vectors: dict[str, list[float]]
+    ) -> int:
+        """Set ``field`` on the tenant's chunks by ``_id`` (``bulk.update_vectors``, routed)."""
+        return update_vectors(self.client, index, tenant, field, vectors)
+
+    def refresh(self, index: str) -> None:
+        """Make every write to ``index`` so far visible to searches (reads no document)."""
+        self.client.indices.refresh(index=index, ignore=404)
+
+    def remove_field(self, tenant: str, index: str, field: str) -> int:
+        """Drop ``field`` from every chunk of the tenant that has it (``_update_by_query`` with
+        a painless script); returns how many chunks changed.
+
+        https://docs.opensearch.org/latest/api-reference/document-apis/update-by-query/
+        """
+        query = tenant_query(tenant, {"exists": {"field": field}})
+        _check(tenant, query)
+        script = {"source": REMOVE_FIELD, "lang": "painless", "params": {"field": field}}
+        try:
+            response = self.client.update_by_query(
+                index=index,
+                body={"query": query, "script": script},
+                routing=tenant,
+                conflicts="proceed",
+                refresh=True,
+                request_timeout=COPY_TIMEOUT_S,
+            )
+        except NotFoundError:
+            return 0
+        return int(response.get("updated", 0))
 
     def delete(self, tenant: str, index: str, query: Body) -> int:
         """Delete the matching chunks (``_delete_by_query``, a POST: no HTTP DELETE is sent)."""
