@@ -55,8 +55,8 @@ M = 16  # links per node (32 on the bottom layer)
 EF_CONSTRUCTION = 100
 # Candidates kept while searching (a larger k raises it to k): the smallest of these that
 # reaches MIN_RECALL (recall@10 against exact search) when the graph is built.
-EF_LADDER = (32, 64, 128, 256, 512)
-MIN_RECALL = 0.98
+EF_LADDER = (32, 64, 128, 256, 512, 1024)
+MIN_RECALL = 0.95
 OVERSAMPLE = 2.0  # extra candidates asked for, beyond top_k / (share of the graph that passes)
 MIN_SHARE = 0.1  # a filter letting fewer of the graph's rows through is searched exactly
 REBUILD_FRACTION = 0.1  # tail or dead rows, relative to the graph, that start a rebuild
@@ -127,24 +127,29 @@ def graph_nbytes(count: int, dimension: int, m: int) -> int:
 def build(snapshot: Snapshot, config: AnnConfig) -> Graph:
     """A graph over ``snapshot``'s live rows, measured (``measure``). Reads only rows below its
     size, which no later snapshot writes, so it can run beside searches and catch-ups."""
-    import hnswlib
-
     live = snapshot.alive
     vectors = np.ascontiguousarray(snapshot.matrix[live])
     labels = snapshot.rowids[live]
+    return measure(build_index(vectors, labels, config), vectors, labels, config)
+
+
+def build_index(vectors: FloatArray, labels: npt.NDArray[np.int64], config: AnnConfig) -> Any:
+    """An hnswlib graph over ``vectors`` (unit rows) labelled ``labels``."""
+    import hnswlib
+
     count, dimension = vectors.shape
     index = hnswlib.Index(space="ip", dim=dimension)
     index.init_index(
         max_elements=count, M=config.m, ef_construction=config.ef_construction, random_seed=100
     )
     index.add_items(vectors, labels, num_threads=config.build_threads)
-    return measure(index, vectors, labels, config)
+    return index
 
 
 def measure(index: Any, vectors: FloatArray, labels: Any, config: AnnConfig) -> Graph:
     """``index`` at the ef its calibration chose, or the record that it is not to be served."""
     calibration = calibrate(
-        index, vectors, labels, config.ef_ladder, config.min_recall, config.build_threads
+        index, vectors, config.ef_ladder, config.min_recall, config.build_threads
     )
     return _graph(index, calibration, int(labels.max()), len(labels), vectors.shape[1], config)
 
@@ -202,7 +207,7 @@ class GraphFiles:
         else:
             vectors = np.asarray(index.get_items(labels, return_type="numpy"), np.float32)
             calibration = calibrate(
-                index, vectors, labels, config.ef_ladder, config.min_recall, config.build_threads
+                index, vectors, config.ef_ladder, config.min_recall, config.build_threads
             )
             self._write_record(calibration, int(labels.max()), len(labels), config)
         return _graph(index, calibration, int(labels.max()), len(labels), dimension, config)
