@@ -335,3 +335,28 @@ def test_a_stale_partial_file_is_removed_and_a_writers_is_kept(root: Path) -> No
         index.vector_search(TENANT, QUERIES[0], 10)  # builds and saves acme's graph
         index.close()
     assert not stale.exists() and held.exists() and other.exists()
+
+
+def test_a_graph_saved_under_another_bar_is_measured_again_not_rebuilt(
+    root: Path, ann: SqliteSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)
+    assert graph_of(ann).ef > 32  # type: ignore[attr-defined]
+    monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built instead of loaded"))
+    lenient = AnnConfig(min_chunks=1, background=False, min_recall=0.0)
+    again = SqliteSearchIndex(root, ann=lenient)
+    again.vector_search(TENANT, QUERIES[0], 10)
+    assert graph_of(again).ef == lenient.ef_ladder[0]  # type: ignore[attr-defined]
+    (record,) = root.glob(f"{TENANT}.*.ann.json")
+    assert json.loads(record.read_text())["min_recall"] == 0.0
+    again.close()
+
+
+def test_closing_the_index_waits_for_a_build_in_flight(root: Path) -> None:
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1))
+    index.vector_search(TENANT, QUERIES[0], 10)  # starts a build in the background
+    (thread,) = index.approximate.builds or [None]
+    index.close()
+    assert thread is None or not thread.is_alive()
+    assert not index.approximate.builds
+    assert list(root.glob(f"{TENANT}.*.ann.json"))  # the build finished and was saved

@@ -61,6 +61,7 @@ OVERSAMPLE = 2.0  # extra candidates asked for, beyond top_k / (share of the gra
 MIN_SHARE = 0.1  # a filter letting fewer of the graph's rows through is searched exactly
 REBUILD_FRACTION = 0.1  # tail or dead rows, relative to the graph, that start a rebuild
 PARTIAL_GRACE_S = 60.0  # an unlocked ``*.partial`` this old was left by a killed writer
+CLOSE_WAIT_S = 60.0  # how long closing the index waits for a build in flight
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,15 @@ class Approximate:
         self.built = built
         # Vector searches over the threshold, and those a graph answered (unlocked: a gauge).
         self.asked = self.answered = 0
+        self.builds: set[threading.Thread] = set()  # in flight
+        self.closed = False
+
+    def close(self, timeout: float = CLOSE_WAIT_S) -> None:
+        """Start no more builds and wait for those in flight: a daemon thread still inside
+        hnswlib when the interpreter exits aborts the process (std::terminate)."""
+        self.closed = True
+        for thread in list(self.builds):
+            thread.join(timeout)
 
     def top_k(
         self,
@@ -342,12 +352,14 @@ class Approximate:
             self.built()
             return slot.graph
         with slot.lock:
-            if slot.building:
+            if slot.building or self.closed:
                 return graph
             slot.building = True
-        threading.Thread(
-            target=self._build, args=(tenant, slot, snapshot), name="ann-build", daemon=True
-        ).start()
+            thread = threading.Thread(
+                target=self._build, args=(tenant, slot, snapshot), name="ann-build", daemon=True
+            )
+            self.builds.add(thread)
+        thread.start()
         return graph
 
     def _fresh(self, tenant: str, snapshot: Snapshot, current: Graph | None) -> Graph:
@@ -406,6 +418,9 @@ class Approximate:
         except Exception:  # the tenant stays on exact search until it is reloaded
             log.exception("ann graph build failed")
             return
-        slot.graph = graph
-        slot.building = False
-        self.built()
+        else:
+            slot.graph = graph
+            slot.building = False
+            self.built()
+        finally:
+            self.builds.discard(threading.current_thread())

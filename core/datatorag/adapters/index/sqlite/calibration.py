@@ -57,7 +57,9 @@ def kth_scores(vectors: FloatArray, queries: FloatArray, k: int) -> FloatArray:
     """Each query's ``k``-th best inner product over ``vectors`` (exact)."""
     kth = []
     for start in range(0, len(queries), BATCH):
-        scores = queries[start : start + BATCH] @ vectors.T
+        # einsum, not matmul: OpenBLAS would spread this over threads, which on a busy host
+        # costs more than it saves and takes the cores searches need (snapshot.py does too).
+        scores = np.einsum("qd,nd->qn", queries[start : start + BATCH], vectors)
         kth.append(-np.partition(-scores, k - 1, axis=1)[:, k - 1])
     return np.concatenate(kth)
 
