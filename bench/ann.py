@@ -1,25 +1,32 @@
 """Approximate vector search (hnswlib) against exact search, at 1x, 10x and 100x one tenant.
 
-    python bench/ann.py [--data-dir DIR] [--sizes 10 100] [--repeats 5] [--json out.json]
+    python bench/ann.py [--data-dir DIR] [--sizes 10 100] [--real 10 100] [--repeats 5]
+                        [--json out.json] [--direct]
 
 Ingests the corpus's LibreOffice PDFs through the running stack into tenant ``eval`` (a reused
-``--data-dir`` keeps it) and embeds the dev questions with the same endpoint; then stops the
-stack. The 10x and 100x tenants hold each 1x document ``n`` times through the port
-(``upsert_document`` + ``replace_chunks``): copy 0 as it is, copy i > 0 under the document id
-``<id>-copy-<i>`` with every chunk vector moved by a small random perturbation (cosine ~0.95 to
-the original, renormalised) and the same text. That is all real text and real embeddings, but
-near-duplicates, which are the hardest input for HNSW; distinct texts would need 118k passages
-embedded (~2 hours on this CPU).
+``--data-dir`` keeps it) and embeds the dev questions with the same endpoint, and the distractor
+passages the ``--real`` tenants need (``bench/distractors.py``; cached in the data directory as
+``distractors.npy``, so a rerun embeds nothing); then stops the stack. Tenants, written through
+the port (``upsert_document`` + ``replace_chunks``):
 
-For each size, in this process and on the real index code (``SqliteSearchIndex``): latency of
+- ``real-<n>x`` (``--real``): the 1x documents as they are, plus as many distinct distractor
+  passages (2-4 real sentences of one handbook page each, real model vectors, documents
+  ``distractor-<n>``) as make ``n`` times the 1x chunks: distinct texts, as real tenants hold.
+- ``ann-<n>x`` (``--sizes``): each 1x document ``n`` times, copy 0 as it is, copy i > 0 under the
+  document id ``<id>-copy-<i>`` with every chunk vector moved by a small random perturbation
+  (cosine ~0.95 to the original, renormalised) and the same text: near-duplicates, the hardest
+  input for HNSW.
+
+For each tenant, in this process and on the real index code (``SqliteSearchIndex``): latency of
 ``vector_search`` (top 10, through the port: snapshot, graph or matrix, SQLite row fetch) p50 /
-p95 exact and approximate; the graph's build time (1 thread, as in the background) and memory
-(RSS growth, and the estimate the snapshot budget counts), and reading it back from its file;
-recall@10 of the graph's answers
-against exact search, over the dev questions and 200 queries near random chunks, for several
-``ef``; and retrieval on the dev set (hit@5, evidence@5, vector and hybrid) with the graph
-forced on and off. ``--direct`` adds hnswlib alone on the largest tenant's vectors, and on as
-many copies moved along the corpus's own spread instead, by M, ef_construction and ef.
+p95, exact and as served by default; the graph's build and calibration times (1 thread, as in
+the background), the ef the calibration chose (or exact search) and its recall; memory (RSS
+growth, and the estimate the snapshot budget counts); reading the saved graph back; by ``ef``,
+recall@10 against exact search of the calibration's own queries, of the dev questions and of
+those plus 200 queries near random chunks, and retrieval on the dev set (hit@5, evidence@5,
+vector and hybrid); the same retrieval exact and as served. ``--direct`` adds hnswlib alone on
+the largest near-copy tenant's vectors, and on as many copies moved along the corpus's own spread
+instead, by M, ef_construction and ef.
 """
 
 from __future__ import annotations
