@@ -360,3 +360,16 @@ def test_closing_the_index_waits_for_a_build_in_flight(root: Path) -> None:
     assert thread is None or not thread.is_alive()
     assert not index.approximate.builds
     assert list(root.glob(f"{TENANT}.*.ann.json"))  # the build finished and was saved
+
+
+def test_a_stale_partial_file_is_removed_when_the_saved_graph_is_read(
+    root: Path, ann: SqliteSearchIndex
+) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)  # built and saved
+    stale = root / f"{TENANT}.7.hnsw.1.2.partial"
+    stale.write_bytes(b"half a graph")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    again = SqliteSearchIndex(root, ann=GRAPH)
+    again.vector_search(TENANT, QUERIES[0], 10)  # reads the saved graph
+    assert again.approximate.answered == 1 and not stale.exists()
+    again.close()

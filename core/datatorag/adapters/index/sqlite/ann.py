@@ -186,6 +186,7 @@ class GraphFiles:
     def load(self, dimension: int, config: AnnConfig) -> Graph | None:
         """The saved graph (or exact-search record), if one was saved under this ``config``'s
         bar; a graph saved without a record is measured now and its record written."""
+        self.clean()
         try:
             record = json.loads(self.record.read_text())
             if record["min_recall"] != config.min_recall:
