@@ -278,9 +278,10 @@ def test_a_graph_that_cannot_reach_the_bar_is_not_served(
     # Another process reads the verdict instead of building and measuring again.
     monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built again"))
     again = SqliteSearchIndex(root, ann=CRIPPLED)
-    assert ids(again.vector_search(TENANT, queries[0], 10)) == ids(
-        exact.vector_search(TENANT, queries[0], 10)
-    )
+    with capture_logs() as logs:
+        want = exact.vector_search(TENANT, queries[0], 10)
+        assert ids(again.vector_search(TENANT, queries[0], 10)) == ids(want)
+    assert [e["recall"] for e in logs if e["log_level"] == "warning"] == [warning["recall"]]
     assert again.approximate.asked == 1 and again.approximate.answered == 0
     for opened in (exact, index, again):
         opened.close()

@@ -375,6 +375,8 @@ class Approximate:
                 log.warning("ann graph unreadable", path=str(files.graph))
             else:
                 if saved is not None and not self._stale(saved, snapshot):
+                    if saved.index is None:  # each process that loads the tenant says so
+                        self._report(tenant, saved, 0.0)
                     return saved
         began = time.perf_counter()
         with _BUILDS:
