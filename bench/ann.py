@@ -70,9 +70,10 @@ EFS = EF_LADDER
 NOISE = 0.3  # perturbation of a copy's vectors: cosine ~0.95 to the original
 
 
-def prepare(data_dir: Path | None, largest: int) -> tuple[Settings, np.ndarray]:
-    """The ingested 1x tenant, the dev questions' vectors and the vectors of the distractor
-    passages a tenant of ``largest`` times its chunks needs (both cached in the data directory)."""
+def prepare(data_dir: Path | None, largest: dict[str, int]) -> tuple[Settings, np.ndarray]:
+    """The ingested 1x tenant, the dev questions' vectors and, for each kind of distractors, the
+    vectors of the passages a tenant of ``largest[kind]`` times its chunks needs (all cached in
+    the data directory)."""
     with running_stack(data_dir) as stack:
         from datatorag import wiring
 
@@ -86,27 +87,36 @@ def prepare(data_dir: Path | None, largest: int) -> tuple[Settings, np.ndarray]:
             texts = [str(q["question"]) for q in questions(CORPUS / "questions-dev.jsonl")]
             np.save(cached, wiring.embeddings(settings).embed(texts))
         chunks = sum(d.chunk_count for d in indexed_documents(index, BASE))
-        embed_distractors(settings, (largest - 1) * chunks)
+        for kind, size in largest.items():
+            embed_distractors(settings, kind, (size - 1) * chunks)
         index.close()
         return settings, np.load(cached)
 
 
-def distractor_cache(settings: Settings) -> Path:
-    return settings.data_dir / "distractors.npy"
+KINDS = ("real", "other")  # distractors from every page; from pages no dev answer is on
 
 
-def embed_distractors(settings: Settings, count: int) -> None:
+def excluded(kind: str) -> frozenset[str]:
+    return frozenset(distractors.gold_pages(CORPUS)) if kind == "other" else frozenset()
+
+
+def distractor_cache(settings: Settings, kind: str) -> Path:
+    return settings.data_dir / ("distractors.npy" if kind == "real" else f"distractors-{kind}.npy")
+
+
+def embed_distractors(settings: Settings, kind: str, count: int) -> None:
     """Embed the first ``count`` distractor passages with the stack's endpoint, once: the
     cache grows in slices of 4,096, so an interrupted run resumes."""
     from datatorag import wiring
 
     if not count:
         return
-    cache = distractor_cache(settings)
+    cache = distractor_cache(settings, kind)
     done = np.load(cache) if cache.exists() else np.zeros((0, 0), np.float32)
     if len(done) >= count:
         return
-    texts = [f"{heading}\n{text}" for heading, text in distractors.passages(CORPUS, count)[0]]
+    found = distractors.passages(CORPUS, count, exclude=excluded(kind))[0]
+    texts = [f"{heading}\n{text}" for heading, text in found]
     embeddings = wiring.embeddings(settings)
     began, first = time.perf_counter(), len(done)
     for start in range(len(done), count, 4096):
@@ -167,13 +177,13 @@ def replicate(root: Path, copies: int) -> str:
     return target
 
 
-def with_distractors(root: Path, size: int, vectors: np.ndarray) -> str:
-    """Tenant ``real-<size>x``: the 1x documents as they are, and as many distinct distractor
+def with_distractors(root: Path, kind: str, size: int, vectors: np.ndarray) -> str:
+    """Tenant ``<kind>-<size>x``: the 1x documents as they are, and as many distinct distractor
     passages (``bench/distractors.py``, real model vectors) as make ``size`` times its chunks,
     in documents ``distractor-<n>`` of ``distractors.PER_DOC`` passages."""
     import sqlite3
 
-    target = f"real-{size}x"
+    target = f"{kind}-{size}x"
     index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
     originals = indexed_documents(index, BASE)
     space = index.vector_space(BASE)  # the endpoint's, which embedded the distractors too
@@ -191,7 +201,7 @@ def with_distractors(root: Path, size: int, vectors: np.ndarray) -> str:
         facts = DocumentFacts(title=doc.title, page_count=doc.page_count)
         chunks = [IndexedChunk(doc_id=doc.doc_id, **c) for c in base[doc.doc_id]]
         index.replace_chunks(target, doc.doc_id, doc.version, chunks, facts=facts, space=space)
-    passages = distractors.passages(CORPUS, count)[0]
+    passages = distractors.passages(CORPUS, count, exclude=excluded(kind))[0]
     template = originals[0]
     for n, start in enumerate(range(0, count, per_doc)):
         doc_id = f"distractor-{n:05d}"
@@ -522,24 +532,34 @@ def main() -> None:
     parser.add_argument(
         "--real", type=int, nargs="*", default=[10, 100], help="tenants with distractors"
     )
+    parser.add_argument(
+        "--other",
+        type=int,
+        nargs="*",
+        default=[],
+        help="tenants with distractors from pages no dev answer is on",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--direct", action="store_true", help="also hnswlib alone on the largest tenant"
     )
     args = parser.parse_args()
-    settings, dev = prepare(args.data_dir, max(args.real, default=1))
+    sizes = {"real": args.real, "other": args.other}
+    settings, dev = prepare(args.data_dir, {k: max(v) for k, v in sizes.items() if v})
     root = settings.data_dir / "index"
     tenants = [BASE]
     for copies in args.sizes:
         began = time.perf_counter()
         tenants.append(replicate(root, copies))
         print(f"{tenants[-1]}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
-    vectors = np.load(distractor_cache(settings), mmap_mode="r") if args.real else None
-    for size in args.real:
-        began = time.perf_counter()
-        tenants.append(with_distractors(root, size, vectors))
-        print(f"{tenants[-1]}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    for kind in KINDS:
+        if sizes[kind]:
+            vectors = np.load(distractor_cache(settings, kind), mmap_mode="r")
+        for size in sizes[kind]:
+            began = time.perf_counter()
+            tenants.append(with_distractors(root, kind, size, vectors))
+            print(f"{tenants[-1]}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
     results = []
     for tenant in tenants:
         results.append(measure(root, tenant, dev, args.repeats))

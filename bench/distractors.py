@@ -6,11 +6,13 @@ windows of consecutive sentences within a section, then as random picks of sente
 page in their reading order; deduplicated by their normalised text. Each gets the page's title
 as heading. Passages are short (about 40-80 tokens), so embedding 116k of them costs minutes,
 not the hours of as many full chunks. They are grouped into synthetic documents
-``distractor-<n>`` of ``PER_DOC`` passages.
+``distractor-<n>`` of ``PER_DOC`` passages. ``exclude`` leaves pages out: those of the dev
+questions' answers (``gold_pages``), so that no distractor repeats a gold passage's sentences.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -49,11 +51,27 @@ def sections(page: str) -> Iterator[tuple[str, list[str]]]:
             current.append(cleaned)
 
 
-def passages(corpus: Path, count: int, seed: int = 0) -> tuple[list[tuple[str, str]], int]:
-    """``count`` distinct (heading, text) passages, windows first, then recombinations; and
-    how many are windows."""
+def gold_pages(corpus: Path) -> set[str]:
+    """The pages (``<source>/<name>``) any dev question draws its answer from."""
+    gold: set[str] = set()
+    for line in (corpus / "questions-dev.jsonl").read_text().splitlines():
+        if line.strip():
+            question = json.loads(line)
+            gold.update(question.get("doc_ids") or [])
+            if question.get("evidence_doc"):
+                gold.add(question["evidence_doc"])
+    return gold
+
+
+def passages(
+    corpus: Path, count: int, seed: int = 0, exclude: frozenset[str] = frozenset()
+) -> tuple[list[tuple[str, str]], int]:
+    """``count`` distinct (heading, text) passages, windows first, then recombinations, of the
+    pages not in ``exclude``; and how many are windows."""
     pages: list[tuple[str, list[tuple[str, list[str]]]]] = []
     for path in sorted((corpus / "docs").rglob("*.md")):
+        if str(path.relative_to(corpus / "docs").with_suffix("")) in exclude:
+            continue
         found = list(sections(path.read_text()))
         if found:
             pages.append((path.stem.replace("-", " "), found))

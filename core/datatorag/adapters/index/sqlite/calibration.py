@@ -37,14 +37,14 @@ class Calibration:
 
 def sample_queries(vectors: FloatArray, count: int, seed: int = 0) -> FloatArray:
     """``count`` unit queries, each a random row drawn 40% of the way to another random row and
-    moved by noise: between two passages, about as close to the nearest as a question is to
-    its passage. On the corpus's real embeddings (bench/ann.py) the graph's recall on these runs
-    about one ef step behind its recall on the dev questions: a cautious stand-in for them."""
+    moved by noise: a question between two passages. On the corpus's real embeddings
+    (bench/ann.py) the graph's recall on these runs about one ef step behind its recall on the
+    dev questions: a cautious stand-in for them."""
     rng = np.random.default_rng(seed)
     rows, dimension = vectors.shape
     first, second = vectors[rng.integers(rows, size=count)], vectors[rng.integers(rows, size=count)]
     noise = rng.normal(size=(count, dimension)).astype(np.float32) * NOISE / np.sqrt(dimension)
-    queries = (0.6 * first + 0.4 * second + noise).astype(np.float32)
+    queries: FloatArray = (0.6 * first + 0.4 * second + noise).astype(np.float32)
     queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
     return queries
 
