@@ -258,8 +258,10 @@ def test_a_graph_that_cannot_reach_the_bar_is_not_served(
 ) -> None:
     root = tmp_path / "index"
     vectors = near_copies(1)
+    writer = SqliteSearchIndex(root)
     for doc in range(len(vectors) // CHUNKS):
-        add_doc(SqliteSearchIndex(root), doc, vectors[doc * CHUNKS : (doc + 1) * CHUNKS])
+        add_doc(writer, doc, vectors[doc * CHUNKS : (doc + 1) * CHUNKS])
+    writer.close()
     exact = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
     index = SqliteSearchIndex(root, ann=CRIPPLED)
     queries = [vectors[i] for i in range(0, len(vectors), 97)]
