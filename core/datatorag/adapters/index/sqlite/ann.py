@@ -55,7 +55,7 @@ M = 16  # links per node (32 on the bottom layer)
 EF_CONSTRUCTION = 100
 # Candidates kept while searching (a larger k raises it to k): the smallest of these that
 # reaches MIN_RECALL (recall@10 against exact search) when the graph is built.
-EF_LADDER = (32, 64, 128, 256, 512, 1024)
+EF_LADDER = (32, 64, 128, 256, 512, 1024, 2048)
 MIN_RECALL = 0.95
 OVERSAMPLE = 2.0  # extra candidates asked for, beyond top_k / (share of the graph that passes)
 MIN_SHARE = 0.1  # a filter letting fewer of the graph's rows through is searched exactly
@@ -198,7 +198,7 @@ class GraphFiles:
         if not self.graph.is_file():
             return None
         index = load_index(self.graph, dimension)
-        labels = np.asarray(index.get_ids_list(), np.int64)
+        labels = np.sort(np.asarray(index.get_ids_list(), np.int64))  # rowid order, as built
         if record is not None and (record["count"], record["last_rowid"]) != (
             len(labels),
             int(labels.max()),
