@@ -1,8 +1,9 @@
 """`make bench`: every benchmark in turn; raw results go to out/bench/, tables to stdout.
 
 The figures recorded in docs/benchmarks.md come from these commands (each also runs alone).
-Takes about 80-110 minutes on 2 cores (OCR of the 511 scanned pages about 20 of them, the
-1,000-document sync 10-30, the 1,000 tenants behind the API about 20); the load test needs
+Takes about 95-140 minutes on 2 cores (OCR of the 511 scanned pages about 20 of them, the
+1,000-document sync 10-30, the 1,000 tenants behind the API about 20, approximate search 15-40:
+it embeds 116k short passages); the load test needs
 `wrk`, OCR `tesseract`, the portal `chromium` (scripts/system-packages.sh).
 """
 
@@ -28,7 +29,10 @@ STEPS = [
     ("embedding spaces", ["bench/vector_spaces.py", "--json", "vector_spaces.json"]),
     ("re-embedding under search", ["bench/reembed.py", "--json", "reembed.json"]),
     ("index latency", ["bench/index_latency.py", "--sizes", "5000", "20000", "200000"]),
-    ("approximate vector search at 10x and 100x", ["bench/ann.py", "--json", "ann.json"]),
+    (
+        "approximate vector search at 10x and 100x (distinct passages, near-copies)",
+        ["bench/ann.py", "--json", "ann.json"],
+    ),
     ("1,000 tenants in one index: memory and hot/cold search", ["bench/tenant_snapshots.py"]),
     (
         "1,000 tenants behind the API: memory and hot/cold /v1/search",

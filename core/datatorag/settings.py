@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # built in the background, counted in the budget above; about 1.8 KB a chunk); smaller ones
     # exactly. 0: always exact. docs/benchmarks.md, "Approximate vector search".
     ann_min_chunks: int = Field(default=20_000, ge=0)
+    # A new graph is served only if its recall@10 against exact search (measured when built, on
+    # queries drawn from the tenant's vectors) reaches this at some ef up to 2048; else the
+    # tenant stays exact, with a warning. 0: serve every graph.
+    ann_min_recall: float = Field(default=0.95, ge=0, le=1)
 
     # Embedding endpoint (the SageMaker container contract, served locally by
     # services/embedding-endpoint). Any sentence-transformers model directory or hub name works.

@@ -69,7 +69,7 @@ def search_index(settings: Settings) -> SearchIndex:
     return SqliteSearchIndex(
         settings.data_dir / "index",
         snapshot_memory_bytes=settings.snapshot_memory_mb * 2**20,
-        ann=AnnConfig(min_chunks=settings.ann_min_chunks),
+        ann=AnnConfig(min_chunks=settings.ann_min_chunks, min_recall=settings.ann_min_recall),
     )
 
 

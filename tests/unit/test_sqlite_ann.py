@@ -4,12 +4,16 @@ while the graph is built, rebuilt and counted in the snapshot budget."""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from datatorag.adapters.index.sqlite import SqliteSearchIndex
 from datatorag.adapters.index.sqlite import ann as ann_module
@@ -22,6 +26,9 @@ pytestmark = pytest.mark.unit
 DIMENSION = 32
 DOCS = 30
 CHUNKS = 20  # 600 rows
+# Graphs forced on and served only at an ef where they find every neighbour of the calibration
+# queries, so that their answers can be compared with exact search's one for one.
+GRAPH = AnnConfig(min_chunks=1, background=False, min_recall=1.0)
 
 
 def unit_rows(seed: int, n: int) -> list[list[float]]:
@@ -54,7 +61,7 @@ def exact(root: Path) -> Iterator[SqliteSearchIndex]:
 
 @pytest.fixture
 def ann(root: Path) -> Iterator[SqliteSearchIndex]:
-    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    index = SqliteSearchIndex(root, ann=GRAPH)
     yield index
     index.close()
 
@@ -148,7 +155,7 @@ def test_the_graph_is_rebuilt_once_the_tail_grows_past_a_tenth(ann: SqliteSearch
 def test_an_older_graph_still_serves_a_compacted_snapshot(tmp_path: Path) -> None:
     """Compaction moves rows; the graph's labels are row ids, so it keeps answering right."""
     root = tmp_path / "index"
-    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    index = SqliteSearchIndex(root, ann=GRAPH)
     exact = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
     for doc in range(120):
         add_doc(index, doc)  # 2,400 rows
@@ -196,7 +203,7 @@ def test_the_graph_counts_in_the_snapshot_budget(ann: SqliteSearchIndex) -> None
 
 
 def test_a_graph_is_dropped_with_its_evicted_tenant(root: Path) -> None:
-    index = SqliteSearchIndex(root, snapshot_memory_bytes=1, ann=AnnConfig(1, background=False))
+    index = SqliteSearchIndex(root, snapshot_memory_bytes=1, ann=GRAPH)
     add_doc_other = SqliteSearchIndex(root)
     index_doc(add_doc_other, "x", ["other tenant"], unit_rows(5, 1), tenant="globex")
     add_doc_other.close()
@@ -215,7 +222,7 @@ def test_a_saved_graph_is_read_back_instead_of_built(
     saved = list(root.glob(f"{TENANT}.*.hnsw"))
     assert len(saved) == 1  # beside acme.db, named by the file's epoch
     monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built instead of loaded"))
-    again = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    again = SqliteSearchIndex(root, ann=GRAPH)
     assert ids(again.vector_search(TENANT, QUERIES[0], 10)) == want
     assert again.approximate.answered == 1
     again.close()
@@ -225,7 +232,147 @@ def test_an_unreadable_saved_graph_is_built_again(root: Path, ann: SqliteSearchI
     want = ids(ann.vector_search(TENANT, QUERIES[0], 10))
     (saved,) = root.glob(f"{TENANT}.*.hnsw")
     saved.write_bytes(b"not a graph")
-    again = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1, background=False))
+    again = SqliteSearchIndex(root, ann=GRAPH)
     assert ids(again.vector_search(TENANT, QUERIES[0], 10)) == want
     assert again.approximate.answered == 1 and saved.stat().st_size > 1000  # saved anew
+    again.close()
+
+
+# -- calibration: a graph is served only if it answers like exact search ------------------------
+
+
+def near_copies(seed: int, clusters: int = 30, copies: int = 40) -> list[list[float]]:
+    """``copies`` near-identical vectors around each of ``clusters`` random centres: the input
+    where an HNSW graph with few links per node gets stuck inside one cluster."""
+    rng = np.random.default_rng(seed)
+    centres = np.repeat(rng.normal(size=(clusters, DIMENSION)), copies, axis=0)
+    rows = centres + rng.normal(size=centres.shape) * 0.05
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).tolist()
+
+
+CRIPPLED = AnnConfig(min_chunks=1, background=False, m=2, ef_construction=10)
+
+
+def test_a_graph_that_cannot_reach_the_bar_is_not_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "index"
+    vectors = near_copies(1)
+    writer = SqliteSearchIndex(root)
+    for doc in range(len(vectors) // CHUNKS):
+        add_doc(writer, doc, vectors[doc * CHUNKS : (doc + 1) * CHUNKS])
+    writer.close()
+    exact = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=0))
+    index = SqliteSearchIndex(root, ann=CRIPPLED)
+    queries = [vectors[i] for i in range(0, len(vectors), 97)]
+    with capture_logs() as logs:
+        for q in queries:
+            want = exact.vector_search(TENANT, q, 10)
+            assert ids(index.vector_search(TENANT, q, 10)) == ids(want)
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["tenant"] == TENANT and warning["recall"] < CRIPPLED.min_recall
+    assert index.approximate.answered == 0 and index.snapshot_stats().graphs == 0
+    slot = graph_of(index)
+    assert slot.index is None and slot.ef is None  # type: ignore[attr-defined]
+    assert not list(root.glob("*.hnsw"))
+    (record,) = root.glob(f"{TENANT}.*.ann.json")
+    assert json.loads(record.read_text())["ef"] is None
+    # Another process reads the verdict instead of building and measuring again.
+    monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built again"))
+    again = SqliteSearchIndex(root, ann=CRIPPLED)
+    with capture_logs() as logs:
+        want = exact.vector_search(TENANT, queries[0], 10)
+        assert ids(again.vector_search(TENANT, queries[0], 10)) == ids(want)
+    assert [e["recall"] for e in logs if e["log_level"] == "warning"] == [warning["recall"]]
+    assert again.approximate.asked == 1 and again.approximate.answered == 0
+    for opened in (exact, index, again):
+        opened.close()
+
+
+def test_a_healthy_graph_is_served_at_the_ef_its_calibration_chose(
+    root: Path, exact: SqliteSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = AnnConfig(min_chunks=1, background=False, ef_ladder=(1, 4, 16, 64, 256))
+    index = SqliteSearchIndex(root, ann=config)
+    index.vector_search(TENANT, QUERIES[0], 10)
+    graph = graph_of(index)
+    assert graph.ef in config.ef_ladder[1:] and graph.recall >= config.min_recall  # type: ignore[attr-defined]
+    assert graph.index.ef == graph.ef  # type: ignore[attr-defined]
+    (record,) = root.glob(f"{TENANT}.*.ann.json")
+    assert json.loads(record.read_text())["ef"] == graph.ef  # type: ignore[attr-defined]
+    # Read back with its ef, without measuring again.
+    monkeypatch.setattr(ann_module, "calibrate", lambda *a: pytest.fail("measured again"))
+    again = SqliteSearchIndex(root, ann=config)
+    hits = again.vector_search(TENANT, QUERIES[0], 10)
+    assert graph_of(again).ef == graph.ef  # type: ignore[attr-defined]
+    assert graph_of(again).index.ef == graph.ef  # type: ignore[attr-defined]
+    assert again.approximate.answered == 1 and len(hits) == 10
+    index.close()
+    again.close()
+
+
+def test_a_graph_saved_without_a_record_is_measured_when_read_back(
+    root: Path, ann: SqliteSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)
+    (record,) = root.glob(f"{TENANT}.*.ann.json")
+    record.unlink()  # as saved before graphs were measured
+    monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built instead of loaded"))
+    again = SqliteSearchIndex(root, ann=GRAPH)
+    again.vector_search(TENANT, QUERIES[0], 10)
+    assert graph_of(again).ef is not None and again.approximate.answered == 1  # type: ignore[attr-defined]
+    assert json.loads(record.read_text())["ef"] == graph_of(again).ef  # type: ignore[attr-defined]
+    again.close()
+
+
+def test_a_stale_partial_file_is_removed_and_a_writers_is_kept(root: Path) -> None:
+    stale, held = root / f"{TENANT}.7.hnsw.1.2.partial", root / f"{TENANT}.7.hnsw.3.4.partial"
+    other = root / "globex.7.hnsw.5.6.partial"
+    long_ago = time.time() - 3600
+    for path in (stale, held, other):
+        path.write_bytes(b"half a graph")
+        os.utime(path, (long_ago, long_ago))
+    with open(held, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)  # a live writer holds its partial file
+        index = SqliteSearchIndex(root, ann=GRAPH)
+        index.vector_search(TENANT, QUERIES[0], 10)  # builds and saves acme's graph
+        index.close()
+    assert not stale.exists() and held.exists() and other.exists()
+
+
+def test_a_graph_saved_under_another_bar_is_measured_again_not_rebuilt(
+    root: Path, ann: SqliteSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)
+    assert graph_of(ann).ef > 32  # type: ignore[attr-defined]
+    monkeypatch.setattr(ann_module, "build", lambda *a: pytest.fail("built instead of loaded"))
+    lenient = AnnConfig(min_chunks=1, background=False, min_recall=0.0)
+    again = SqliteSearchIndex(root, ann=lenient)
+    again.vector_search(TENANT, QUERIES[0], 10)
+    assert graph_of(again).ef == lenient.ef_ladder[0]  # type: ignore[attr-defined]
+    (record,) = root.glob(f"{TENANT}.*.ann.json")
+    assert json.loads(record.read_text())["min_recall"] == 0.0
+    again.close()
+
+
+def test_closing_the_index_waits_for_a_build_in_flight(root: Path) -> None:
+    index = SqliteSearchIndex(root, ann=AnnConfig(min_chunks=1))
+    index.vector_search(TENANT, QUERIES[0], 10)  # starts a build in the background
+    (thread,) = index.approximate.builds or [None]
+    index.close()
+    assert thread is None or not thread.is_alive()
+    assert not index.approximate.builds
+    assert list(root.glob(f"{TENANT}.*.ann.json"))  # the build finished and was saved
+
+
+def test_a_stale_partial_file_is_removed_when_the_saved_graph_is_read(
+    root: Path, ann: SqliteSearchIndex
+) -> None:
+    ann.vector_search(TENANT, QUERIES[0], 10)  # built and saved
+    stale = root / f"{TENANT}.7.hnsw.1.2.partial"
+    stale.write_bytes(b"half a graph")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    again = SqliteSearchIndex(root, ann=GRAPH)
+    again.vector_search(TENANT, QUERIES[0], 10)  # reads the saved graph
+    assert again.approximate.answered == 1 and not stale.exists()
     again.close()

@@ -337,6 +337,7 @@ class SqliteSearchIndex:
             # Another thread loaded a generation newer than our transaction sees: begin again.
 
     def close(self) -> None:
+        self.approximate.close()
         self._pool.close()
         self._snapshots.clear()
 

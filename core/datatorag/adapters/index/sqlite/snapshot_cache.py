@@ -32,7 +32,7 @@ class CacheStats:
     nbytes: int  # their snapshots' estimated memory
     loads: int  # full loads from a file (a tenant's first search, or after eviction)
     evictions: int
-    graphs: int = 0  # of those tenants, how many have an ANN graph (counted in nbytes)
+    graphs: int = 0  # of those tenants, how many are served by an ANN graph (counted in nbytes)
 
 
 class _Slot:
@@ -147,7 +147,7 @@ class SnapshotCache:
         """Bring the totals up to date with the slot's snapshot (under ``_lock``)."""
         snapshot = slot.snapshot
         nbytes = snapshot.nbytes if snapshot else 0
-        graph = snapshot is not None and snapshot.graphs.graph is not None
+        graph = snapshot is not None and snapshot.graphs.serving
         self._nbytes += nbytes - slot.counted_bytes
         self._graphs += graph - slot.counted_graph
         slot.counted_bytes, slot.counted_graph = nbytes, graph
