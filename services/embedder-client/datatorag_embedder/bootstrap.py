@@ -9,10 +9,10 @@ from datatorag.usecases.worker import Worker
 from datatorag_embedder.handler import Embedder
 
 # Documents in flight at once: the endpoint cuts and merges their requests into full forward
-# passes, provided enough texts are waiting. With 4 (11 chunks a document on average) it often
-# had none waiting during a 1,000-document sync and ran passes of 15 texts; with 8 it keeps a
-# pass waiting (docs/benchmarks.md, "A 1,000-document sync from FTP").
-CONCURRENCY = 8
+# passes, provided enough texts are waiting. In a 1,000-document sync (11 chunks a document on
+# average) 4 gave passes of 15 texts, 8 of 28 and 16 of 31.6, the last keeping the model busy
+# (docs/benchmarks.md, "A 1,000-document sync from FTP").
+CONCURRENCY = 16
 
 
 def bootstrap(settings: Settings) -> Worker:
