@@ -1,5 +1,9 @@
 """``datatorag backup`` while an ingestion runs, then ``restore`` into a wiped data directory: the
-restored stack finishes the ingestion and answers searches exactly as the original does."""
+restored stack finishes the ingestion and answers searches as the original does: the same hits in
+the same order, keyword scores exact. The documents in flight at the backup are embedded again
+after the restore, in other forward passes than the original's: under bf16 a vector moves in its
+last bits with the texts that share its pass, so a hybrid score may move by a rank's share in a
+near tie (seen: 0.0192 against 0.0195) and hits that close may trade places."""
 
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ def test_a_backup_taken_mid_ingestion_restores_the_same_search_results(
     try:
         stack.wait_ready(timeout=240)
         _wait_indexed(settings, expected)  # the restored queues finish what was in flight
-        assert _searches(settings.api_url, key) == before
+        _assert_same_results(_searches(settings.api_url, key), before)
     finally:
         stack.stop()
 
@@ -96,7 +100,27 @@ def _wait_indexed(settings: Settings, expected: int, timeout: float = 420) -> No
         time.sleep(1)
 
 
-def _searches(url: str, key: str) -> list[list[tuple[str, str, str, float]]]:
+Results = list[tuple[str, str, str, float]]
+SCORE_TOLERANCE = 0.001  # hybrid scores; keyword scores are compared exactly
+
+
+def _assert_same_results(after: list[Results], before: list[Results]) -> None:
+    assert len(after) == len(before)
+    for i, (now, then) in enumerate(zip(after, before, strict=True)):
+        if i % 2:  # keyword: no vectors involved
+            assert now == then
+            continue
+        assert sorted(h[:3] for h in now) == sorted(h[:3] for h in then)
+        scores = {h[:3]: h[3] for h in then}
+        assert all(abs(h[3] - scores[h[:3]]) <= SCORE_TOLERANCE for h in now), (now, then)
+        # Only hits within the tolerance of each other may trade places.
+        assert all(
+            a[:3] == b[:3] or abs(a[3] - b[3]) <= 2 * SCORE_TOLERANCE
+            for a, b in zip(now, then, strict=True)
+        ), (now, then)
+
+
+def _searches(url: str, key: str) -> list[Results]:
     results = []
     with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as api:
         for question in QUESTIONS:
